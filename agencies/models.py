@@ -1,0 +1,140 @@
+"""The network's directory: member countries, their agencies and offices, and who belongs where in which role."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+
+class CountryCode(models.TextChoices):
+    """ISO 3166-1 alpha-2 codes of the six Mekong MOU members, plus UN for UNODC, the secretariat."""
+
+    CAMBODIA = "KH", _("Cambodia")
+    CHINA = "CN", _("China")
+    LAO_PDR = "LA", _("Lao PDR")
+    MYANMAR = "MM", _("Myanmar")
+    THAILAND = "TH", _("Thailand")
+    VIET_NAM = "VN", _("Viet Nam")
+    UNODC = "UN", _("UNODC")
+
+
+class Country(models.Model):
+    """A member of the network: one of the six states, or UNODC (a non-state member)."""
+
+    code = models.CharField(max_length=2, primary_key=True, choices=CountryCode.choices)
+    name = models.CharField(max_length=100)
+    is_state = models.BooleanField(default=True, help_text=_("False for UNODC, the MOU's secretariat."))
+    timezone = models.CharField(max_length=64, help_text=_("IANA time zone name, e.g. Asia/Ho_Chi_Minh."))
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name_plural = "countries"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.code})"
+
+
+class AgencyKind(models.TextChoices):
+    POLICE = "police", _("Police")
+    BORDER_GUARD = "border_guard", _("Border guard")
+    CUSTOMS = "customs", _("Customs")
+    DRUG_CONTROL = "drug_control", _("Drug control commission")
+    UNODC = "unodc", _("UNODC")
+
+
+class Agency(models.Model):
+    country = models.ForeignKey(Country, on_delete=models.PROTECT, related_name="agencies")
+    name = models.CharField(max_length=200)
+    short_name = models.CharField(max_length=32, help_text=_("Acronym used in the directory, e.g. ONCB."))
+    kind = models.CharField(max_length=20, choices=AgencyKind.choices)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["country_id", "name"]
+        verbose_name_plural = "agencies"
+        constraints = [
+            models.UniqueConstraint(fields=["country", "name"], name="agency_unique_name_per_country"),
+            models.UniqueConstraint(fields=["country", "short_name"], name="agency_unique_short_name_per_country"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.short_name} ({self.country_id})"
+
+
+class OfficeKind(models.TextChoices):
+    BLO = "blo", _("Border Liaison Office")
+    DUTY_DESK = "duty_desk", _("Headquarters duty desk")
+
+
+class Office(models.Model):
+    """A Border Liaison Office at a crossing, or an agency's headquarters duty desk."""
+
+    agency = models.ForeignKey(Agency, on_delete=models.PROTECT, related_name="offices")
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=20, choices=OfficeKind.choices)
+    border_crossing = models.CharField(max_length=200, blank=True)
+    province = models.CharField(max_length=100)
+    opens_at = models.TimeField(help_text=_("Start of working hours, local time."))
+    closes_at = models.TimeField(help_text=_("End of working hours, local time."))
+    contact_phone = models.CharField(max_length=40, blank=True)
+    contact_email = models.EmailField(blank=True)
+    counterparts = models.ManyToManyField(
+        "self",
+        symmetrical=True,
+        blank=True,
+        help_text=_("Offices across the border that this office works with directly."),
+    )
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["agency__country_id", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["agency", "name"], name="office_unique_name_per_agency"),
+            models.UniqueConstraint(
+                fields=["agency"],
+                condition=Q(kind="duty_desk"),
+                name="office_one_duty_desk_per_agency",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="duty_desk") | ~Q(border_crossing=""),
+                name="office_blo_has_border_crossing",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.agency.short_name}, {self.agency.country_id})"
+
+
+class Role(models.TextChoices):
+    OFFICER = "officer", _("Officer")
+    SUPERVISOR = "supervisor", _("Supervisor")
+    NATIONAL_FOCAL_POINT = "national_focal_point", _("National focal point")
+    AGENCY_ADMIN = "agency_admin", _("Agency admin")
+    NATIONAL_AUDITOR = "national_auditor", _("National auditor")
+    REGIONAL_AUDITOR = "regional_auditor", _("Regional auditor")
+
+
+class Membership(models.Model):
+    """A user's place in the network: one agency, optionally one office, one role."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="membership")
+    agency = models.ForeignKey(Agency, on_delete=models.PROTECT, related_name="memberships")
+    office = models.ForeignKey(Office, on_delete=models.PROTECT, null=True, blank=True, related_name="memberships")
+    role = models.CharField(max_length=32, choices=Role.choices)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["agency_id", "user_id"]
+
+    def __str__(self) -> str:
+        return f"{self.user} - {self.get_role_display()} at {self.agency}"
+
+    @property
+    def country_id(self) -> str:
+        return self.agency.country_id

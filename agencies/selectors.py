@@ -1,0 +1,61 @@
+"""Reads of the directory, always scoped to a viewer. Members of the network see the whole directory; others nothing."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.db.models import Prefetch, QuerySet
+
+from agencies.models import Agency, Country, Membership, Office
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+    Viewer = AbstractBaseUser | AnonymousUser
+
+_CACHE_ATTRIBUTE = "_isn_membership"
+
+
+def membership_for(viewer: Viewer) -> Membership | None:
+    """The viewer's active membership in an active agency, or None. Cached on the user object for the request."""
+    if not viewer.is_authenticated or not viewer.is_active:
+        return None
+    if hasattr(viewer, _CACHE_ATTRIBUTE):
+        return getattr(viewer, _CACHE_ATTRIBUTE)
+    membership = (
+        Membership.objects.select_related("agency__country", "office")
+        .filter(user_id=viewer.pk, is_active=True, agency__is_active=True)
+        .first()
+    )
+    setattr(viewer, _CACHE_ATTRIBUTE, membership)
+    return membership
+
+
+def is_network_member(viewer: Viewer) -> bool:
+    return membership_for(viewer) is not None
+
+
+def countries_visible_to(viewer: Viewer) -> QuerySet[Country]:
+    if not is_network_member(viewer):
+        return Country.objects.none()
+    return Country.objects.all()
+
+
+def agencies_visible_to(viewer: Viewer) -> QuerySet[Agency]:
+    if not is_network_member(viewer):
+        return Agency.objects.none()
+    return Agency.objects.filter(is_active=True).select_related("country")
+
+
+def offices_visible_to(viewer: Viewer) -> QuerySet[Office]:
+    """Active offices of active agencies, each with its active counterparts prefetched (a fixed number of queries)."""
+    if not is_network_member(viewer):
+        return Office.objects.none()
+    active_counterparts = Office.objects.filter(is_active=True, agency__is_active=True).select_related(
+        "agency__country"
+    )
+    return (
+        Office.objects.filter(is_active=True, agency__is_active=True)
+        .select_related("agency__country")
+        .prefetch_related(Prefetch("counterparts", queryset=active_counterparts))
+    )

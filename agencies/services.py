@@ -1,0 +1,159 @@
+"""Writes to the directory. Each service takes ``actor``: a user, or None for ISN itself (migrations, seed_demo)."""
+
+from __future__ import annotations
+
+from datetime import time
+from typing import TYPE_CHECKING
+
+from django.db import transaction
+
+from agencies.models import Agency, AgencyKind, Country, CountryCode, Membership, Office, OfficeKind, Role
+from agencies.selectors import membership_for
+from isn.errors import Conflict, InvalidInput, PermissionDenied
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+    Actor = AbstractBaseUser | None
+
+
+def _require_platform_admin(actor: Actor) -> None:
+    if actor is not None and not getattr(actor, "is_superuser", False):
+        raise PermissionDenied("Only an ISN platform administrator may do this.")
+
+
+def _require_admin_of(actor: Actor, agency: Agency) -> None:
+    """The system, a platform administrator, or an agency admin of ``agency`` itself."""
+    if actor is None or getattr(actor, "is_superuser", False):
+        return
+    membership = membership_for(actor)
+    if membership is None or membership.role != Role.AGENCY_ADMIN or membership.agency_id != agency.pk:
+        raise PermissionDenied("Only an agency admin of this agency may do this.")
+
+
+@transaction.atomic
+def agency_create(*, actor: Actor, country: Country, name: str, short_name: str, kind: str) -> Agency:
+    """Add an agency to a member country."""
+    _require_platform_admin(actor)
+    if kind not in AgencyKind.values:
+        raise InvalidInput(f"Unknown agency kind {kind!r}.")
+    if (kind == AgencyKind.UNODC) != (country.code == CountryCode.UNODC):
+        raise InvalidInput("UNODC agencies belong to the UN member, and only they do.")
+    name, short_name = name.strip(), short_name.strip()
+    if not name or not short_name:
+        raise InvalidInput("An agency needs a name and a short name.")
+    if Agency.objects.filter(country=country, name=name).exists():
+        raise Conflict(f"{country.code} already has an agency named {name!r}.")
+    return Agency.objects.create(country=country, name=name, short_name=short_name, kind=kind)
+
+
+@transaction.atomic
+def agency_set_active(*, actor: Actor, agency: Agency, is_active: bool) -> Agency:
+    """Suspend or restore an agency; a suspended agency's members lose access at their next request."""
+    _require_platform_admin(actor)
+    agency.is_active = is_active
+    agency.save(update_fields=["is_active"])
+    return agency
+
+
+@transaction.atomic
+def office_create(
+    *,
+    actor: Actor,
+    agency: Agency,
+    name: str,
+    kind: str,
+    province: str,
+    opens_at: time,
+    closes_at: time,
+    border_crossing: str = "",
+    contact_phone: str = "",
+    contact_email: str = "",
+) -> Office:
+    """Open a Border Liaison Office or the agency's duty desk."""
+    _require_admin_of(actor, agency)
+    if kind not in OfficeKind.values:
+        raise InvalidInput(f"Unknown office kind {kind!r}.")
+    if kind == OfficeKind.BLO and not border_crossing.strip():
+        raise InvalidInput("A Border Liaison Office needs its border crossing.")
+    if kind == OfficeKind.DUTY_DESK and Office.objects.filter(agency=agency, kind=OfficeKind.DUTY_DESK).exists():
+        raise Conflict(f"{agency.short_name} already has a duty desk.")
+    if Office.objects.filter(agency=agency, name=name.strip()).exists():
+        raise Conflict(f"{agency.short_name} already has an office named {name.strip()!r}.")
+    return Office.objects.create(
+        agency=agency,
+        name=name.strip(),
+        kind=kind,
+        province=province.strip(),
+        opens_at=opens_at,
+        closes_at=closes_at,
+        border_crossing=border_crossing.strip(),
+        contact_phone=contact_phone.strip(),
+        contact_email=contact_email.strip(),
+    )
+
+
+def _check_counterpart_pair(office: Office, counterpart: Office) -> None:
+    if office.pk == counterpart.pk:
+        raise InvalidInput("An office cannot be its own counterpart.")
+    if office.kind != OfficeKind.BLO or counterpart.kind != OfficeKind.BLO:
+        raise InvalidInput("Only Border Liaison Offices have counterparts.")
+    if office.agency.country_id == counterpart.agency.country_id:
+        raise InvalidInput("Counterpart offices are across the border, in another country.")
+
+
+@transaction.atomic
+def office_link_counterpart(*, actor: Actor, office: Office, counterpart: Office) -> None:
+    """Pair two BLOs across a border (the link is symmetric; linking twice changes nothing)."""
+    _require_admin_of(actor, office.agency)
+    _check_counterpart_pair(office, counterpart)
+    office.counterparts.add(counterpart)
+
+
+@transaction.atomic
+def office_unlink_counterpart(*, actor: Actor, office: Office, counterpart: Office) -> None:
+    _require_admin_of(actor, office.agency)
+    office.counterparts.remove(counterpart)
+
+
+def _check_membership(agency: Agency, office: Office | None, role: str) -> None:
+    if role not in Role.values:
+        raise InvalidInput(f"Unknown role {role!r}.")
+    if office is not None and office.agency_id != agency.pk:
+        raise InvalidInput("The office must belong to the member's agency.")
+    if role == Role.REGIONAL_AUDITOR and agency.country_id != CountryCode.UNODC:
+        raise InvalidInput("Regional auditors belong to UNODC.")
+    if role == Role.NATIONAL_AUDITOR and agency.country_id == CountryCode.UNODC:
+        raise InvalidInput("National auditors belong to a member state's agency.")
+
+
+@transaction.atomic
+def membership_create(
+    *, actor: Actor, user: AbstractBaseUser, agency: Agency, role: str, office: Office | None = None
+) -> Membership:
+    """Give a user their place in the network: one agency, optionally an office, and a role."""
+    _require_admin_of(actor, agency)
+    _check_membership(agency, office, role)
+    if Membership.objects.filter(user_id=user.pk).exists():
+        raise Conflict("This user already has a membership; change it instead.")
+    return Membership.objects.create(user=user, agency=agency, office=office, role=role)
+
+
+@transaction.atomic
+def membership_change(*, actor: Actor, membership: Membership, role: str, office: Office | None) -> Membership:
+    """Change a member's role or office within their agency."""
+    _require_admin_of(actor, membership.agency)
+    _check_membership(membership.agency, office, role)
+    membership.role = role
+    membership.office = office
+    membership.save(update_fields=["role", "office", "updated_at"])
+    return membership
+
+
+@transaction.atomic
+def membership_set_active(*, actor: Actor, membership: Membership, is_active: bool) -> Membership:
+    """Suspend or restore a membership; a suspended member loses access at their next request."""
+    _require_admin_of(actor, membership.agency)
+    membership.is_active = is_active
+    membership.save(update_fields=["is_active", "updated_at"])
+    return membership

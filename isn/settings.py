@@ -1,0 +1,286 @@
+"""Django settings for ISN, read from the environment.
+
+``ISN_ENV`` is ``development`` (the default: SQLite and a file-system Celery broker under ``ISN_DATA_DIR``, secrets
+generated into that folder) or ``production`` (every secret must be given; nothing falls back).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+
+from isn.env import ConfigError, env_bool, env_choice, env_int, env_list, env_optional, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+ISN_ENV = env_choice("ISN_ENV", "development", ("development", "production"))
+PRODUCTION = ISN_ENV == "production"
+DEBUG = env_bool("ISN_DEBUG", default=not PRODUCTION)
+if PRODUCTION and DEBUG:
+    raise ConfigError("ISN_DEBUG must not be true in production")
+
+DATA_DIR = Path(env_str("ISN_DATA_DIR", str(BASE_DIR / "var"))).resolve()
+
+
+def _development_secret(file_name: str) -> str:
+    """A random secret kept in the data folder (mode 0600), made on first use; development only."""
+    path = DATA_DIR / file_name
+    if not path.exists():
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it first
+            pass
+        else:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(secrets.token_urlsafe(64))
+    return path.read_text(encoding="utf-8").strip()
+
+
+# --- secrets and hosts -------------------------------------------------------------------------------------------
+if PRODUCTION:
+    SECRET_KEY = env_str("ISN_SECRET_KEY")
+    if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
+        raise ConfigError("ISN_SECRET_KEY must be at least 50 random characters")
+    ALLOWED_HOSTS = env_list("ISN_ALLOWED_HOSTS", [])
+    if not ALLOWED_HOSTS:
+        raise ConfigError("ISN_ALLOWED_HOSTS is required in production (comma-separated host names)")
+else:
+    SECRET_KEY = env_optional("ISN_SECRET_KEY") or _development_secret("secret_key")
+    ALLOWED_HOSTS = env_list("ISN_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
+
+CSRF_TRUSTED_ORIGINS = env_list("ISN_CSRF_TRUSTED_ORIGINS", [])
+
+# --- applications ------------------------------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "guardian",
+    "isn",
+    "agencies",
+    "audit",
+    "messaging",
+]
+
+MIDDLEWARE = [
+    "isn.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "isn.urls"
+WSGI_APPLICATION = "isn.wsgi.application"
+ASGI_APPLICATION = "isn.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- database ----------------------------------------------------------------------------------------------------
+_database_url = env_optional("DATABASE_URL")
+if PRODUCTION and not _database_url:
+    raise ConfigError("DATABASE_URL is required in production (postgres://user:password@host:5432/name)")
+if _database_url:
+    try:
+        _database = dj_database_url.parse(_database_url, conn_max_age=60, conn_health_checks=True)
+    except ValueError:
+        raise ConfigError(
+            "DATABASE_URL is not a database URL (expected postgres://user:password@host:5432/name)"
+        ) from None
+    if PRODUCTION and _database["ENGINE"] != "django.db.backends.postgresql":
+        raise ConfigError("DATABASE_URL must point to PostgreSQL in production")
+else:
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    _database = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(DATA_DIR / "isn.sqlite3")}
+DATABASES = {"default": _database}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- authentication ----------------------------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "guardian.backends.ObjectPermissionBackend",
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "portal:home"
+LOGOUT_REDIRECT_URL = "login"
+GUARDIAN_RAISE_403 = True
+ANONYMOUS_USER_NAME = None  # no guardian anonymous user: anonymous callers get nothing
+
+# --- internationalisation: the seven languages of the network ----------------------------------------------------
+LANGUAGE_CODE = "en"
+LANGUAGES = [
+    ("en", "English"),
+    ("km", "ភាសាខ្មែរ"),
+    ("zh-hans", "简体中文"),
+    ("lo", "ພາສາລາວ"),
+    ("my", "မြန်မာဘာသာ"),
+    ("th", "ภาษาไทย"),
+    ("vi", "Tiếng Việt"),
+]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- static files ------------------------------------------------------------------------------------------------
+STATIC_URL = "/static/"
+STATIC_ROOT = DATA_DIR / "static"
+if not PRODUCTION:
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise expects it; runserver serves from the apps
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if PRODUCTION
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+
+# --- security headers and cookies --------------------------------------------------------------------------------
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = env_int("ISN_SESSION_MAX_AGE_SECONDS", 12 * 3600, minimum=60)
+CSRF_COOKIE_HTTPONLY = True
+if PRODUCTION:
+    SECURE_SSL_REDIRECT = env_bool("ISN_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = env_int("ISN_HSTS_SECONDS", 31_536_000, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    # Trust X-Forwarded-Proto only when the operator says a TLS-terminating proxy sits in front.
+    if env_bool("ISN_BEHIND_TLS_PROXY", False):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- REST API ----------------------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["agencies.permissions.IsNetworkMember"],
+    "DEFAULT_PAGINATION_CLASS": "isn.api.DefaultPagination",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "isn.api.exception_handler",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
+    + ([] if PRODUCTION else ["rest_framework.renderers.BrowsableAPIRenderer"]),
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "ISN: Mekong Information Sharing Network API",
+    "DESCRIPTION": "REST API for member agencies' systems. Every call is scoped to the caller's agency and country.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# --- Celery ------------------------------------------------------------------------------------------------------
+REDIS_URL = env_optional("REDIS_URL")
+if PRODUCTION and not REDIS_URL:
+    raise ConfigError("REDIS_URL is required in production (redis://host:6379/0)")
+if REDIS_URL and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+    raise ConfigError("REDIS_URL must start with redis://, rediss:// or unix://")
+
+CELERY_QUEUE_DIR = DATA_DIR / "celery"
+if REDIS_URL:
+    CELERY_BROKER_URL = REDIS_URL
+    # Above any countdown or eta ISN uses, so a delayed task is never handed out twice.
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"visibility_timeout": 4 * 3600}
+else:
+    # No server needed: messages are files in the data folder, read by a real worker process.
+    for _sub in ("queue", "processed", "control"):
+        (CELERY_QUEUE_DIR / _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(CELERY_QUEUE_DIR / "queue"),
+        "data_folder_out": str(CELERY_QUEUE_DIR / "queue"),
+        "processed_folder": str(CELERY_QUEUE_DIR / "processed"),
+        "control_folder": str(CELERY_QUEUE_DIR / "control"),
+        "store_processed": False,
+    }
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_TIME_LIMIT = 120
+CELERY_TASK_SOFT_TIME_LIMIT = 100
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE = {
+    "worker-heartbeat": {"task": "isn.tasks.worker_heartbeat", "schedule": 30.0},
+}
+ISN_WORKER_STALE_AFTER_SECONDS = 120
+
+# --- e-mail ------------------------------------------------------------------------------------------------------
+EMAIL_BACKEND = env_str(
+    "ISN_EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend" if PRODUCTION else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_HOST = env_str("ISN_EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("ISN_EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("ISN_EMAIL_USER", "")
+EMAIL_HOST_PASSWORD = env_str("ISN_EMAIL_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("ISN_EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env_str("ISN_EMAIL_FROM", "ISN <isn-noreply@localhost>")
+
+# --- logging: one line per event, with the request id; never request bodies ---------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "isn.middleware.RequestIdLogFilter"}},
+    "formatters": {
+        "line": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "line", "filters": ["request_id"]},
+    },
+    "root": {"handlers": ["console"], "level": env_str("ISN_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

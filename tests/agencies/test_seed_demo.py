@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+
+from agencies import demo
+from agencies.models import Agency, Membership, Office, OfficeKind, Role
+
+pytestmark = pytest.mark.django_db
+
+
+def _snapshot() -> dict[str, list[tuple]]:
+    User = get_user_model()
+    return {
+        "agencies": list(Agency.objects.order_by("pk").values_list()),
+        "offices": list(Office.objects.order_by("pk").values_list()),
+        "counterparts": list(Office.counterparts.through.objects.order_by("pk").values_list()),
+        "memberships": list(Membership.objects.order_by("pk").values_list()),
+        "users": list(User.objects.order_by("pk").values_list()),
+    }
+
+
+def _seed() -> str:
+    out = StringIO()
+    call_command("seed_demo", stdout=out)
+    return out.getvalue()
+
+
+def test_seed_demo_builds_the_network():
+    output = _seed()
+    assert set(Agency.objects.values_list("country_id", flat=True)) == {"KH", "CN", "LA", "MM", "TH", "VN", "UN"}
+    for country in ("KH", "CN", "LA", "MM", "TH", "VN"):
+        assert 2 <= Agency.objects.filter(country_id=country).count() <= 3
+    blos = Office.objects.filter(kind=OfficeKind.BLO)
+    pairs = {frozenset((blo.pk, other.pk)) for blo in blos for other in blo.counterparts.all()}
+    assert len(pairs) >= 8
+    assert all(blo.counterparts.get().agency.country_id != blo.agency.country_id for blo in blos)
+    assert Office.objects.filter(kind=OfficeKind.DUTY_DESK).count() == Agency.objects.count()
+    assert set(Membership.objects.values_list("role", flat=True)) == set(Role.values)
+    assert demo.DEMO_PASSWORD in output
+    assert "vn.officer" in output
+
+
+def test_seed_demo_twice_changes_nothing():
+    _seed()
+    before = _snapshot()
+    output = _seed()
+    assert _snapshot() == before
+    assert "0 new accounts" in output
+
+
+def test_demo_users_can_sign_in(client):
+    _seed()
+    assert client.login(username="kh.officer", password=demo.DEMO_PASSWORD)
+
+
+def test_seed_demo_refuses_production(settings):
+    settings.PRODUCTION = True
+    with pytest.raises(CommandError, match="never runs in production"):
+        _seed()
+    assert not Agency.objects.exists()

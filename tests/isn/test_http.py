@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import pytest
+from django.utils import timezone
+
+from isn.models import WorkerHeartbeat
+
+pytestmark = pytest.mark.django_db
+
+
+def test_healthz_reports_database_and_broker(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["status"], body["database"], body["broker"]) == ("ok", "ok", "ok")
+    assert body["worker"] == {"status": "unknown"}
+
+
+def test_healthz_reports_a_live_worker(client):
+    WorkerHeartbeat.objects.create(hostname="worker@host", seen_at=timezone.now())
+    assert client.get("/healthz").json()["worker"]["status"] == "ok"
+
+
+def test_healthz_reports_broker_down_within_two_seconds(client, settings):
+    from isn.celery import app
+
+    original = app.conf.broker_url
+    app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    try:
+        response = client.get("/healthz")
+    finally:
+        app.conf.broker_url = original
+    assert response.status_code == 503
+    assert response.json()["broker"] == "down"
+
+
+def test_request_id_is_echoed_or_made(client):
+    assert client.get("/healthz", HTTP_X_REQUEST_ID="abc-12345678").headers["X-Request-ID"] == "abc-12345678"
+    made = client.get("/healthz", HTTP_X_REQUEST_ID="bad id\nwith newline").headers["X-Request-ID"]
+    assert len(made) == 32
+    assert "\n" not in made
+
+
+def test_portal_pages_need_sign_in(client):
+    for path in ("/", "/directory/"):
+        response = client.get(path)
+        assert response.status_code == 302
+        assert response.headers["Location"].startswith("/accounts/login/")
+
+
+def test_signed_in_officer_sees_own_office_and_counterparts(client, vn_officer, bavet):
+    client.force_login(vn_officer)
+    page = client.get("/").content.decode()
+    assert "Moc Bai BLO" in page
+    assert "Bavet BLO" in page
+
+
+def test_user_without_membership_is_refused_the_directory(client, outsider, bavet):
+    client.force_login(outsider)
+    assert client.get("/directory/").status_code == 403
+
+
+def test_directory_lists_offices(client, vn_officer, bavet):
+    client.force_login(vn_officer)
+    page = client.get("/directory/").content.decode()
+    assert "Bavet - Moc Bai" in page
+
+
+def test_admin_pages_open_for_platform_admin(admin_client, bavet):
+    for model in ("country", "agency", "office", "membership"):
+        assert admin_client.get(f"/admin/agencies/{model}/").status_code == 200
+    assert admin_client.get(f"/admin/agencies/office/{bavet.pk}/change/").status_code == 200
