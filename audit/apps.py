@@ -5,3 +5,10 @@ from django.apps import AppConfig
 
 class AuditConfig(AppConfig):
     name = "audit"
+    verbose_name = "Audit trail"
+
+    def ready(self) -> None:
+        from audit.services import record
+        from isn import audit as audit_port
+
+        audit_port.register(record)

@@ -1,4 +1,5 @@
-"""Request id: every request carries one, echoed in the response and in every log line written while it runs."""
+"""Request context: every request carries an id (echoed in the response and in every log line written while it
+runs), and the caller's address and user agent, which the audit trail records without each service passing them."""
 
 from __future__ import annotations
 
@@ -7,17 +8,33 @@ import logging
 import re
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.http import HttpRequest, HttpResponse
 
 REQUEST_ID_HEADER = "X-Request-ID"
-_current_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("isn_request_id", default="-")
 # A caller-supplied id is kept only when it is short and plain, so it cannot smuggle text into logs.
 _ACCEPTABLE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
+@dataclass(frozen=True)
+class RequestContext:
+    request_id: str
+    ip: str | None
+    user_agent: str
+
+
+_NO_REQUEST = RequestContext(request_id="-", ip=None, user_agent="")
+_current: contextvars.ContextVar[RequestContext] = contextvars.ContextVar("isn_request_context", default=_NO_REQUEST)
+
+
+def current_request() -> RequestContext:
+    """The context of the request being served, or an empty one (Celery tasks, management commands)."""
+    return _current.get()
+
+
 def current_request_id() -> str:
-    return _current_request_id.get()
+    return _current.get().request_id
 
 
 class RequestIdMiddleware:
@@ -28,11 +45,17 @@ class RequestIdMiddleware:
         supplied = request.headers.get(REQUEST_ID_HEADER, "")
         request_id = supplied if _ACCEPTABLE.match(supplied) else uuid.uuid4().hex
         request.request_id = request_id  # type: ignore[attr-defined]
-        token = _current_request_id.set(request_id)
+        # REMOTE_ADDR only: proxy headers are trusted solely through configured proxies, never from the caller.
+        context = RequestContext(
+            request_id=request_id,
+            ip=request.META.get("REMOTE_ADDR") or None,
+            user_agent=request.headers.get("User-Agent", ""),
+        )
+        token = _current.set(context)
         try:
             response = self.get_response(request)
         finally:
-            _current_request_id.reset(token)
+            _current.reset(token)
         response[REQUEST_ID_HEADER] = request_id
         return response
 

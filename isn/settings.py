@@ -184,6 +184,7 @@ SESSION_COOKIE_AGE = env_int("ISN_SESSION_MAX_AGE_SECONDS", 12 * 3600, minimum=6
 CSRF_COOKIE_HTTPONLY = True
 if PRODUCTION:
     SECURE_SSL_REDIRECT = env_bool("ISN_SSL_REDIRECT", True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # the load balancer's health probe speaks plain HTTP inside the host
     SECURE_HSTS_SECONDS = env_int("ISN_HSTS_SECONDS", 31_536_000, minimum=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True

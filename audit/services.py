@@ -1,0 +1,109 @@
+"""``record``: the one way any part of ISN writes an audit event."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from django.db import connection, transaction
+from django.db.models import Model
+from django.utils import timezone
+
+from audit.models import AuditEvent, Outcome
+from isn.middleware import current_request
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+# Control characters, and Unicode line and paragraph separators: none may reach a log line or an export.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_MAX_DETAIL_TEXT = 500
+
+
+def neutralise(text: str, *, limit: int = _MAX_DETAIL_TEXT) -> str:
+    """Text from a request made safe for logs and exports: no line breaks or control characters, bounded length."""
+    return _UNSAFE.sub(" ", str(text))[:limit]
+
+
+def _clean_details(value: Any) -> Any:
+    if isinstance(value, str):
+        return neutralise(value)
+    if isinstance(value, Mapping):
+        return {neutralise(str(key), limit=100): _clean_details(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_clean_details(item) for item in value]
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return neutralise(str(value))
+
+
+def _actor_fields(actor: AbstractBaseUser | AnonymousUser | None) -> dict[str, Any]:
+    from agencies.selectors import membership_for
+
+    if actor is None:
+        return {"actor_label": "ISN"}
+    if not actor.is_authenticated:
+        return {"actor_label": "anonymous"}
+    fields: dict[str, Any] = {"actor_user_id": actor.pk, "actor_label": neutralise(actor.get_username(), limit=150)}
+    membership = membership_for(actor)
+    if membership is not None:
+        fields["actor_agency_id"] = membership.agency_id
+        fields["actor_country"] = membership.agency.country_id
+    return fields
+
+
+def record(
+    *,
+    action: str,
+    actor: AbstractBaseUser | AnonymousUser | None,
+    target: Model | None = None,
+    target_type: str = "",
+    target_id: str | int = "",
+    target_country: str = "",
+    outcome: str = Outcome.OK,
+    details: Mapping[str, Any] | None = None,
+    actor_label: str = "",
+) -> AuditEvent:
+    """Write one audit event in the caller's transaction; if this fails, the caller's act fails with it.
+
+    ``action`` is a stable dotted code (``messaging.item.read``). ``actor`` None means ISN itself; an anonymous
+    user is recorded as anonymous with ``actor_label`` (e.g. the username tried at a failed sign-in).
+    ``details`` must never hold intelligence content or secrets: ids, codes and counts only.
+    """
+    if not connection.in_atomic_block:
+        # Outside a transaction there is no act to bind to: make one, so the event is at least atomic.
+        with transaction.atomic():
+            return record(
+                action=action,
+                actor=actor,
+                target=target,
+                target_type=target_type,
+                target_id=target_id,
+                target_country=target_country,
+                outcome=outcome,
+                details=details,
+                actor_label=actor_label,
+            )
+    if outcome not in Outcome.values:
+        raise ValueError(f"unknown audit outcome {outcome!r}")
+    if target is not None:
+        target_type = target_type or target._meta.label_lower
+        target_id = target_id or target.pk
+    context = current_request()
+    fields = _actor_fields(actor)
+    if actor_label:
+        fields["actor_label"] = neutralise(actor_label, limit=150)
+    return AuditEvent.objects.create(
+        created_at=timezone.now(),
+        action=action,
+        target_type=target_type,
+        target_id=str(target_id),
+        target_country=target_country,
+        outcome=outcome,
+        ip_address=context.ip,
+        user_agent=neutralise(context.user_agent, limit=256),
+        request_id=context.request_id if context.request_id != "-" else "",
+        details=_clean_details(dict(details or {})),
+        **fields,
+    )

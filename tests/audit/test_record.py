@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import pytest
+from django.db import transaction
+
+from audit.models import AuditEvent, Outcome
+from audit.services import neutralise, record
+from isn import audit as audit_port
+
+pytestmark = pytest.mark.django_db
+
+
+def test_record_writes_who_what_and_where(vn_officer, bavet):
+    event = record(
+        action="agencies.office.view", actor=vn_officer, target=bavet, target_country="KH", details={"fields": ["name"]}
+    )
+    event.refresh_from_db()
+    assert (event.action, event.outcome, event.actor_label) == ("agencies.office.view", Outcome.OK, "vn.officer")
+    assert (event.actor_country, event.actor_agency_id) == ("VN", vn_officer.membership.agency_id)
+    assert (event.target_type, event.target_id, event.target_country) == ("agencies.office", str(bavet.pk), "KH")
+    assert event.created_at.tzinfo is not None
+
+
+def test_event_rolls_back_with_the_act(vn_officer):
+    def act() -> None:
+        with transaction.atomic():
+            record(action="test.act", actor=vn_officer)
+            raise RuntimeError("the act failed after recording")
+
+    with pytest.raises(RuntimeError):
+        act()
+    assert not AuditEvent.objects.filter(action="test.act").exists()
+
+
+def test_port_records_through_the_audit_app(vn_officer):
+    event = audit_port.record(action="test.port", actor=vn_officer)
+    assert AuditEvent.objects.get(pk=event.pk).action == "test.port"
+
+
+def test_injected_line_breaks_and_control_characters_are_neutralised(outsider):
+    event = record(
+        action="test.inject",
+        actor=None,
+        actor_label="eve\r\nINFO forged line\x1b[31m",
+        details={"query\n": "a\u2028b", "nested": ["c\x00d"]},
+    )
+    event.refresh_from_db()
+    assert event.actor_label == "eve  INFO forged line [31m"
+    assert event.details == {"query ": "a b", "nested": ["c d"]}
+    assert neutralise("x" * 1000) == "x" * 500
+
+
+def test_unknown_outcome_is_refused(vn_officer):
+    with pytest.raises(ValueError, match="unknown audit outcome"):
+        record(action="test.bad", actor=vn_officer, outcome="maybe")
