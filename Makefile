@@ -32,7 +32,7 @@ beat: install
 # The portal, a Celery worker and beat, together; Ctrl-C (or any of them stopping) stops all three.
 run: seed
 	@echo "ISN portal: http://127.0.0.1:$(PORT)/   (Ctrl-C stops the portal, the worker and beat)"
-	@bash -c 'trap "kill 0" EXIT; \
+	@bash -c 'trap "kill \$$(jobs -p) 2>/dev/null; wait" EXIT; \
 		$(VENV)/bin/celery -A isn worker --queues urgent,default --concurrency 2 --loglevel INFO & \
 		$(VENV)/bin/celery -A isn beat --loglevel INFO & \
 		$(PY) manage.py runserver 127.0.0.1:$(PORT) & \
