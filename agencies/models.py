@@ -138,3 +138,34 @@ class Membership(models.Model):
     @property
     def country_id(self) -> str:
         return self.agency.country_id
+
+
+class CountryKeyStatus(models.TextChoices):
+    PRIMARY = "primary", _("Primary: wraps new data keys")
+    DECRYPT_ONLY = "decrypt_only", _("Being rotated out: unwraps only")
+    RETIRED = "retired", _("Retired: key material destroyed")
+
+
+class CountryKey(models.Model):
+    """One version of a country's key-encryption key, stored only wrapped by the master key.
+
+    Data keys of items released to the country are wrapped with it. Rotation makes a new primary version, re-wraps
+    the data keys, then retires the old version by destroying its key material.
+    """
+
+    country = models.ForeignKey(Country, on_delete=models.PROTECT, related_name="keys")
+    version = models.PositiveIntegerField()
+    status = models.CharField(max_length=20, choices=CountryKeyStatus.choices, default=CountryKeyStatus.PRIMARY)
+    wrapped_key = models.BinaryField(editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["country_id", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["country", "version"], name="country_key_unique_version"),
+            models.UniqueConstraint(fields=["country"], condition=Q(status="primary"), name="country_key_one_primary"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.country_id} key v{self.version} ({self.status})"

@@ -6,12 +6,15 @@ generated into that folder) or ``production`` (every secret must be given; nothi
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 import dj_database_url
 
+from isn.crypto import decode_key
 from isn.env import ConfigError, env_bool, env_choice, env_int, env_list, env_optional, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -25,7 +28,7 @@ if PRODUCTION and DEBUG:
 DATA_DIR = Path(env_str("ISN_DATA_DIR", str(BASE_DIR / "var"))).resolve()
 
 
-def _development_secret(file_name: str) -> str:
+def _development_secret(file_name: str, make: Callable[[], str] = lambda: secrets.token_urlsafe(64)) -> str:
     """A random secret kept in the data folder (mode 0600), made on first use; development only."""
     path = DATA_DIR / file_name
     if not path.exists():
@@ -36,7 +39,7 @@ def _development_secret(file_name: str) -> str:
             pass
         else:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(secrets.token_urlsafe(64))
+                handle.write(make())
     return path.read_text(encoding="utf-8").strip()
 
 
@@ -53,6 +56,20 @@ else:
     ALLOWED_HOSTS = env_list("ISN_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
 
 CSRF_TRUSTED_ORIGINS = env_list("ISN_CSRF_TRUSTED_ORIGINS", [])
+
+# The master key wraps each country's key-encryption keys; it never leaves this process and is never stored in the
+# database. Development keeps a generated one in the data folder; production must be given one.
+if PRODUCTION:
+    _master_key_text = env_str("ISN_MASTER_KEY")
+else:
+    _master_key_text = env_optional("ISN_MASTER_KEY") or _development_secret(
+        "master_key", lambda: base64.b64encode(secrets.token_bytes(32)).decode()
+    )
+try:
+    ISN_MASTER_KEY = decode_key(_master_key_text)
+except ValueError:
+    raise ConfigError("ISN_MASTER_KEY must be 32 random bytes, base64- or hex-encoded") from None
+del _master_key_text
 
 # --- applications ------------------------------------------------------------------------------------------------
 INSTALLED_APPS = [

@@ -16,6 +16,7 @@ GOOD_PRODUCTION = {
     "ISN_ALLOWED_HOSTS": "isn.example.org",
     "DATABASE_URL": "postgres://isn@127.0.0.1:5432/isn",
     "REDIS_URL": "redis://127.0.0.1:6379/0",
+    "ISN_MASTER_KEY": "q0kB2nLx3YyJ1r9mC6tqV4wQe8sZ5uHf7aKdPjTgXo0=",
 }
 
 
@@ -41,6 +42,8 @@ def _manage(*args: str, **overrides: str | None) -> subprocess.CompletedProcess[
         ({"REDIS_URL": "http://x"}, "REDIS_URL must start with redis://"),
         ({"ISN_ALLOWED_HOSTS": None}, "ISN_ALLOWED_HOSTS is required in production"),
         ({"ISN_DEBUG": "true"}, "ISN_DEBUG must not be true in production"),
+        ({"ISN_MASTER_KEY": None}, "ISN_MASTER_KEY is required (set ISN_MASTER_KEY or ISN_MASTER_KEY_FILE)"),
+        ({"ISN_MASTER_KEY": "c2hvcnQ="}, "ISN_MASTER_KEY must be 32 random bytes"),
         ({"ISN_ENV": "staging"}, "ISN_ENV must be one of development, production, not 'staging'"),
     ],
 )
