@@ -43,6 +43,7 @@ RUN ISN_SECRET_KEY=build-only-collectstatic-not-a-secret-0123456789abcdefghijklm
     DATABASE_URL=postgres://build@build.invalid:5432/build \
     REDIS_URL=redis://build.invalid:6379/0 \
     ISN_MASTER_KEY=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= \
+    ISN_AUDIT_SIGNING_KEY=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= \
     python manage.py collectstatic --noinput
 
 EXPOSE 8000

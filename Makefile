@@ -55,7 +55,7 @@ bench: install
 
 check-deploy: install
 	ISN_ENV=production ISN_SECRET_KEY="$$(head -c 48 /dev/urandom | base64)" ISN_ALLOWED_HOSTS=isn.example.org \
-		DATABASE_URL=postgres://isn@localhost/isn REDIS_URL=redis://localhost:6379/0 ISN_MASTER_KEY="$$(head -c 32 /dev/urandom | base64)" \
+		DATABASE_URL=postgres://isn@localhost/isn REDIS_URL=redis://localhost:6379/0 ISN_MASTER_KEY="$$(head -c 32 /dev/urandom | base64)" ISN_AUDIT_SIGNING_KEY="$$(head -c 32 /dev/urandom | base64)" \
 		$(PY) manage.py check --deploy --fail-level WARNING
 
 clean:

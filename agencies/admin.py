@@ -3,10 +3,11 @@ from __future__ import annotations
 from django.contrib import admin
 
 from agencies.models import Agency, Country, Membership, Office
+from isn.admin_audit import AuditedModelAdmin
 
 
 @admin.register(Country)
-class CountryAdmin(admin.ModelAdmin):
+class CountryAdmin(AuditedModelAdmin):
     list_display = ["code", "name", "is_state", "timezone"]
 
     def has_add_permission(self, request):  # type: ignore[no-untyped-def]
@@ -15,25 +16,31 @@ class CountryAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         return False
 
+    def audit_target_country(self, obj: Country) -> str:  # type: ignore[override]
+        return obj.code
+
 
 @admin.register(Agency)
-class AgencyAdmin(admin.ModelAdmin):
+class AgencyAdmin(AuditedModelAdmin):
     list_display = ["short_name", "name", "country", "kind", "is_active"]
     list_filter = ["country", "kind", "is_active"]
     search_fields = ["name", "short_name"]
 
 
 @admin.register(Office)
-class OfficeAdmin(admin.ModelAdmin):
+class OfficeAdmin(AuditedModelAdmin):
     list_display = ["name", "agency", "kind", "border_crossing", "province", "is_active"]
     list_filter = ["kind", "agency__country", "is_active"]
     search_fields = ["name", "border_crossing", "province"]
     list_select_related = ["agency"]
     filter_horizontal = ["counterparts"]
 
+    def audit_target_country(self, obj: Office) -> str:  # type: ignore[override]
+        return obj.agency.country_id
+
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(AuditedModelAdmin):
     list_display = ["user", "agency", "office", "role", "is_active"]
     list_filter = ["role", "agency__country", "is_active"]
     search_fields = ["user__username", "user__email", "agency__short_name"]

@@ -9,6 +9,7 @@ from django.db import transaction
 
 from agencies.models import Agency, AgencyKind, Country, CountryCode, Membership, Office, OfficeKind, Role
 from agencies.selectors import membership_for
+from isn import audit
 from isn.errors import Conflict, InvalidInput, PermissionDenied
 
 if TYPE_CHECKING:
@@ -44,7 +45,15 @@ def agency_create(*, actor: Actor, country: Country, name: str, short_name: str,
         raise InvalidInput("An agency needs a name and a short name.")
     if Agency.objects.filter(country=country, name=name).exists():
         raise Conflict(f"{country.code} already has an agency named {name!r}.")
-    return Agency.objects.create(country=country, name=name, short_name=short_name, kind=kind)
+    agency = Agency.objects.create(country=country, name=name, short_name=short_name, kind=kind)
+    audit.record(
+        action="agencies.agency.create",
+        actor=actor,
+        target=agency,
+        target_country=country.code,
+        details={"kind": kind, "short_name": short_name},
+    )
+    return agency
 
 
 @transaction.atomic
@@ -53,6 +62,12 @@ def agency_set_active(*, actor: Actor, agency: Agency, is_active: bool) -> Agenc
     _require_platform_admin(actor)
     agency.is_active = is_active
     agency.save(update_fields=["is_active"])
+    audit.record(
+        action="agencies.agency.restore" if is_active else "agencies.agency.suspend",
+        actor=actor,
+        target=agency,
+        target_country=agency.country_id,
+    )
     return agency
 
 
@@ -80,7 +95,7 @@ def office_create(
         raise Conflict(f"{agency.short_name} already has a duty desk.")
     if Office.objects.filter(agency=agency, name=name.strip()).exists():
         raise Conflict(f"{agency.short_name} already has an office named {name.strip()!r}.")
-    return Office.objects.create(
+    office = Office.objects.create(
         agency=agency,
         name=name.strip(),
         kind=kind,
@@ -91,6 +106,26 @@ def office_create(
         contact_phone=contact_phone.strip(),
         contact_email=contact_email.strip(),
     )
+    audit.record(
+        action="agencies.office.create",
+        actor=actor,
+        target=office,
+        target_country=agency.country_id,
+        details={"agency_id": agency.pk, "kind": kind},
+    )
+    return office
+
+
+def _record_counterpart_change(action: str, actor: Actor, office: Office, counterpart: Office) -> None:
+    # One event per side: the link changes both offices, and each country's auditor must see it.
+    for this, other in ((office, counterpart), (counterpart, office)):
+        audit.record(
+            action=action,
+            actor=actor,
+            target=this,
+            target_country=this.agency.country_id,
+            details={"counterpart_id": other.pk, "counterpart_country": other.agency.country_id},
+        )
 
 
 def _check_counterpart_pair(office: Office, counterpart: Office) -> None:
@@ -107,13 +142,19 @@ def office_link_counterpart(*, actor: Actor, office: Office, counterpart: Office
     """Pair two BLOs across a border (the link is symmetric; linking twice changes nothing)."""
     _require_admin_of(actor, office.agency)
     _check_counterpart_pair(office, counterpart)
+    if office.counterparts.filter(pk=counterpart.pk).exists():
+        return  # nothing changes, so there is nothing to record (seed_demo re-links on every run)
     office.counterparts.add(counterpart)
+    _record_counterpart_change("agencies.office.counterpart_link", actor, office, counterpart)
 
 
 @transaction.atomic
 def office_unlink_counterpart(*, actor: Actor, office: Office, counterpart: Office) -> None:
     _require_admin_of(actor, office.agency)
+    if not office.counterparts.filter(pk=counterpart.pk).exists():
+        return
     office.counterparts.remove(counterpart)
+    _record_counterpart_change("agencies.office.counterpart_unlink", actor, office, counterpart)
 
 
 def _check_membership(agency: Agency, office: Office | None, role: str) -> None:
@@ -136,7 +177,15 @@ def membership_create(
     _check_membership(agency, office, role)
     if Membership.objects.filter(user_id=user.pk).exists():
         raise Conflict("This user already has a membership; change it instead.")
-    return Membership.objects.create(user=user, agency=agency, office=office, role=role)
+    membership = Membership.objects.create(user=user, agency=agency, office=office, role=role)
+    audit.record(
+        action="agencies.membership.create",
+        actor=actor,
+        target=membership,
+        target_country=agency.country_id,
+        details={"user_id": user.pk, "agency_id": agency.pk, "role": role, "office_id": office.pk if office else None},
+    )
+    return membership
 
 
 @transaction.atomic
@@ -144,9 +193,23 @@ def membership_change(*, actor: Actor, membership: Membership, role: str, office
     """Change a member's role or office within their agency."""
     _require_admin_of(actor, membership.agency)
     _check_membership(membership.agency, office, role)
+    before = {"role": membership.role, "office_id": membership.office_id}
     membership.role = role
     membership.office = office
     membership.save(update_fields=["role", "office", "updated_at"])
+    audit.record(
+        action="agencies.membership.change",
+        actor=actor,
+        target=membership,
+        target_country=membership.agency.country_id,
+        details={
+            "user_id": membership.user_id,
+            "old_role": before["role"],
+            "new_role": role,
+            "old_office_id": before["office_id"],
+            "new_office_id": office.pk if office else None,
+        },
+    )
     return membership
 
 
@@ -156,4 +219,11 @@ def membership_set_active(*, actor: Actor, membership: Membership, is_active: bo
     _require_admin_of(actor, membership.agency)
     membership.is_active = is_active
     membership.save(update_fields=["is_active", "updated_at"])
+    audit.record(
+        action="agencies.membership.restore" if is_active else "agencies.membership.suspend",
+        actor=actor,
+        target=membership,
+        target_country=membership.agency.country_id,
+        details={"user_id": membership.user_id},
+    )
     return membership

@@ -8,6 +8,7 @@ class AuditConfig(AppConfig):
     verbose_name = "Audit trail"
 
     def ready(self) -> None:
+        from audit import signals  # noqa: F401 - connects the sign-in, sign-out and failed sign-in receivers
         from audit.services import record
         from isn import audit as audit_port
 

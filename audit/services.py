@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +13,7 @@ from django.db.models import Model
 from django.utils import timezone
 
 from audit.models import AuditEvent, Outcome
+from audit.tasks import seal_events
 from isn.middleware import current_request
 
 if TYPE_CHECKING:
@@ -19,6 +22,13 @@ if TYPE_CHECKING:
 # Control characters, and Unicode line and paragraph separators: none may reach a log line or an export.
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _MAX_DETAIL_TEXT = 500
+
+logger = logging.getLogger(__name__)
+# Sealing is queued at most this often per process (beat seals every 5 s in any case), and not at all for a while
+# after the broker failed, so a broker outage costs one request at most one connection timeout per back-off.
+_SEAL_QUEUE_INTERVAL = 0.5
+_SEAL_QUEUE_BACKOFF = 30.0
+_next_seal_queue_at = 0.0
 
 
 def neutralise(text: str, *, limit: int = _MAX_DETAIL_TEXT) -> str:
@@ -36,6 +46,20 @@ def _clean_details(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float):
         return value
     return neutralise(str(value))
+
+
+def _queue_sealing() -> None:
+    """After commit: ask a worker to seal the new events into the chain now, rather than at beat's next tick."""
+    global _next_seal_queue_at  # per-process throttle; a race only sends one task too many
+    now = time.monotonic()
+    if now < _next_seal_queue_at:
+        return
+    _next_seal_queue_at = now + _SEAL_QUEUE_INTERVAL
+    try:
+        seal_events.apply_async(queue="default", retry=False)
+    except Exception as exc:  # noqa: BLE001 - the act is committed; beat seals what this would have
+        _next_seal_queue_at = now + _SEAL_QUEUE_BACKOFF
+        logger.warning("audit: could not queue sealing (%s); beat will seal the new events", type(exc).__name__)
 
 
 def _actor_fields(actor: AbstractBaseUser | AnonymousUser | None) -> dict[str, Any]:
@@ -94,7 +118,7 @@ def record(
     fields = _actor_fields(actor)
     if actor_label:
         fields["actor_label"] = neutralise(actor_label, limit=150)
-    return AuditEvent.objects.create(
+    event = AuditEvent.objects.create(
         created_at=timezone.now(),
         action=action,
         target_type=target_type,
@@ -107,3 +131,5 @@ def record(
         details=_clean_details(dict(details or {})),
         **fields,
     )
+    transaction.on_commit(_queue_sealing)
+    return event

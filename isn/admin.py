@@ -1,12 +1,18 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
 
+from isn.admin_audit import AuditedAdminMixin, AuditedModelAdmin
 from isn.models import WorkerHeartbeat
 
 
 @admin.register(WorkerHeartbeat)
-class WorkerHeartbeatAdmin(admin.ModelAdmin):
+class WorkerHeartbeatAdmin(AuditedModelAdmin):
     list_display = ["hostname", "seen_at"]
 
     def has_add_permission(self, request):  # type: ignore[no-untyped-def]
@@ -14,3 +20,26 @@ class WorkerHeartbeatAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         return False
+
+
+# Django's own User and Group admins, re-registered so that account changes made there are audited too.
+User = get_user_model()
+admin.site.unregister(User)
+admin.site.unregister(Group)
+
+
+@admin.register(User)
+class AuditedUserAdmin(AuditedAdminMixin, UserAdmin):
+    def audit_target_country(self, obj) -> str:  # type: ignore[no-untyped-def]
+        membership = getattr(obj, "membership", None) if obj.pk else None
+        return membership.agency.country_id if membership is not None else ""
+
+    def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> HttpResponse:
+        # Django's view saves the new password outside a transaction; the audit event must share one with it.
+        with transaction.atomic():
+            return super().user_change_password(request, id, form_url)
+
+
+@admin.register(Group)
+class AuditedGroupAdmin(AuditedAdminMixin, GroupAdmin):
+    pass

@@ -119,6 +119,7 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "audit.context_processors.workspace",
             ],
         },
     },
@@ -301,4 +302,35 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": env_str("ISN_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+# --- audit trail: chain sealing, signed checkpoints, retention ---------------------------------------------------
+# The Ed25519 key that signs checkpoints: base64 of the raw 32-byte private key, or PEM (PKCS#8). Development
+# keeps a generated one in the data folder (a raw Ed25519 private key is 32 random bytes); production must be
+# given one, and members keep its public key with the checkpoints they export.
+if PRODUCTION:
+    ISN_AUDIT_SIGNING_KEY = env_str("ISN_AUDIT_SIGNING_KEY")
+else:
+    ISN_AUDIT_SIGNING_KEY = env_optional("ISN_AUDIT_SIGNING_KEY") or _development_secret(
+        "audit_signing_key", lambda: base64.b64encode(secrets.token_bytes(32)).decode()
+    )
+if not ISN_AUDIT_SIGNING_KEY.startswith("-----BEGIN"):
+    try:
+        _signing_key_length = len(base64.b64decode(ISN_AUDIT_SIGNING_KEY, validate=True))
+    except ValueError:
+        _signing_key_length = 0
+    if _signing_key_length != 32:
+        raise ConfigError("ISN_AUDIT_SIGNING_KEY must be base64 of a raw 32-byte Ed25519 private key, or PEM")
+# Hex public keys of earlier signing keys whose checkpoints audit_verify still accepts after a key rotation.
+ISN_AUDIT_TRUSTED_PUBLIC_KEYS = env_list("ISN_AUDIT_TRUSTED_PUBLIC_KEYS", [])
+# How long an id that never committed may hold up sealing before it is recorded as a gap.
+ISN_AUDIT_GAP_GRACE_SECONDS = env_int("ISN_AUDIT_GAP_GRACE_SECONDS", 60, minimum=0)
+ISN_AUDIT_CHECKPOINT_SECONDS = env_int("ISN_AUDIT_CHECKPOINT_SECONDS", 3600, minimum=60)
+# Events are kept at least a year; audit_archive refuses anything younger than this.
+ISN_AUDIT_RETENTION_DAYS = env_int("ISN_AUDIT_RETENTION_DAYS", 400, minimum=365)
+ISN_AUDIT_ARCHIVE_DIR = DATA_DIR / "audit-archive"
+CELERY_BEAT_SCHEDULE |= {
+    # The fallback for the sealing queued on commit (lost if the broker was down): it bounds the sealing delay.
+    "audit-seal": {"task": "audit.tasks.seal_events", "schedule": 5.0},
+    "audit-checkpoint": {"task": "audit.tasks.create_checkpoint", "schedule": float(ISN_AUDIT_CHECKPOINT_SECONDS)},
 }

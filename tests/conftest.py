@@ -4,7 +4,9 @@
 - ``kh_officer``: the Cambodian counterpart officer (Bavet BLO).
 - ``th_officer``: an officer of a third country (Thailand).
 - ``vn_admin``: an agency admin of the Viet Nam agency.
-- ``vn_auditor``: a national auditor of Viet Nam; ``un_auditor``: the regional auditor (UNODC).
+- ``vn_auditor``: a national auditor of Viet Nam; ``kh_auditor``: of Cambodia; ``un_auditor``: the regional
+  auditor (UNODC).
+- ``platform_admin``: an ISN operator (Django superuser) without membership.
 - ``outsider``: a signed-up user with no membership.
 """
 
@@ -111,3 +113,15 @@ def outsider(db):
 def api():
     """An API client; call ``api.force_authenticate(user)`` or leave it anonymous."""
     return APIClient()
+
+
+@pytest.fixture
+def kh_auditor(kh_agency):
+    """A national auditor of Cambodia, to show that national scopes do not overlap."""
+    return _member("kh.auditor", kh_agency, Role.NATIONAL_AUDITOR).user
+
+
+@pytest.fixture
+def platform_admin(db):
+    """An ISN platform administrator (Django superuser, no membership): may use the admin, not the audit workspace."""
+    return UserFactory(username="isn.operator", is_staff=True, is_superuser=True)

@@ -8,6 +8,7 @@ from django.core.management import CommandError, call_command
 
 from agencies import demo
 from agencies.models import Agency, Membership, Office, OfficeKind, Role
+from audit.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -47,9 +48,20 @@ def test_seed_demo_builds_the_network():
 def test_seed_demo_twice_changes_nothing():
     _seed()
     before = _snapshot()
+    events_before = AuditEvent.objects.count()
     output = _seed()
     assert _snapshot() == before
     assert "0 new accounts" in output
+    assert AuditEvent.objects.count() == events_before  # nothing changed, so nothing was recorded
+
+
+def test_seed_demo_is_recorded_as_isn_itself():
+    _seed()
+    created = AuditEvent.objects.filter(action="agencies.membership.create")
+    assert created.count() == len(demo.USERS)
+    assert set(created.values_list("actor_label", flat=True)) == {"ISN"}
+    assert AuditEvent.objects.filter(action="agencies.agency.create").count() == len(demo.AGENCIES)
+    assert AuditEvent.objects.filter(action="agencies.office.counterpart_link").count() == 2 * len(demo.BLO_PAIRS)
 
 
 def test_demo_users_can_sign_in(client):

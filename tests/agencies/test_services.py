@@ -7,6 +7,7 @@ import pytest
 from agencies.models import AgencyKind, Membership, Office, OfficeKind, Role
 from agencies.services import (
     agency_create,
+    agency_set_active,
     membership_change,
     membership_create,
     membership_set_active,
@@ -14,6 +15,7 @@ from agencies.services import (
     office_link_counterpart,
     office_unlink_counterpart,
 )
+from audit.models import AuditEvent
 from isn.errors import Conflict, InvalidInput, PermissionDenied
 from tests.factories import AgencyFactory, OfficeFactory, UserFactory, country
 
@@ -26,11 +28,25 @@ def test_platform_admin_creates_agency():
         actor=admin, country=country("LA"), name="  LCDC  ", short_name="LCDC", kind=AgencyKind.DRUG_CONTROL
     )
     assert (agency.country_id, agency.name, agency.short_name) == ("LA", "LCDC", "LCDC")
+    event = AuditEvent.objects.get(action="agencies.agency.create")
+    assert (event.actor_user_id, event.target_type, event.target_id) == (admin.pk, "agencies.agency", str(agency.pk))
+    assert (event.target_country, event.details) == ("LA", {"kind": AgencyKind.DRUG_CONTROL, "short_name": "LCDC"})
+
+
+def test_suspending_and_restoring_an_agency_is_recorded(vn_agency):
+    agency_set_active(actor=None, agency=vn_agency, is_active=False)
+    agency_set_active(actor=None, agency=vn_agency, is_active=True)
+    events = AuditEvent.objects.filter(target_type="agencies.agency", target_id=str(vn_agency.pk)).order_by("id")
+    assert [(e.action, e.actor_label, e.target_country) for e in events] == [
+        ("agencies.agency.suspend", "ISN", "VN"),
+        ("agencies.agency.restore", "ISN", "VN"),
+    ]
 
 
 def test_agency_admin_cannot_create_agencies(vn_admin):
     with pytest.raises(PermissionDenied):
         agency_create(actor=vn_admin, country=country("VN"), name="New", short_name="NEW", kind=AgencyKind.POLICE)
+    assert not AuditEvent.objects.filter(action="agencies.agency.create").exists()
 
 
 def test_unodc_kind_only_for_the_un_member():
@@ -59,6 +75,9 @@ def test_agency_admin_opens_office_in_own_agency(vn_admin, vn_agency):
         closes_at=time(17),
     )
     assert Office.objects.get(pk=office.pk).border_crossing == "Lao Cai - Hekou"
+    event = AuditEvent.objects.get(action="agencies.office.create")
+    assert (event.actor_user_id, event.actor_country, event.target_id) == (vn_admin.pk, "VN", str(office.pk))
+    assert (event.target_country, event.details) == ("VN", {"agency_id": vn_agency.pk, "kind": OfficeKind.BLO})
 
 
 def test_agency_admin_cannot_open_office_in_another_agency(vn_admin, kh_agency):
@@ -125,6 +144,18 @@ def test_counterpart_link_is_symmetric_and_idempotent(moc_bai, bavet):
     assert not moc_bai.counterparts.exists()
 
 
+def test_counterpart_changes_are_recorded_once_for_each_side(moc_bai, bavet):
+    office_link_counterpart(actor=None, office=bavet, counterpart=moc_bai)  # no change: nothing to record
+    links = AuditEvent.objects.filter(action="agencies.office.counterpart_link")
+    assert sorted((e.target_id, e.target_country, e.details["counterpart_country"]) for e in links) == sorted(
+        [(str(moc_bai.pk), "VN", "KH"), (str(bavet.pk), "KH", "VN")]
+    )
+    office_unlink_counterpart(actor=None, office=bavet, counterpart=moc_bai)
+    office_unlink_counterpart(actor=None, office=bavet, counterpart=moc_bai)
+    unlinks = AuditEvent.objects.filter(action="agencies.office.counterpart_unlink")
+    assert sorted(e.target_country for e in unlinks) == ["KH", "VN"]
+
+
 def test_counterparts_must_be_across_the_border(moc_bai):
     same_country = OfficeFactory(agency=AgencyFactory(country=country("VN")))
     with pytest.raises(InvalidInput):
@@ -156,12 +187,46 @@ def test_a_user_has_one_membership(vn_officer, kh_agency):
         membership_create(actor=None, user=vn_officer, agency=kh_agency, role=Role.OFFICER)
 
 
-def test_agency_admin_changes_role_and_suspends_member(vn_admin, vn_officer, moc_bai):
+def test_membership_create_is_recorded(vn_admin, vn_agency, moc_bai):
+    user = UserFactory(username="new.officer")
+    membership = membership_create(actor=vn_admin, user=user, agency=vn_agency, office=moc_bai, role=Role.OFFICER)
+    event = AuditEvent.objects.get(action="agencies.membership.create")
+    assert (event.actor_user_id, event.target_type, event.target_id) == (
+        vn_admin.pk,
+        "agencies.membership",
+        str(membership.pk),
+    )
+    assert event.target_country == "VN"
+    assert event.details == {
+        "user_id": user.pk,
+        "agency_id": vn_agency.pk,
+        "role": Role.OFFICER,
+        "office_id": moc_bai.pk,
+    }
+
+
+def test_agency_admin_changes_role_and_suspends_member(vn_admin, vn_officer, moc_bai, vn_duty_desk):
     membership = Membership.objects.get(user=vn_officer)
-    membership_change(actor=vn_admin, membership=membership, role=Role.SUPERVISOR, office=moc_bai)
+    membership_change(actor=vn_admin, membership=membership, role=Role.SUPERVISOR, office=vn_duty_desk)
     membership_set_active(actor=vn_admin, membership=membership, is_active=False)
+    membership_set_active(actor=vn_admin, membership=membership, is_active=True)
     membership.refresh_from_db()
-    assert (membership.role, membership.is_active) == (Role.SUPERVISOR, False)
+    assert (membership.role, membership.is_active) == (Role.SUPERVISOR, True)
+    changed = AuditEvent.objects.get(action="agencies.membership.change")
+    assert (changed.actor_user_id, changed.target_id, changed.target_country) == (
+        vn_admin.pk,
+        str(membership.pk),
+        "VN",
+    )
+    assert changed.details == {
+        "user_id": vn_officer.pk,
+        "old_role": Role.OFFICER,
+        "new_role": Role.SUPERVISOR,
+        "old_office_id": moc_bai.pk,
+        "new_office_id": vn_duty_desk.pk,
+    }
+    actions = AuditEvent.objects.filter(target_id=str(membership.pk)).order_by("id").values_list("action", flat=True)
+    assert list(actions)[-2:] == ["agencies.membership.suspend", "agencies.membership.restore"]
 
 
 def test_admin_of_another_agency_cannot_change_members(vn_officer, kh_agency):
@@ -172,3 +237,18 @@ def test_admin_of_another_agency_cannot_change_members(vn_officer, kh_agency):
         membership_change(actor=kh_admin, membership=membership, role=Role.SUPERVISOR, office=None)
     membership.refresh_from_db()
     assert membership.role == Role.OFFICER
+    assert not AuditEvent.objects.filter(action="agencies.membership.change").exists()
+
+
+def test_a_failing_audit_write_fails_the_membership_change(vn_admin, vn_officer, monkeypatch):
+    from isn import audit as audit_port
+
+    def broken(**kwargs):
+        raise RuntimeError("audit store unavailable")
+
+    monkeypatch.setattr(audit_port, "_recorder", broken)
+    membership = Membership.objects.get(user=vn_officer)
+    with pytest.raises(RuntimeError):
+        membership_change(actor=vn_admin, membership=membership, role=Role.SUPERVISOR, office=None)
+    membership.refresh_from_db()
+    assert (membership.role, membership.office_id) == (Role.OFFICER, vn_officer.membership.office_id)

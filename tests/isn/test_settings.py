@@ -17,6 +17,7 @@ GOOD_PRODUCTION = {
     "DATABASE_URL": "postgres://isn@127.0.0.1:5432/isn",
     "REDIS_URL": "redis://127.0.0.1:6379/0",
     "ISN_MASTER_KEY": "q0kB2nLx3YyJ1r9mC6tqV4wQe8sZ5uHf7aKdPjTgXo0=",
+    "ISN_AUDIT_SIGNING_KEY": "3q2+7wABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhs=",
 }
 
 
@@ -44,6 +45,11 @@ def _manage(*args: str, **overrides: str | None) -> subprocess.CompletedProcess[
         ({"ISN_DEBUG": "true"}, "ISN_DEBUG must not be true in production"),
         ({"ISN_MASTER_KEY": None}, "ISN_MASTER_KEY is required (set ISN_MASTER_KEY or ISN_MASTER_KEY_FILE)"),
         ({"ISN_MASTER_KEY": "c2hvcnQ="}, "ISN_MASTER_KEY must be 32 random bytes"),
+        (
+            {"ISN_AUDIT_SIGNING_KEY": None},
+            "ISN_AUDIT_SIGNING_KEY is required (set ISN_AUDIT_SIGNING_KEY or ISN_AUDIT_SIGNING_KEY_FILE)",
+        ),
+        ({"ISN_AUDIT_SIGNING_KEY": "c2hvcnQ="}, "ISN_AUDIT_SIGNING_KEY must be base64 of a raw 32-byte Ed25519"),
         ({"ISN_ENV": "staging"}, "ISN_ENV must be one of development, production, not 'staging'"),
     ],
 )

@@ -1,0 +1,178 @@
+"""Patterns auditors should review, computed on demand with SQL aggregates over the events the viewer may see.
+
+Nothing here is stored or decided: a flag is a prompt to look, never a verdict. Thresholds come from
+``settings.AUDIT_FLAGS`` (any key left out keeps its default below) and are read per call, not at import.
+Sliding windows are counted with a correlated subquery per event (same actor, the preceding window), which uses the
+(created_at) and (actor_user, created_at) indexes and works on PostgreSQL and SQLite alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db.models import Aggregate, CharField, Count, F, Max, Min, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Cast, Coalesce, Concat, TruncTime
+from django.utils import timezone
+
+from agencies.models import Country
+from audit.models import AuditEvent, Outcome
+from audit.selectors import events_visible_to
+
+if TYPE_CHECKING:
+    from audit.selectors import Viewer
+
+DEFAULTS: dict[str, int] = {
+    "LOOKBACK_DAYS": 7,  # how far back the flags page looks unless given a range
+    "BULK_READS_MORE_THAN": 50,  # reads, lists or downloads by one actor ...
+    "BULK_READS_WINDOW_MINUTES": 10,  # ... within this many minutes
+    "DENIALS_AT_LEAST": 5,  # denied attempts by one actor ...
+    "DENIALS_WINDOW_MINUTES": 15,  # ... within this many minutes
+    "COUNTRIES_AT_LEAST": 4,  # distinct countries whose items one actor read ...
+    "COUNTRIES_WINDOW_MINUTES": 24 * 60,  # ... within this many minutes
+}
+
+BULK_READS = "bulk_reads"
+OFF_HOURS_READS = "off_hours_reads"
+REPEATED_DENIALS = "repeated_denials"
+MANY_COUNTRIES = "many_countries"
+
+# Reads of protected objects, whatever the app: messaging.item.read, messaging.item.list, messaging.attachment...
+READS = Q(action__endswith=".read") | Q(action__endswith=".list") | Q(action__endswith=".download")
+
+
+def thresholds() -> dict[str, int]:
+    return {**DEFAULTS, **getattr(settings, "AUDIT_FLAGS", {})}
+
+
+@dataclass(frozen=True)
+class Flag:
+    kind: str
+    actor_user_id: int | None
+    actor_api_key_id: int | None
+    actor_label: str
+    count: int
+    window_start: datetime
+    window_end: datetime
+    window_minutes: int | None  # the sliding window's length; None where the flag counts a whole period
+
+
+def _actor_key() -> Concat:
+    # Users, API keys and failed sign-ins (no user, the username tried as label) are all actors; NULLs never compare
+    # equal in SQL, so the key spells them out.
+    return Concat(
+        Coalesce(Cast("actor_user_id", CharField()), Value("")),
+        Value("|"),
+        Coalesce(Cast("actor_api_key_id", CharField()), Value("")),
+        Value("|"),
+        F("actor_label"),
+        output_field=CharField(),
+    )
+
+
+def _sliding_peaks(
+    events: QuerySet[AuditEvent], *, kind: str, minutes: int, measure: Aggregate, at_least: int
+) -> list[Flag]:
+    """Actors for whom ``measure`` over some ``minutes``-long window of their ``events`` reaches ``at_least``."""
+    keyed = events.order_by().annotate(actor_key=_actor_key())
+    window = timedelta(minutes=minutes)
+    in_window = (
+        keyed.filter(
+            actor_key=OuterRef("actor_key"),
+            created_at__gt=OuterRef("created_at") - window,
+            created_at__lte=OuterRef("created_at"),
+        )
+        .values("actor_key")
+        .annotate(measure=measure)
+        .values("measure")
+    )
+    rows = (
+        keyed.annotate(measure=Subquery(in_window))
+        .filter(measure__gte=at_least)
+        .values("actor_user_id", "actor_api_key_id", "actor_label")
+        .annotate(peak=Max("measure"), first=Min("created_at"), last=Max("created_at"))
+        .order_by("-peak", "actor_label")
+    )
+    return [
+        Flag(
+            kind=kind,
+            actor_user_id=row["actor_user_id"],
+            actor_api_key_id=row["actor_api_key_id"],
+            actor_label=row["actor_label"],
+            count=row["peak"],
+            # From the start of the first window that crossed the line to the end of the last one.
+            window_start=row["first"] - window,
+            window_end=row["last"],
+            window_minutes=minutes,
+        )
+        for row in rows
+    ]
+
+
+def _off_hours_reads(events: QuerySet[AuditEvent]) -> list[Flag]:
+    """Reads by members outside their office's working hours, in the office country's local time."""
+    office = "actor_user__membership__office__"
+    opens, closes = F(f"{office}opens_at"), F(f"{office}closes_at")
+    outside = Q(**{f"{office}opens_at__lte": closes}) & (Q(local_time__lt=opens) | Q(local_time__gte=closes)) | Q(
+        **{f"{office}opens_at__gt": closes}
+    ) & Q(local_time__lt=opens, local_time__gte=closes)  # an office open overnight (22:00-06:00)
+    reads = events.order_by().filter(READS, **{f"{office}isnull": False})
+    flags: list[Flag] = []
+    # One query per time zone in use (seven at most): the local time of day needs the zone as a constant.
+    for zone in Country.objects.order_by().values_list("timezone", flat=True).distinct():
+        rows = (
+            reads.filter(**{f"{office}agency__country__timezone": zone})
+            .annotate(local_time=TruncTime("created_at", tzinfo=ZoneInfo(zone)))
+            .filter(outside)
+            .values("actor_user_id", "actor_api_key_id", "actor_label")
+            .annotate(count=Count("id"), first=Min("created_at"), last=Max("created_at"))
+        )
+        flags.extend(
+            Flag(
+                kind=OFF_HOURS_READS,
+                actor_user_id=row["actor_user_id"],
+                actor_api_key_id=row["actor_api_key_id"],
+                actor_label=row["actor_label"],
+                count=row["count"],
+                window_start=row["first"],
+                window_end=row["last"],
+                window_minutes=None,
+            )
+            for row in rows
+        )
+    return sorted(flags, key=lambda flag: (-flag.count, flag.actor_label))
+
+
+def flags_for(viewer: Viewer, *, since: datetime | None = None, until: datetime | None = None) -> dict[str, list[Flag]]:
+    """Every flag over the viewer's events between ``since`` (default: the lookback) and ``until`` (default: now)."""
+    limits: dict[str, Any] = thresholds()
+    until = until or timezone.now()
+    since = since or until - timedelta(days=limits["LOOKBACK_DAYS"])
+    events = events_visible_to(viewer).filter(created_at__gte=since, created_at__lt=until)
+    return {
+        BULK_READS: _sliding_peaks(
+            events.filter(READS),
+            kind=BULK_READS,
+            minutes=limits["BULK_READS_WINDOW_MINUTES"],
+            measure=Count("id"),
+            at_least=limits["BULK_READS_MORE_THAN"] + 1,
+        ),
+        OFF_HOURS_READS: _off_hours_reads(events),
+        REPEATED_DENIALS: _sliding_peaks(
+            events.filter(outcome=Outcome.DENIED),
+            kind=REPEATED_DENIALS,
+            minutes=limits["DENIALS_WINDOW_MINUTES"],
+            measure=Count("id"),
+            at_least=limits["DENIALS_AT_LEAST"],
+        ),
+        MANY_COUNTRIES: _sliding_peaks(
+            events.filter(READS).exclude(target_country=""),
+            kind=MANY_COUNTRIES,
+            minutes=limits["COUNTRIES_WINDOW_MINUTES"],
+            measure=Count("target_country", distinct=True),
+            at_least=limits["COUNTRIES_AT_LEAST"],
+        ),
+    }

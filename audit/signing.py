@@ -1,0 +1,147 @@
+"""Signed checkpoints: Ed25519 statements that the chain up to an event id hashes to a given value.
+
+A member that keeps an exported checkpoint can later run ``audit_verify --checkpoint FILE`` and prove that the log
+still extends it unchanged: rewriting any earlier event changes every later hash, and the host cannot forge the
+old signature over a new hash without the key the member saw it sign with.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from audit.chain import CheckpointClaim, _wait_for_sealer_lock, chain_head, iso_utc, seal_pending
+from audit.models import AuditCheckpoint
+from isn.env import ConfigError
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+KEY_VARIABLE = "ISN_AUDIT_SIGNING_KEY"
+_MESSAGE_PREFIX = b"isn-audit-checkpoint-v1\n"
+EXPORT_FIELDS = ("last_event_id", "chain_hash", "created_at", "public_key", "signature")
+
+
+def parse_private_key(text: str) -> Ed25519PrivateKey:
+    """A private key from base64 of the raw 32 bytes, or from PEM (PKCS#8)."""
+    text = text.strip()
+    if text.startswith("-----BEGIN"):
+        try:
+            key = serialization.load_pem_private_key(text.encode("ascii"), password=None)
+        except (ValueError, TypeError):
+            raise ConfigError(f"{KEY_VARIABLE} is not a readable unencrypted PEM private key") from None
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ConfigError(f"{KEY_VARIABLE} must be an Ed25519 key")
+        return key
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 32:
+        raise ConfigError(f"{KEY_VARIABLE} must be base64 of a raw 32-byte Ed25519 private key, or PEM")
+    return Ed25519PrivateKey.from_private_bytes(raw)
+
+
+@lru_cache(maxsize=4)
+def _key_from(text: str) -> Ed25519PrivateKey:
+    return parse_private_key(text)
+
+
+def signing_key() -> Ed25519PrivateKey:
+    """The checkpoint signing key (settings resolve it: given in production, generated in development)."""
+    return _key_from(settings.ISN_AUDIT_SIGNING_KEY)
+
+
+def public_key_hex(key: Ed25519PrivateKey | None = None) -> str:
+    public = (key or signing_key()).public_key()
+    return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex()
+
+
+def trusted_public_keys() -> set[str]:
+    """The current key and the previous ones an operator still vouches for (after a key rotation)."""
+    return {public_key_hex(), *(key.lower() for key in settings.ISN_AUDIT_TRUSTED_PUBLIC_KEYS)}
+
+
+def checkpoint_message(*, last_event_id: int, chain_hash: str, created_at: str) -> bytes:
+    """The exact bytes signed: a fixed prefix, then compact key-sorted JSON of the three claims."""
+    body = json.dumps(
+        {"chain_hash": chain_hash, "created_at": created_at, "last_event_id": last_event_id},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return _MESSAGE_PREFIX + body.encode("ascii")
+
+
+def checkpoint_signature_valid(claim: CheckpointClaim) -> bool:
+    try:
+        public = Ed25519PublicKey.from_public_bytes(bytes.fromhex(claim.public_key))
+        public.verify(
+            bytes.fromhex(claim.signature),
+            checkpoint_message(
+                last_event_id=claim.last_event_id, chain_hash=claim.chain_hash, created_at=claim.created_at
+            ),
+        )
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def checkpoint_create(*, actor: AbstractBaseUser | AnonymousUser | None = None) -> AuditCheckpoint | None:
+    """Seal what is pending, then sign the chain head; None while nothing is sealed. Recorded as an event."""
+    from audit.services import record
+
+    seal_pending()
+    with transaction.atomic():
+        _wait_for_sealer_lock()  # the head cannot move while we sign it, and two creators cannot collide
+        head_id, head_hash = chain_head()
+        if head_id is None:
+            return None
+        existing = AuditCheckpoint.objects.filter(last_event_id=head_id).first()
+        if existing is not None:
+            return existing
+        key = signing_key()
+        created_at = timezone.now()
+        message = checkpoint_message(last_event_id=head_id, chain_hash=head_hash, created_at=iso_utc(created_at))
+        checkpoint = AuditCheckpoint.objects.create(
+            last_event_id=head_id,
+            chain_hash=head_hash,
+            created_at=created_at,
+            public_key=public_key_hex(key),
+            signature=key.sign(message).hex(),
+        )
+        record(
+            action="audit.checkpoint.create",
+            actor=actor,
+            target=checkpoint,
+            details={"last_event_id": head_id, "chain_hash": head_hash},
+        )
+    return checkpoint
+
+
+def checkpoint_export(checkpoint: AuditCheckpoint) -> dict[str, Any]:
+    """The JSON a member keeps: enough to check the signature and, later, that the log still extends it."""
+    claim = CheckpointClaim.from_row(checkpoint)
+    return {name: getattr(claim, name) for name in EXPORT_FIELDS}
+
+
+def checkpoint_from_json(data: Any) -> CheckpointClaim:
+    """A kept checkpoint read back; ValueError saying what is wrong with it."""
+    if not isinstance(data, dict) or set(EXPORT_FIELDS) - set(data):
+        raise ValueError(f"a checkpoint file holds a JSON object with {', '.join(EXPORT_FIELDS)}")
+    last_event_id = data["last_event_id"]
+    if not isinstance(last_event_id, int) or isinstance(last_event_id, bool) or last_event_id < 1:
+        raise ValueError("last_event_id must be a positive whole number")
+    texts = [data[name] for name in EXPORT_FIELDS[1:]]
+    if not all(isinstance(text, str) for text in texts):
+        raise ValueError("chain_hash, created_at, public_key and signature must be strings")
+    return CheckpointClaim(last_event_id, *texts, source="file")

@@ -1,0 +1,137 @@
+"""The auditors' workspace in the portal: search, an actor's timeline, and flags. Every page view is audited."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils.translation import gettext as _
+
+from audit import flags as audit_flags
+from audit.filters import AuditEventFilter
+from audit.models import AuditEvent
+from audit.selectors import actor_timeline, auditor_country, chain_status, events_visible_to
+from audit.services import record
+
+PAGE_SIZE = 100
+
+
+def auditor_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Signed-in auditors only; anyone else signed in gets 403 (recorded by the 403 handler)."""
+
+    @login_required
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if auditor_country(request.user) is None:
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def _page(events: QuerySet[AuditEvent], request: HttpRequest) -> tuple[list[AuditEvent], int | None]:
+    """One page, newest first, and the id to continue from (keyset paging: the log grows while it is read)."""
+    before = request.GET.get("before", "")
+    if before.isdigit():
+        events = events.filter(id__lt=int(before))
+    rows = list(events.order_by("-id")[: PAGE_SIZE + 1])
+    return rows[:PAGE_SIZE], rows[PAGE_SIZE - 1].pk if len(rows) > PAGE_SIZE else None
+
+
+def _query_without(request: HttpRequest, *names: str) -> str:
+    query = request.GET.copy()
+    for name in names:
+        query.pop(name, None)
+    return query.urlencode()
+
+
+@auditor_required
+def events(request: HttpRequest) -> HttpResponse:
+    """Search the events in the auditor's scope, with links to export the same search."""
+    filterset = AuditEventFilter(request.GET, queryset=events_visible_to(request.user), request=request)
+    rows: list[AuditEvent] = []
+    next_before = None
+    if filterset.is_valid():
+        with transaction.atomic():
+            rows, next_before = _page(filterset.qs, request)
+            record(
+                action="audit.events.search",
+                actor=request.user,
+                details={"filters": filterset.used(), "count": len(rows), "portal": True},
+            )
+    context = {
+        "filter": filterset,
+        "events": rows,
+        "next_before": next_before,
+        "query": _query_without(request, "before", "format"),
+        "status": chain_status(request.user),
+        "scope": auditor_country(request.user),
+    }
+    return render(request, "audit/events.html", context)
+
+
+@auditor_required
+def timeline(request: HttpRequest, user_id: int) -> HttpResponse:
+    """What one person did, newest first, within the auditor's scope."""
+    with transaction.atomic():
+        rows, next_before = _page(actor_timeline(request.user, user_id=user_id), request)
+        record(
+            action="audit.timeline.view",
+            actor=request.user,
+            target_type="auth.user",
+            target_id=user_id,
+            details={"count": len(rows), "portal": True},
+        )
+    context = {"actor_id": user_id, "events": rows, "next_before": next_before}
+    return render(request, "audit/timeline.html", context)
+
+
+@auditor_required
+def flags(request: HttpRequest) -> HttpResponse:
+    """Patterns to review: bulk reads, reads out of hours, repeated denials, one person reading many countries."""
+    period = AuditEventFilter(request.GET, queryset=AuditEvent.objects.none(), request=request)
+    found: dict[str, list[audit_flags.Flag]] = {}
+    if period.is_valid():
+        since, until = period.form.cleaned_data.get("since"), period.form.cleaned_data.get("until")
+        with transaction.atomic():
+            found = audit_flags.flags_for(request.user, since=since, until=until)
+            record(
+                action="audit.flags.view",
+                actor=request.user,
+                details={"since": since, "until": until, "counts": {kind: len(rows) for kind, rows in found.items()}},
+            )
+    limits = audit_flags.thresholds()
+    sections = [
+        (
+            _("Bulk reads"),
+            _("More than %(n)s reads, lists or downloads within %(m)s minutes.")
+            % {"n": limits["BULK_READS_MORE_THAN"], "m": limits["BULK_READS_WINDOW_MINUTES"]},
+            found.get(audit_flags.BULK_READS, []),
+        ),
+        (
+            _("Reads outside office hours"),
+            _("Reads outside the working hours of the reader's office, in that office's local time."),
+            found.get(audit_flags.OFF_HOURS_READS, []),
+        ),
+        (
+            _("Repeated denials"),
+            _("At least %(n)s denied attempts within %(m)s minutes.")
+            % {"n": limits["DENIALS_AT_LEAST"], "m": limits["DENIALS_WINDOW_MINUTES"]},
+            found.get(audit_flags.REPEATED_DENIALS, []),
+        ),
+        (
+            _("Reads across many countries"),
+            _("Items of at least %(n)s countries read within %(m)s minutes.")
+            % {"n": limits["COUNTRIES_AT_LEAST"], "m": limits["COUNTRIES_WINDOW_MINUTES"]},
+            found.get(audit_flags.MANY_COUNTRIES, []),
+        ),
+    ]
+    context = {"period": period, "sections": sections, "computed": bool(found)}
+    return render(request, "audit/flags.html", context)

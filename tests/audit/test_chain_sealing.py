@@ -1,0 +1,273 @@
+"""Sealing links events into the hash chain in id order, shortly after commit, and accounts for every id."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+
+import pytest
+from django.db import connection, transaction
+
+from audit import services
+from audit.chain import GAP_ACTION, GENESIS_HASH, event_hash, seal_pending, verify_chain
+from audit.models import AuditEvent, Outcome
+from audit.services import record
+from tests.audit.chain_helpers import write_events
+
+CHAIN_FIELDS = ("id", "prev_hash", "hash")
+
+
+def _chain(ids: list[int]) -> list[tuple[int, str, str]]:
+    return list(AuditEvent.objects.filter(id__in=ids).order_by("id").values_list(*CHAIN_FIELDS))
+
+
+def _failed_act(events: int) -> list[int]:
+    """An act that records ``events`` events and then fails: their ids are used up but never committed."""
+    ids: list[int] = []
+
+    def act() -> None:
+        with transaction.atomic():
+            ids.extend(record(action="test.rolled_back", actor=None).pk for _ in range(events))
+            raise RuntimeError("the act failed")
+
+    with pytest.raises(RuntimeError):
+        act()
+    return ids
+
+
+@pytest.mark.django_db
+def test_sealing_links_each_event_to_the_one_before(vn_officer):
+    ids = write_events(5, vn_officer)
+    assert all(h == "" for _, _, h in _chain(ids)), "events are written unsealed, without any lock"
+
+    result = seal_pending()
+
+    assert (result.sealed, result.gaps_filled, result.stalled_at, result.head_id) == (5, 0, None, ids[-1])
+    chain = _chain(ids)
+    assert chain[0][1] == GENESIS_HASH
+    for (_, _, previous_hash), (_, prev_hash, _) in itertools.pairwise(chain):
+        assert prev_hash == previous_hash
+    first = AuditEvent.objects.values_list(
+        "id",
+        "created_at",
+        "actor_user_id",
+        "actor_api_key_id",
+        "actor_label",
+        "actor_agency_id",
+        "actor_country",
+        "action",
+        "target_type",
+        "target_id",
+        "target_country",
+        "outcome",
+        "ip_address",
+        "user_agent",
+        "request_id",
+        "details",
+    ).get(pk=ids[0])
+    assert chain[0][2] == event_hash(first, GENESIS_HASH)
+    assert AuditEvent.objects.filter(id__in=ids, sealed_at__isnull=True).count() == 0
+
+
+@pytest.mark.django_db
+def test_sealing_is_idempotent_and_continues_the_chain(vn_officer):
+    first = write_events(3, vn_officer)
+    seal_pending()
+    sealed_before = _chain(first)
+    assert seal_pending().sealed == 0
+    second = write_events(2, vn_officer)
+
+    assert seal_pending().sealed == 2
+
+    assert _chain(first) == sealed_before
+    assert _chain(second)[0][1] == sealed_before[-1][2]
+    assert verify_chain().ok
+
+
+@pytest.mark.django_db
+def test_a_rolled_back_id_stalls_sealing_within_the_grace_period(vn_officer, settings):
+    settings.ISN_AUDIT_GAP_GRACE_SECONDS = 60
+    before = write_events(1, vn_officer)
+    lost = _failed_act(1)[0]
+    after = write_events(1, vn_officer)
+    assert after[0] == lost + 1 == before[0] + 2
+
+    result = seal_pending()
+
+    assert (result.sealed, result.stalled_at) == (1, lost)
+    assert AuditEvent.objects.get(pk=after[0]).hash == ""
+    report = verify_chain()
+    assert report.ok
+    assert report.pending == 1
+
+
+@pytest.mark.django_db
+def test_an_id_that_never_committed_becomes_an_explicit_gap_event(vn_officer, settings):
+    settings.ISN_AUDIT_GAP_GRACE_SECONDS = 0
+    before = write_events(1, vn_officer)
+    _failed_act(2)
+    after = write_events(1, vn_officer)
+
+    result = seal_pending()
+
+    assert (result.sealed, result.gaps_filled, result.stalled_at) == (4, 2, None)
+    gaps = list(AuditEvent.objects.filter(action=GAP_ACTION).order_by("id"))
+    assert [gap.pk for gap in gaps] == [before[0] + 1, before[0] + 2]
+    assert all(gap.outcome == Outcome.ERROR and gap.details == {"reason": "id never committed"} for gap in gaps)
+    assert [event_id for event_id, _, _ in _chain([*before, *after, *[g.pk for g in gaps]])] == list(
+        range(before[0], after[0] + 1)
+    )
+    report = verify_chain()
+    assert report.ok
+    assert (report.checked, report.pending) == (AuditEvent.objects.count(), 0)
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_an_id_still_in_flight_is_never_declared_a_gap(vn_officer, settings):
+    settings.ISN_AUDIT_GAP_GRACE_SECONDS = 0
+    write_events(1, vn_officer)
+    seal_pending()
+    recorded = threading.Event()
+    release = threading.Event()
+    in_flight: list[int] = []
+
+    def slow_act() -> None:
+        try:
+            with transaction.atomic():
+                in_flight.append(record(action="test.slow", actor=None).pk)
+                recorded.set()
+                release.wait(30)
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=slow_act)
+    worker.start()
+    try:
+        assert recorded.wait(10)
+        later = write_events(1, vn_officer)
+
+        stalled = seal_pending()  # its gap insert waits for the open act, then gives up (lock_timeout)
+
+        assert (stalled.stalled_at, stalled.gaps_filled) == (in_flight[0], 0)
+    finally:
+        release.set()
+        worker.join(30)
+    result = seal_pending()
+    assert (result.sealed, result.gaps_filled, result.head_id) == (2, 0, later[0])
+    assert AuditEvent.objects.get(pk=in_flight[0]).action == "test.slow"
+    assert verify_chain().ok
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_second_sealer_returns_at_once_while_one_holds_the_lock(vn_officer):
+    ids = write_events(3, vn_officer)
+    locked = threading.Event()
+    release = threading.Event()
+
+    def holder() -> None:
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [services_lock_key()])
+                locked.set()
+                release.wait(30)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    try:
+        assert locked.wait(10)
+        busy = seal_pending()
+        assert (busy.busy, busy.sealed) == (True, 0)
+        assert AuditEvent.objects.filter(id__in=ids, hash="").count() == 3
+    finally:
+        release.set()
+        thread.join(30)
+    assert seal_pending().sealed == 3
+
+
+def services_lock_key() -> int:
+    from audit.chain import SEALER_LOCK_KEY
+
+    return SEALER_LOCK_KEY
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_concurrent_writers_and_sealers_build_one_intact_chain(vn_officer):
+    errors: list[BaseException] = []
+    sealed_counts: list[int] = []
+
+    def writer() -> None:
+        try:
+            for _ in range(25):
+                with transaction.atomic():
+                    record(action="test.concurrent", actor=None)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def sealer() -> None:
+        try:
+            for _ in range(20):
+                sealed_counts.append(seal_pending().sealed)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=writer) for _ in range(4)] + [threading.Thread(target=sealer) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    seal_pending()
+
+    report = verify_chain()
+    assert report.ok, report.summary()
+    assert AuditEvent.objects.filter(action="test.concurrent", hash="").count() == 0
+    assert AuditEvent.objects.filter(action="test.concurrent").count() == 100
+    assert sum(sealed_counts) + 0 <= 100  # each event is sealed exactly once, by whichever sealer held the lock
+    assert len(set(AuditEvent.objects.values_list("hash", flat=True))) == AuditEvent.objects.count()
+
+
+@pytest.mark.django_db
+def test_record_queues_sealing_after_commit_and_not_before(vn_officer, monkeypatch, django_capture_on_commit_callbacks):
+    sent: list[dict] = []
+    monkeypatch.setattr(services, "_next_seal_queue_at", 0.0)
+    monkeypatch.setattr(services.seal_events, "apply_async", lambda **kwargs: sent.append(kwargs))
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        record(action="test.queued", actor=vn_officer)
+    assert sent == []
+    for callback in callbacks:
+        callback()
+
+    assert sent == [{"queue": "default", "retry": False}]
+
+
+@pytest.mark.django_db
+def test_a_broker_outage_never_fails_the_act(vn_officer, monkeypatch, django_capture_on_commit_callbacks, caplog):
+    monkeypatch.setattr(services, "_next_seal_queue_at", 0.0)
+
+    def broker_down(**kwargs: object) -> None:
+        raise ConnectionRefusedError("broker down")
+
+    monkeypatch.setattr(services.seal_events, "apply_async", broker_down)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        event = record(action="test.outage", actor=vn_officer)
+
+    assert AuditEvent.objects.filter(pk=event.pk).exists()
+    assert "could not queue sealing (ConnectionRefusedError)" in caplog.text
+    assert services._next_seal_queue_at > 0  # backs off, so the next requests do not each wait on the broker
+
+
+@pytest.mark.django_db
+def test_the_celery_task_seals(vn_officer):
+    from audit.tasks import seal_events
+
+    ids = write_events(2, vn_officer)
+    assert seal_events.apply().get() == 2
+    assert AuditEvent.objects.filter(id__in=ids, hash="").count() == 0
