@@ -121,9 +121,9 @@ def record(
     event = AuditEvent.objects.create(
         created_at=timezone.now(),
         action=action,
-        target_type=target_type,
-        target_id=str(target_id),
-        target_country=target_country,
+        target_type=neutralise(target_type, limit=50),
+        target_id=neutralise(str(target_id), limit=64),
+        target_country=neutralise(target_country, limit=2),
         outcome=outcome,
         ip_address=context.ip,
         user_agent=neutralise(context.user_agent, limit=256),

@@ -50,6 +50,12 @@ def test_injected_line_breaks_and_control_characters_are_neutralised(outsider):
     assert neutralise("x" * 1000) == "x" * 500
 
 
+def test_target_fields_from_requests_are_neutralised():
+    event = record(action="test.inject", actor=None, target_type="item\n", target_id="42\r\nforged")
+    event.refresh_from_db()
+    assert (event.target_type, event.target_id) == ("item ", "42  forged")
+
+
 def test_unknown_outcome_is_refused(vn_officer):
     with pytest.raises(ValueError, match="unknown audit outcome"):
         record(action="test.bad", actor=vn_officer, outcome="maybe")
