@@ -59,3 +59,25 @@ def test_target_fields_from_requests_are_neutralised():
 def test_unknown_outcome_is_refused(vn_officer):
     with pytest.raises(ValueError, match="unknown audit outcome"):
         record(action="test.bad", actor=vn_officer, outcome="maybe")
+
+
+def test_a_failing_audit_write_fails_the_act_it_records(vn_officer, vn_admin, moc_bai):
+    """Fail closed: make the database refuse audit inserts, and the membership change must not happen."""
+    from django.db import DatabaseError, connection
+
+    from agencies.models import Membership, Role
+    from agencies.services import membership_change
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'audit store unavailable'; END $$"
+        )
+        cursor.execute(
+            "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_auditevent FOR EACH ROW EXECUTE FUNCTION refuse_audit()"
+        )
+    membership = Membership.objects.get(user=vn_officer)
+    with pytest.raises(DatabaseError, match="audit store unavailable"):
+        membership_change(actor=vn_admin, membership=membership, role=Role.SUPERVISOR, office=moc_bai)
+    membership.refresh_from_db()
+    assert membership.role == Role.OFFICER
