@@ -334,3 +334,21 @@ CELERY_BEAT_SCHEDULE |= {
     "audit-seal": {"task": "audit.tasks.seal_events", "schedule": 5.0},
     "audit-checkpoint": {"task": "audit.tasks.create_checkpoint", "schedule": float(ISN_AUDIT_CHECKPOINT_SECONDS)},
 }
+
+# --- messaging: items, attachments, key rotation (owned by the messaging app) -------------------------------------
+from celery.schedules import crontab as _crontab  # noqa: E402 - kept inside this app's section
+
+ISN_ATTACHMENT_MAX_BYTES = env_int("ISN_ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024, minimum=1)
+ISN_ATTACHMENTS_PER_ITEM = env_int("ISN_ATTACHMENTS_PER_ITEM", 20, minimum=1)
+# How far ahead a review date may be set; an item is withdrawn (expired) and its keys shredded after it.
+ISN_ITEM_MAX_REVIEW_DAYS = env_int("ISN_ITEM_MAX_REVIEW_DAYS", 730, minimum=1)
+ISN_KEY_REWRAP_BATCH = env_int("ISN_KEY_REWRAP_BATCH", 500, minimum=1)
+# Uploads are held in memory only: a plaintext attachment must never land in a temporary file on disk. A request
+# larger than this is refused before it is read (the limit plus room for the multipart envelope).
+FILE_UPLOAD_HANDLERS = ["django.core.files.uploadhandler.MemoryFileUploadHandler"]
+FILE_UPLOAD_MAX_MEMORY_SIZE = ISN_ATTACHMENT_MAX_BYTES + 64 * 1024
+# Daily just after midnight UTC: an interval would restart its count whenever beat restarts.
+CELERY_BEAT_SCHEDULE |= {
+    "messaging-expire-items": {"task": "messaging.tasks.expire_items", "schedule": _crontab(minute=15, hour=0)},
+}
+# --- end of messaging --------------------------------------------------------------------------------------------

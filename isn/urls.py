@@ -11,11 +11,13 @@ from agencies.api import AgencyViewSet, OfficeViewSet
 from audit import api as audit_api
 from audit import views as audit_views
 from isn import health, views
+from messaging.api import ItemViewSet
 
 api_v1 = DefaultRouter(trailing_slash=True)
 api_v1.include_root_view = False
 api_v1.register("agencies", AgencyViewSet, basename="agency")
 api_v1.register("offices", OfficeViewSet, basename="office")
+api_v1.register("items", ItemViewSet, basename="item")
 
 audit_api_v1 = [
     path("events/", audit_api.AuditEventListView.as_view(), name="audit-event-list"),

@@ -1,0 +1,148 @@
+"""Reads of items, always scoped to a viewer in the SQL itself (never filtered afterwards in Python)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
+
+from agencies.models import Agency, Membership, Role
+from agencies.selectors import membership_for
+from audit.models import AuditEvent
+from isn.errors import NotFound, PermissionDenied
+from messaging.models import (
+    Item,
+    ItemAgencyGrant,
+    ItemCountryGrant,
+    ItemKey,
+    ItemRead,
+    ItemStatus,
+    ItemUserObjectPermission,
+)
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+    Viewer: TypeAlias = AbstractBaseUser | AnonymousUser
+
+# Auditors see who did what to an item, never its content (DESIGN.md, "Who uses it").
+_ROLES_WITHOUT_CONTENT = frozenset({Role.NATIONAL_AUDITOR, Role.REGIONAL_AUDITOR})
+
+# One message for "does not exist", "not yours to see" and "not an item id": a caller must not tell them apart.
+NOT_FOUND_MESSAGE = "No such item."
+
+ACCESS_ACTIONS = ("messaging.item.read", "messaging.attachment.download")
+
+
+def content_membership(viewer: Viewer) -> Membership | None:
+    """The viewer's membership when it may read item content at all, else None."""
+    membership = membership_for(viewer)
+    if membership is None or membership.role in _ROLES_WITHOUT_CONTENT:
+        return None
+    return membership
+
+
+def items_visible_to(viewer: Viewer) -> QuerySet[Item]:
+    """Every item the viewer may read, newest first, as one query.
+
+    Visible when the viewer's agency originated it (whatever its status), or, for active items only, when the
+    viewer's country has a grant and either that country has no agency restriction, the viewer's agency is one of
+    the restricted agencies, or the viewer is named on the item.
+    """
+    membership = content_membership(viewer)
+    if membership is None:
+        return Item.objects.none()
+    country = membership.agency.country_id
+    item = OuterRef("pk")
+    country_grant = Exists(ItemCountryGrant.objects.filter(item=item, country_id=country))
+    country_restricted = Exists(ItemAgencyGrant.objects.filter(item=item, country_id=country))
+    agency_grant = Exists(ItemAgencyGrant.objects.filter(item=item, agency_id=membership.agency_id))
+    # A named person still needs their country's grant: that is where their key comes from, and narrowing the
+    # release away from a country must cut off everyone in it.
+    named = Exists(
+        ItemUserObjectPermission.objects.filter(
+            content_object=item,
+            user_id=viewer.pk,
+            permission__codename="view_item",
+            permission__content_type__app_label="messaging",
+        )
+    )
+    recipient = Q(status=ItemStatus.ACTIVE) & country_grant & (~country_restricted | agency_grant | named)
+    return Item.objects.filter(Q(originator_agency_id=membership.agency_id) | recipient).order_by("-created_at", "-id")
+
+
+def items_for_listing(viewer: Viewer) -> QuerySet[Item]:
+    """``items_visible_to`` shaped for the inbox: read flag, originator agency, and only the viewer's own country's
+    wrapped key prefetched (one more query per page, whatever its size); bodies are not loaded."""
+    membership = content_membership(viewer)
+    if membership is None:
+        return Item.objects.none()
+    own_keys = ItemKey.objects.filter(country_id=membership.agency.country_id)
+    return (
+        items_visible_to(viewer)
+        .select_related("originator_agency")
+        .defer("body_sealed")
+        .annotate(is_read=Exists(ItemRead.objects.filter(item=OuterRef("pk"), user_id=viewer.pk)))
+        .prefetch_related(Prefetch("keys", queryset=own_keys, to_attr="viewer_keys"))
+    )
+
+
+def parse_item_id(value: object) -> uuid.UUID:
+    """A UUID from a URL or request; anything else is NotFound, exactly like an unknown id."""
+    try:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    except (TypeError, ValueError, AttributeError):
+        raise NotFound(NOT_FOUND_MESSAGE) from None
+
+
+def item_get(viewer: Viewer, *, item_id: object, for_update: bool = False) -> Item:
+    """One visible item, or NotFound (the same answer whether it is hidden, absent or malformed)."""
+    items = items_visible_to(viewer).select_related("originator_agency", "originator_office", "originator_user")
+    if for_update:
+        items = items.select_for_update(of=("self",))
+    item = items.filter(pk=parse_item_id(item_id)).first()
+    if item is None:
+        raise NotFound(NOT_FOUND_MESSAGE)
+    return item
+
+
+def is_originator(viewer: Viewer, item: Item) -> bool:
+    membership = content_membership(viewer)
+    return membership is not None and membership.agency_id == item.originator_agency_id
+
+
+def item_get_as_originator(viewer: Viewer, *, item_id: object, for_update: bool = False) -> Item:
+    """A visible item the viewer's agency originated: NotFound when not visible, PermissionDenied when not theirs."""
+    item = item_get(viewer, item_id=item_id, for_update=for_update)
+    if not is_originator(viewer, item):
+        raise PermissionDenied("Only the originating agency may do this to an item.")
+    return item
+
+
+def unread_by(viewer: Viewer) -> Exists:
+    """An expression, for ``items_visible_to(viewer)``, true where the viewer has never opened the item."""
+    return ~Exists(ItemRead.objects.filter(item=OuterRef("pk"), user_id=viewer.pk))
+
+
+def item_release(item: Item) -> dict[str, list]:
+    """The release list: for the originator's eyes only (callers check that)."""
+    return {
+        "countries": sorted(item.country_grants.values_list("country_id", flat=True)),
+        "agencies": list(
+            Agency.objects.filter(pk__in=item.agency_grants.values("agency_id"))
+            .order_by("country_id", "short_name")
+            .values("id", "short_name", "country_id")
+        ),
+        "named_users": sorted(item.named_grants.values_list("user__username", flat=True)),
+    }
+
+
+def item_access_events(viewer: Viewer, *, item_id: object) -> QuerySet[AuditEvent]:
+    """Who read or downloaded the item and when, newest first: for the originating agency only."""
+    item = item_get_as_originator(viewer, item_id=item_id)
+    return AuditEvent.objects.filter(
+        target_type=Item._meta.label_lower, target_id=str(item.pk), action__in=ACCESS_ACTIONS
+    ).order_by("-id")
