@@ -328,7 +328,8 @@ class ItemViewSet(viewsets.GenericViewSet):
     @action(detail=False, methods=["get"], pagination_class=None)
     def count(self, request: Request) -> Response:
         items = self.filter_queryset(selectors.items_visible_to(request.user))
-        return Response({"count": items.count()})
+        filters = {key: request.query_params[key] for key in ItemFilter.base_filters if key in request.query_params}
+        return Response({"count": services.item_count(actor=request.user, items=items, filters=filters)})
 
     @extend_schema(
         summary="Originator: withdraw the item (recipients lose it at once; their keys are shredded)",
@@ -397,6 +398,6 @@ class ItemViewSet(viewsets.GenericViewSet):
     )
     @action(detail=True, methods=["get"], pagination_class=AccessCursorPagination, filter_backends=[])
     def access(self, request: Request, pk: str) -> Response:
-        page = self.paginate_queryset(selectors.item_access_events(request.user, item_id=pk)) or []
+        page = self.paginate_queryset(services.item_access_view(actor=request.user, item_id=pk)) or []
         agencies = Agency.objects.in_bulk({event.actor_agency_id for event in page if event.actor_agency_id})
         return self.get_paginated_response(AccessEventSerializer(page, many=True, context={"agencies": agencies}).data)

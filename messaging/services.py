@@ -53,6 +53,7 @@ from messaging.selectors import (
     NOT_FOUND_MESSAGE,
     content_membership,
     is_originator,
+    item_access_events,
     item_get,
     item_get_as_originator,
     item_release,
@@ -62,6 +63,9 @@ if TYPE_CHECKING:
     from typing import TypeAlias
 
     from django.contrib.auth.models import AbstractBaseUser
+    from django.db.models import QuerySet
+
+    from audit.models import AuditEvent
 
     Actor: TypeAlias = AbstractBaseUser
 
@@ -527,6 +531,22 @@ def item_list(*, actor: Actor, items: Sequence[Item]) -> list[ItemSummary]:
         details={"item_ids": [str(item.pk) for item in items], "count": len(items)},
     )
     return summaries
+
+
+@transaction.atomic
+def item_count(*, actor: Actor, items: QuerySet[Item], filters: dict[str, str]) -> int:
+    """How many items match: a search like a list, so recorded with the filters used (names and values)."""
+    count = items.count()
+    record(action="messaging.item.count", actor=actor, target_type=ITEM, details={"filters": filters, "count": count})
+    return count
+
+
+@transaction.atomic
+def item_access_view(*, actor: Actor, item_id: object) -> QuerySet[AuditEvent]:
+    """The originator's view of who opened the item: seeing who read is itself a read, and recorded."""
+    item = item_get_as_originator(actor, item_id=item_id)
+    record(action="messaging.item.access_view", actor=actor, target=item, target_country=item.originator_country)
+    return item_access_events(actor, item_id=item.pk)
 
 
 def _shred(item: Item, country_codes: Iterable[str], *, actor: Actor | None) -> list[str]:

@@ -256,8 +256,19 @@ def test_originator_sees_who_read_their_item(api, post, vn_officer, kh_officer, 
     assert [(row["action"], row["actor"], row["agency"], row["country"]) for row in rows] == [
         ("messaging.item.read", "kh.officer", "ADD", "KH")
     ]
+    viewed = AuditEvent.objects.get(action="messaging.item.access_view")
+    assert (viewed.actor_label, viewed.target_id, viewed.target_country) == ("vn.officer", str(item.pk), "VN")
     api.force_authenticate(kh_officer)
     assert api.get(f"/api/v1/items/{item.pk}/access/").status_code == 403
+    assert AuditEvent.objects.filter(action="messaging.item.access_view").count() == 1
+
+
+def test_counting_items_is_recorded_with_its_filters(api, post, vn_officer, kh_officer):
+    post(vn_officer)
+    api.force_authenticate(kh_officer)
+    assert api.get("/api/v1/items/count/?originator_country=VN").json() == {"count": 1}
+    event = AuditEvent.objects.get(action="messaging.item.count")
+    assert (event.actor_label, event.details) == ("kh.officer", {"filters": {"originator_country": "VN"}, "count": 1})
 
 
 def test_schema_describes_the_items_api(api, vn_officer):
