@@ -6,3 +6,6 @@ from django.apps import AppConfig
 class AgenciesConfig(AppConfig):
     name = "agencies"
     verbose_name = "Agencies and offices"
+
+    def ready(self) -> None:
+        from agencies import schema  # noqa: F401 - registers the API-key scheme with drf-spectacular

@@ -169,3 +169,37 @@ class CountryKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.country_id} key v{self.version} ({self.status})"
+
+
+class ApiKeyScope(models.TextChoices):
+    READ = "read", _("Read")
+    WRITE = "write", _("Write")
+    AUDIT = "audit", _("Audit")
+
+
+class ApiKey(models.Model):
+    """An agency system's credential for the REST API: shown once at issue, stored only as a SHA-256 hash.
+
+    A key acts through its own service account (``user``), a member of the agency, so every scoped selector and
+    every audit event treats it like any other member; its scopes then limit what it may do.
+    """
+
+    agency = models.ForeignKey(Agency, on_delete=models.PROTECT, related_name="api_keys")
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="api_key")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True, help_text=_("Public part of the key, to find it."))
+    key_hash = models.CharField(max_length=64, help_text=_("SHA-256 of the secret part, hex."))
+    scopes = models.JSONField(default=list)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["agency_id", "-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}, {self.agency})"

@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from rest_framework.permissions import BasePermission
+from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 
+from agencies.models import ApiKey, ApiKeyScope
 from agencies.selectors import is_network_member
 
 
@@ -15,3 +16,26 @@ class IsNetworkMember(BasePermission):
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return bool(request.user and is_network_member(request.user))
+
+
+class ApiKeyScopes(BasePermission):
+    """An API key does only what its scopes allow: reading needs read (or audit), anything else needs write."""
+
+    message = "This API key's scopes do not allow this request."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        key = request.auth
+        if not isinstance(key, ApiKey):
+            return True  # a signed-in person: their role decides
+        if request.method in SAFE_METHODS:
+            return ApiKeyScope.READ in key.scopes or ApiKeyScope.AUDIT in key.scopes
+        return ApiKeyScope.WRITE in key.scopes
+
+
+class IsSignedInPerson(BasePermission):
+    """A person signed in to the portal, not an agency system: keys do not manage keys."""
+
+    message = "Only a signed-in person may do this, not an API key."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return bool(request.user and request.user.is_authenticated and not isinstance(request.auth, ApiKey))

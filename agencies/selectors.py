@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from django.db.models import Prefetch, QuerySet
 
-from agencies.models import Agency, Country, Membership, Office
+from agencies.models import Agency, ApiKey, Country, Membership, Office, Role
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -59,3 +59,11 @@ def offices_visible_to(viewer: Viewer) -> QuerySet[Office]:
         .select_related("agency__country")
         .prefetch_related(Prefetch("counterparts", queryset=active_counterparts))
     )
+
+
+def api_keys_visible_to(viewer: Viewer) -> QuerySet[ApiKey]:
+    """An agency admin sees their own agency's keys (never their secrets); nobody else sees any."""
+    membership = membership_for(viewer)
+    if membership is None or membership.role != Role.AGENCY_ADMIN:
+        return ApiKey.objects.none()
+    return ApiKey.objects.filter(agency_id=membership.agency_id).select_related("agency")

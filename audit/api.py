@@ -21,6 +21,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from agencies.permissions import ApiKeyScopes
 from audit import flags as audit_flags
 from audit.exports import FIELDS, csv_cell, csv_lines, event_row
 from audit.filters import AuditEventFilter
@@ -73,7 +74,7 @@ class AuditCheckpointSerializer(serializers.ModelSerializer):
 class AuditEventListView(ListAPIView):
     """Search the events within your scope: a national auditor's country, or every country for the regional auditor."""
 
-    permission_classes = [IsAuditor]
+    permission_classes = [ApiKeyScopes, IsAuditor]
     serializer_class = AuditEventSerializer
     pagination_class = EventPagination
     filter_backends = [DjangoFilterBackend]
@@ -99,7 +100,7 @@ class AuditEventListView(ListAPIView):
 class ActorTimelineView(ListAPIView):
     """What one person did, newest first, within your scope."""
 
-    permission_classes = [IsAuditor]
+    permission_classes = [ApiKeyScopes, IsAuditor]
     serializer_class = AuditEventSerializer
     pagination_class = EventPagination
     filter_backends: list[Any] = []
@@ -123,7 +124,7 @@ class ActorTimelineView(ListAPIView):
 class CheckpointListView(ListAPIView):
     """Signed checkpoints of the whole chain, newest first; keep one to prove later that the log still extends it."""
 
-    permission_classes = [IsAuditor]
+    permission_classes = [ApiKeyScopes, IsAuditor]
     serializer_class = AuditCheckpointSerializer
     pagination_class = CheckpointPagination
     filter_backends: list[Any] = []
@@ -141,7 +142,7 @@ class CheckpointListView(ListAPIView):
 class ChainStatusView(APIView):
     """How far the chain is sealed and the newest checkpoint. Whether it verifies is ``manage.py audit_verify``'s."""
 
-    permission_classes = [IsAuditor]
+    permission_classes = [ApiKeyScopes, IsAuditor]
 
     @extend_schema(responses={200: dict})
     def get(self, request: Request) -> Response:
@@ -173,7 +174,7 @@ class ChainStatusView(APIView):
 class FlagsView(APIView):
     """Patterns to review in your scope: bulk reads, reads out of office hours, repeated denials, many countries."""
 
-    permission_classes = [IsAuditor]
+    permission_classes = [ApiKeyScopes, IsAuditor]
 
     @extend_schema(parameters=_PERIOD_PARAMETERS, responses={200: dict})
     def get(self, request: Request) -> Response:
@@ -230,7 +231,7 @@ def _json_lines(events: QuerySet[AuditEvent]) -> Iterator[str]:
 class AuditEventExportView(GenericAPIView):
     """Every event matching the search filters (up to a configured maximum), newest first, as CSV or JSON."""
 
-    permission_classes = [IsAuditor]
+    permission_classes = [ApiKeyScopes, IsAuditor]
     renderer_classes = [JSONRenderer, CSVRenderer]
     filter_backends: list[Any] = []
     pagination_class = None

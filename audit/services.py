@@ -69,7 +69,11 @@ def _actor_fields(actor: AbstractBaseUser | AnonymousUser | None) -> dict[str, A
         return {"actor_label": "ISN"}
     if not actor.is_authenticated:
         return {"actor_label": "anonymous"}
-    fields: dict[str, Any] = {"actor_user_id": actor.pk, "actor_label": neutralise(actor.get_username(), limit=150)}
+    fields: dict[str, Any] = {
+        "actor_user_id": actor.pk,
+        "actor_label": neutralise(actor.get_username(), limit=150),
+        "actor_api_key_id": getattr(actor, "isn_api_key_id", None),  # set by agencies.authentication
+    }
     membership = membership_for(actor)
     if membership is not None:
         fields["actor_agency_id"] = membership.agency_id

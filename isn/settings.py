@@ -214,8 +214,11 @@ if PRODUCTION:
 
 # --- REST API ----------------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["agencies.permissions.IsNetworkMember"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "agencies.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["agencies.permissions.ApiKeyScopes", "agencies.permissions.IsNetworkMember"],
     "DEFAULT_PAGINATION_CLASS": "isn.api.DefaultPagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -7,7 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from agencies import views as agencies_views
-from agencies.api import AgencyViewSet, OfficeViewSet
+from agencies.api import AgencyViewSet, ApiKeyViewSet, OfficeViewSet
 from audit import api as audit_api
 from audit import views as audit_views
 from isn import health, views
@@ -17,6 +17,7 @@ api_v1 = DefaultRouter(trailing_slash=True)
 api_v1.include_root_view = False
 api_v1.register("agencies", AgencyViewSet, basename="agency")
 api_v1.register("offices", OfficeViewSet, basename="office")
+api_v1.register("api-keys", ApiKeyViewSet, basename="api-key")
 api_v1.register("items", ItemViewSet, basename="item")
 
 audit_api_v1 = [

@@ -10,7 +10,8 @@ pytestmark = pytest.mark.django_db
 @pytest.mark.parametrize("path", ["/api/v1/agencies/", "/api/v1/offices/"])
 def test_anonymous_caller_is_refused(api, path, bavet):
     response = api.get(path)
-    assert response.status_code == 403
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == "Api-Key"
     assert "Bavet" not in response.content.decode()
 
 

@@ -14,7 +14,7 @@ def denials():
 
 
 def test_anonymous_api_call_is_recorded(api, bavet):
-    assert api.get("/api/v1/offices/").status_code == 403
+    assert api.get("/api/v1/offices/").status_code == 401
     event = denials().get()
     assert (event.actor_user_id, event.actor_label, event.outcome) == (None, "anonymous", Outcome.DENIED)
     assert event.details == {

@@ -169,7 +169,7 @@ def test_api_post_needs_membership(api, outsider):
     api.force_authenticate(outsider)
     assert api.post("/api/v1/items/", api_payload(), format="json").status_code == 403
     api.force_authenticate(None)
-    assert api.post("/api/v1/items/", api_payload(), format="json").status_code == 403
+    assert api.post("/api/v1/items/", api_payload(), format="json").status_code == 401
     _nothing_stored()
 
 

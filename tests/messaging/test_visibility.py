@@ -165,4 +165,4 @@ def test_list_and_detail_need_membership(api, kh_item, outsider):
     assert api.get("/api/v1/items/").status_code == 403
     assert api.get(f"/api/v1/items/{item.pk}/").status_code == 403
     api.force_authenticate(None)
-    assert api.get("/api/v1/items/").status_code == 403
+    assert api.get("/api/v1/items/").status_code == 401

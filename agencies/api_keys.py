@@ -1,0 +1,167 @@
+"""Agency API keys: issue (shown once), authenticate, revoke. Every issue, revocation and refused use is recorded.
+
+A key reads ``isn_<prefix>_<secret>``. The prefix finds the row; the secret is compared by its SHA-256 hash in
+constant time. The secret has 256 bits of entropy, so a fast hash is enough: nobody can guess it from the hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+
+from agencies.models import Agency, ApiKey, ApiKeyScope, Membership, Role
+from agencies.services import _require_admin_of
+from isn import audit
+from isn.errors import Conflict, InvalidInput
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+MAX_LIFETIME = timedelta(days=397)
+_LAST_USED_GRANULARITY = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    key: ApiKey
+    plaintext: str  # shown to the agency admin once, never stored
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode("ascii")).hexdigest()
+
+
+def _parse(presented: str) -> tuple[str, str] | None:
+    parts = presented.strip().split("_", 2)  # the secret itself may hold underscores
+    if len(parts) != 3 or parts[0] != "isn" or not parts[1] or not parts[2]:
+        return None
+    return parts[1], parts[2]
+
+
+@transaction.atomic
+def api_key_issue(
+    *,
+    actor: AbstractBaseUser | None,
+    agency: Agency,
+    name: str,
+    scopes: list[str],
+    expires_at: datetime,
+    secret: str | None = None,
+) -> IssuedKey:
+    """Issue a key for an agency's own system. ``secret`` is only for the demo network's published keys."""
+    _require_admin_of(actor, agency)
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise InvalidInput("Give the key a name of 1 to 100 characters, e.g. the system that will use it.")
+    scopes = sorted(set(scopes))
+    if not scopes or any(scope not in ApiKeyScope.values for scope in scopes):
+        raise InvalidInput(f"Scopes must be a non-empty list of {', '.join(ApiKeyScope.values)}.")
+    if ApiKeyScope.AUDIT in scopes and len(scopes) > 1:
+        # An auditor never sees content, and an agency system that reads content is no auditor: keep them apart.
+        raise InvalidInput("An audit key cannot also read or write items; issue two keys.")
+    now = timezone.now()
+    if not now < expires_at <= now + MAX_LIFETIME:
+        raise InvalidInput("The expiry must be in the future and at most 397 days away.")
+    if ApiKey.objects.filter(agency=agency, name=name).exists():
+        raise Conflict(f"{agency.short_name} already has a key named {name!r}.")
+
+    prefix = secrets.token_hex(6)
+    secret = secret or secrets.token_urlsafe(32)
+    service_user = get_user_model().objects.create(username=f"api-key.{prefix}", first_name=name[:150], is_active=True)
+    service_user.set_unusable_password()
+    service_user.save(update_fields=["password"])
+    role = Role.NATIONAL_AUDITOR if scopes == [ApiKeyScope.AUDIT] else Role.OFFICER
+    Membership.objects.create(user=service_user, agency=agency, role=role)
+    key = ApiKey.objects.create(
+        agency=agency,
+        user=service_user,
+        name=name,
+        prefix=prefix,
+        key_hash=_hash(secret),
+        scopes=scopes,
+        created_by=actor,
+        expires_at=expires_at,
+    )
+    audit.record(
+        action="agencies.api_key.issue",
+        actor=actor,
+        target=key,
+        target_country=agency.country_id,
+        details={"prefix": prefix, "scopes": scopes, "expires_at": expires_at.isoformat()},
+    )
+    return IssuedKey(key=key, plaintext=f"isn_{prefix}_{secret}")
+
+
+@transaction.atomic
+def api_key_revoke(*, actor: AbstractBaseUser | None, key: ApiKey) -> ApiKey:
+    """Revoke a key at once: its next request gets 401."""
+    _require_admin_of(actor, key.agency)
+    if key.revoked_at is not None:
+        return key
+    key.revoked_at = timezone.now()
+    key.save(update_fields=["revoked_at"])
+    key.user.is_active = False
+    key.user.save(update_fields=["is_active"])
+    audit.record(
+        action="agencies.api_key.revoke",
+        actor=actor,
+        target=key,
+        target_country=key.agency.country_id,
+        details={"prefix": key.prefix},
+    )
+    return key
+
+
+class KeyRefused(Exception):
+    def __init__(self, reason: str, key: ApiKey | None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.key = key
+
+
+def api_key_authenticate(presented: str) -> ApiKey:
+    """The live key presented, or KeyRefused (recorded by the caller, which knows the request)."""
+    parsed = _parse(presented)
+    if parsed is None:
+        raise KeyRefused("malformed", None)
+    prefix, secret = parsed
+    key = ApiKey.objects.select_related("agency", "user").filter(prefix=prefix).first()
+    if key is None:
+        _hash(secret)  # same work as a known prefix, so timing does not tell which prefixes exist
+        raise KeyRefused("unknown", None)
+    if not hmac.compare_digest(key.key_hash, _hash(secret)):
+        raise KeyRefused("wrong_secret", key)
+    now = timezone.now()
+    if key.revoked_at is not None:
+        raise KeyRefused("revoked", key)
+    if key.expires_at <= now:
+        raise KeyRefused("expired", key)
+    if not key.agency.is_active or not key.user.is_active:
+        raise KeyRefused("agency_suspended", key)
+    if key.last_used_at is None or now - key.last_used_at > _LAST_USED_GRANULARITY:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)  # at most once a minute: no write per request
+    return key
+
+
+def api_key_record_refusal(refusal: KeyRefused) -> None:
+    """A refused key is an attempt on a protected surface: recorded in its own transaction."""
+    key = refusal.key
+    with transaction.atomic():
+        audit.record(
+            action="agencies.api_key.denied",
+            actor=None,
+            actor_label=f"api-key:{key.prefix}" if key else "api-key:unknown",
+            target=key,
+            target_type="agencies.apikey",
+            target_country=key.agency.country_id if key else "",
+            outcome="denied",
+            details={"reason": refusal.reason},
+        )
