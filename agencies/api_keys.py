@@ -54,9 +54,10 @@ def api_key_issue(
     name: str,
     scopes: list[str],
     expires_at: datetime,
-    secret: str | None = None,
+    demo_prefix: str | None = None,
+    demo_secret: str | None = None,
 ) -> IssuedKey:
-    """Issue a key for an agency's own system. ``secret`` is only for the demo network's published keys."""
+    """Issue a key for an agency's own system. The demo arguments give seed_demo's published keys; never else."""
     _require_admin_of(actor, agency)
     name = name.strip()
     if not name or len(name) > 100:
@@ -73,8 +74,8 @@ def api_key_issue(
     if ApiKey.objects.filter(agency=agency, name=name).exists():
         raise Conflict(f"{agency.short_name} already has a key named {name!r}.")
 
-    prefix = secrets.token_hex(6)
-    secret = secret or secrets.token_urlsafe(32)
+    prefix = demo_prefix or secrets.token_hex(6)
+    secret = demo_secret or secrets.token_urlsafe(32)
     service_user = get_user_model().objects.create(username=f"api-key.{prefix}", first_name=name[:150], is_active=True)
     service_user.set_unusable_password()
     service_user.save(update_fields=["password"])

@@ -158,3 +158,14 @@ USERS = [
 ]
 
 PLATFORM_ADMIN_USERNAME = "isn.operator"
+
+
+# One published API key per member state's BLO agency, for trying the REST API (read and write). Development only.
+API_KEY_NAME = "demo case system"
+API_KEY_AGENCIES = ["VN/BGC", "KH/CNP-ADD", "TH/ONCB", "LA/CND", "MM/MPF-DED", "CN/YNBP"]
+
+
+def api_key_parts(agency: str) -> tuple[str, str]:
+    """The demo key of an agency as (prefix, secret): fixed, so seed_demo prints the same keys every time."""
+    slug = agency.replace("/", "").replace("-", "").lower()
+    return f"demo{slug}"[:16], f"{slug}-demo-secret-not-for-production"

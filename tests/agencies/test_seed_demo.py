@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
 from agencies import demo
-from agencies.models import Agency, Membership, Office, OfficeKind, Role
+from agencies.models import Agency, ApiKey, Membership, Office, OfficeKind, Role
 from audit.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -21,6 +21,7 @@ def _snapshot() -> dict[str, list[tuple]]:
         "counterparts": list(Office.counterparts.through.objects.order_by("pk").values_list()),
         "memberships": list(Membership.objects.order_by("pk").values_list()),
         "users": list(User.objects.order_by("pk").values_list()),
+        "api_keys": list(ApiKey.objects.order_by("pk").values_list()),
     }
 
 
@@ -74,3 +75,13 @@ def test_seed_demo_refuses_production(settings):
     with pytest.raises(CommandError, match="never runs in production"):
         _seed()
     assert not Agency.objects.exists()
+
+
+def test_demo_api_keys_work_and_are_printed(api):
+    output = _seed()
+    prefix, secret = demo.api_key_parts("KH/CNP-ADD")
+    key = f"isn_{prefix}_{secret}"
+    assert key in output
+    api.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
+    assert api.get("/api/v1/offices/?q=Bavet BLO").json()["count"] == 1
+    assert ApiKey.objects.count() == len(demo.API_KEY_AGENCIES)

@@ -6,6 +6,7 @@ Idempotent: whatever already exists is left exactly as it is, so a second run ch
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -13,9 +14,11 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.utils import timezone
 
 from agencies import demo
-from agencies.models import Agency, Country, Membership, Office, OfficeKind
+from agencies.api_keys import api_key_issue
+from agencies.models import Agency, ApiKey, ApiKeyScope, Country, Membership, Office, OfficeKind
 from agencies.services import agency_create, membership_create, office_create, office_link_counterpart
 
 
@@ -60,7 +63,9 @@ class Command(BaseCommand):
             offices[left.name], offices[right.name] = pair
             office_link_counterpart(actor=None, office=pair[0], counterpart=pair[1])
 
-        return self._users(agencies, offices)
+        created = self._users(agencies, offices)
+        self._api_keys(agencies)
+        return created
 
     def _office(self, agency: Agency, name: str, kind: str, crossing: str, province: str) -> Office:
         office = Office.objects.filter(agency=agency, name=name).first()
@@ -117,6 +122,22 @@ class Command(BaseCommand):
             membership_create(actor=None, user=user, agency=agency, office=office, role=spec.role)
         return created
 
+    def _api_keys(self, agencies: dict[str, Agency]) -> None:
+        for name in demo.API_KEY_AGENCIES:
+            agency = agencies[name]
+            if ApiKey.objects.filter(agency=agency, name=demo.API_KEY_NAME).exists():
+                continue
+            prefix, secret = demo.api_key_parts(name)
+            api_key_issue(
+                actor=None,
+                agency=agency,
+                name=demo.API_KEY_NAME,
+                scopes=[ApiKeyScope.READ, ApiKeyScope.WRITE],
+                expires_at=timezone.now() + timedelta(days=365),
+                demo_prefix=prefix,
+                demo_secret=secret,
+            )
+
     def _print_logins(self, created: int) -> None:
         out = self.stdout
         out.write(self.style.SUCCESS(f"Demo network ready ({created} new accounts)."))
@@ -126,3 +147,10 @@ class Command(BaseCommand):
         for spec in demo.USERS:
             out.write(f"  {spec.username:<16} {spec.role:<22} {spec.agency}  {spec.office or ''}")
         out.write(f"  {demo.PLATFORM_ADMIN_USERNAME:<16} platform administrator (Django admin at /admin/)")
+        out.write(
+            "Demo API keys (read and write), e.g. curl -H 'Authorization: Api-Key <key>' "
+            "http://127.0.0.1:8000/api/v1/items/:"
+        )
+        for name in demo.API_KEY_AGENCIES:
+            prefix, secret = demo.api_key_parts(name)
+            out.write(f"  {name:<16} isn_{prefix}_{secret}")
