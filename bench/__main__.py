@@ -1,7 +1,9 @@
 """``make bench``: run every ISN benchmark against throwaway PostgreSQL and Redis and print one table.
 
-    python -m tests.servers -m bench          (what make bench runs)
-    python -m tests.servers -m bench --quick  (a short smoke run)
+    python -m tests.servers -m bench                 (what make bench runs: 1,000,000 items)
+    python -m tests.servers -m bench --quick         (a short smoke run: 50,000 items)
+    python -m tests.servers -m bench --items 200000  (or ISN_BENCH_ITEMS=200000)
+    python -m tests.servers -m bench --only items    (only the items benchmark: audit, items)
 
 Not part of ``make test``: figures depend on the machine; BENCHMARKS.md records what was measured.
 """
@@ -15,7 +17,11 @@ import platform
 import sys
 import time
 from contextlib import redirect_stdout
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    from bench.items_bench import ItemsFigures, Latencies
 
 
 def _create_database() -> None:
@@ -46,7 +52,11 @@ def _setup() -> list[int]:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--quick", action="store_true", help="short rounds and 100,000 events: a smoke run")
+    parser.add_argument("--quick", action="store_true", help="short rounds, 100,000 events, 50,000 items: a smoke run")
+    parser.add_argument(
+        "--items", type=int, default=None, help="items for the items benchmark (default 1,000,000, or $ISN_BENCH_ITEMS)"
+    )
+    parser.add_argument("--only", choices=["audit", "items"], help="run one group of benchmarks")
     args = parser.parse_args(argv)
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
         print(
@@ -57,13 +67,26 @@ def main(argv: list[str]) -> int:
     _create_database()
     office_ids = _setup()
 
-    from bench import throughput, verify
+    from bench import items_bench
 
     print(f"ISN benchmarks on {platform.node()}: {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    if args.only in (None, "audit"):
+        _audit_benchmarks(office_ids, quick=args.quick)
+    if args.only in (None, "items"):
+        items = items_bench.items_wanted(args.items, quick=args.quick)
+        print(f"items: {items:,} items, inbox, guardian comparison, detail reads, web process memory ...", flush=True)
+        _print_items(items_bench.run(items, quick=args.quick))
+    print(f"bench finished in {time.monotonic() - started:.0f} s")
+    return 0
+
+
+def _audit_benchmarks(office_ids: list[int], *, quick: bool) -> None:
+    from bench import throughput, verify
+
     print("1/2 audited vs. unaudited reads, 16 keep-alive clients ...", flush=True)
-    load = throughput.run(office_ids, rounds=2 if args.quick else 4, seconds=2.0 if args.quick else 5.0)
+    load = throughput.run(office_ids, rounds=2 if quick else 4, seconds=2.0 if quick else 5.0)
     print("2/2 audit_verify over generated sealed events ...", flush=True)
-    chain = verify.run(100_000 if args.quick else 1_000_000)
+    chain = verify.run(100_000 if quick else 1_000_000)
 
     rows = [
         ("unaudited reads, 16 clients (req/s)", f"{_median(load.plain):,.0f}", _spread(load.plain), ""),
@@ -83,14 +106,108 @@ def main(argv: list[str]) -> int:
         ),
         ("load generated chain (COPY)", f"{chain.load_seconds:.1f} s", f"hashing {chain.generate_seconds:.1f} s", ""),
     ]
-    width = [max(len(row[i]) for row in rows) for i in range(4)]
     print()
     print(f"gunicorn: {load.workers} workers x {load.threads} threads (gthread); rounds interleaved")
+    _table(rows)
+    print(f"\n{chain.summary}")
+
+
+def _print_items(figures: ItemsFigures) -> None:
+    from bench.items_bench import OFFICER, SPARSE_OFFICER
+
+    g = figures.generated
+    # The issue's targets are set for one million items; a smaller run shows its figures without judging them.
+    full = figures.items >= 1_000_000
+
+    def verdict(target: str, ok: bool) -> str:
+        return f"{target}: " + (_verdict(ok) if full else "judged at 1,000,000 items")
+
+    rows = []
+    if g is not None:
+        rows.append(
+            (
+                "generate + load items (COPY)",
+                f"{g.seconds:.0f} s",
+                f"{g.items:,} items, {g.rate:,.0f}/s; {g.grants:,} country grants, {g.restricted:,} restricted, "
+                f"{g.named:,} named, {g.ended:,} ended",
+                "",
+            )
+        )
+    rows += [
+        ("generated items checked", f"{figures.checked}", "open for a recipient, refused to non-recipients", ""),
+        (
+            "guardian generic rows",
+            f"{figures.guardian.rows:,}",
+            f"{'loaded' if figures.guardian.loaded else 'present'} in {figures.guardian.seconds:.0f} s",
+            "",
+        ),
+        (
+            f"inbox API first page, {OFFICER} (ms)",
+            _pcts(figures.api_inbox),
+            f"{len(figures.api_inbox.ms)} requests, one keep-alive client; {figures.visible:,} items visible",
+            verdict("target p95 < 50", figures.api_inbox.p95 < 50),
+        ),
+        (
+            "items_for_listing()[:50] (ms)",
+            _pcts(figures.listing),
+            "what the inbox runs, in process",
+            verdict("target p95 < 50", figures.listing.p95 < 50),
+        ),
+        ("items_visible_to()[:50] (ms)", _pcts(figures.visible_query), "", ""),
+        ("guardian get_objects_for_user[:50] (ms)", _pcts(figures.guardian_query), "same rows, checked", ""),
+        (
+            "guardian / ours (p50)",
+            f"{figures.guardian_ratio:.1f}x",
+            "",
+            verdict("target >= 10x", figures.guardian_ratio >= 10),
+        ),
+        (
+            f"sparse inbox, {SPARSE_OFFICER}: ours; guardian (ms)",
+            f"{_pcts(figures.sparse_ours)}; {_pcts(figures.sparse_guardian)}",
+            f"{figures.sparse_visible:,} items visible; guardian / ours {figures.sparse_ratio:.1f}x",
+            "",
+        ),
+        (
+            "detail, plaintext, no audit (req/s)",
+            f"{_median(figures.detail['plain']):,.0f}",
+            _spread(figures.detail["plain"]),
+            "",
+        ),
+        (
+            "detail, decrypt + audit (req/s)",
+            f"{_median(figures.detail['real']):,.0f}",
+            _spread(figures.detail["real"]),
+            "",
+        ),
+        (
+            "decrypt + audit / plaintext",
+            f"{figures.detail_ratio:.2f}",
+            "",
+            verdict("target >= 0.70", figures.detail_ratio >= 0.7),
+        ),
+    ]
+    for worker in figures.memory:
+        rows.append(
+            (
+                f"web worker {worker.pid} peak RSS (MB)",
+                f"{worker.peak_mb:.0f}",
+                f"last quarter vs first: {worker.growth_mb:+.1f} MB over {len(worker.samples)} samples",
+                verdict("target < 200, not growing", worker.peak_mb < 200 and worker.growth_mb < 10),
+            )
+        )
+    print()
+    print(f"items: {figures.items:,}; gunicorn: {figures.workers} workers x {figures.threads} threads (gthread)")
+    _table(rows)
+
+
+def _pcts(latencies: Latencies) -> str:
+    return f"{latencies.p50:.1f} / {latencies.p95:.1f}"
+
+
+def _table(rows: list[tuple[str, str, str, str]]) -> None:
+    width = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
         print("  ".join(cell.ljust(width[i]) for i, cell in enumerate(row)).rstrip())
-    print(f"\n{chain.summary}")
-    print(f"bench finished in {time.monotonic() - started:.0f} s")
-    return 0
 
 
 def _median(values: list[float]) -> float:
