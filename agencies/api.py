@@ -6,7 +6,7 @@ from typing import Any
 
 import django_filters
 from django.db.models import Q, QuerySet
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -43,9 +43,17 @@ class OfficeSummarySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+@extend_schema_field({"type": "string", "pattern": r"^\d{2}:\d{2}(:\d{2}(\.\d+)?)?$", "example": "07:30:00"})
+class LocalTimeField(serializers.TimeField):
+    """A wall-clock time in the office's own time zone: no UTC offset, so not an OpenAPI "time"."""
+
+
 class OfficeSerializer(serializers.ModelSerializer):
     agency = AgencySerializer(read_only=True)
     counterparts = OfficeSummarySerializer(many=True, read_only=True)
+    opens_at = LocalTimeField(read_only=True, help_text="Start of working hours, local time.")
+    closes_at = LocalTimeField(read_only=True, help_text="End of working hours, local time.")
+    contact_email = serializers.CharField(read_only=True, help_text="An e-mail address, or empty.")
 
     class Meta:
         model = Office

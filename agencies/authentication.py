@@ -9,6 +9,7 @@ from rest_framework.request import Request
 
 from agencies.api_keys import KeyRefused, api_key_authenticate, api_key_record_refusal
 from agencies.models import ApiKey
+from isn.throttling import RefusedKeyThrottle
 
 KEYWORD = "Api-Key"
 
@@ -23,6 +24,9 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             key = api_key_authenticate(presented)
         except KeyRefused as refusal:
             api_key_record_refusal(refusal)
+            throttle = RefusedKeyThrottle()
+            if not throttle.allow_request(request, None):
+                raise exceptions.Throttled(throttle.wait()) from None
             raise exceptions.AuthenticationFailed("This API key is not valid, has expired or was revoked.") from None
         # Lets the audit trail name the key, not only its service account, without another query.
         key.user.isn_api_key_id = key.pk

@@ -4,10 +4,12 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.views.decorators.http import require_safe
 
 from agencies.selectors import is_network_member, offices_visible_to
 
 
+@require_safe
 @login_required
 def directory(request: HttpRequest) -> HttpResponse:
     """Every office of the network with its counterparts and contacts."""

@@ -12,7 +12,8 @@ from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.generics import GenericAPIView, ListAPIView
 from rest_framework.pagination import CursorPagination
@@ -241,7 +242,11 @@ class AuditEventExportView(GenericAPIView):
 
     @extend_schema(
         parameters=[OpenApiParameter("format", str, enum=["csv", "json"]), *_FILTER_PARAMETERS],
-        responses={200: bytes},
+        # JSON is a list of events; CSV is text: documented per content type, so clients can check either.
+        responses={
+            (200, "application/json"): AuditEventSerializer(many=True),
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="One header line, then one per event."),
+        },
     )
     def get(self, request: Request) -> StreamingHttpResponse:
         filterset = AuditEventFilter(request.query_params, queryset=self.get_queryset(), request=request)

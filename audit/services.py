@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent, Outcome
 from audit.tasks import seal_events
+from isn import broker
 from isn.middleware import current_request
 
 if TYPE_CHECKING:
@@ -27,7 +28,6 @@ logger = logging.getLogger(__name__)
 # Sealing is queued at most this often per process (beat seals every 5 s in any case), and not at all for a while
 # after the broker failed, so a broker outage costs one request at most one connection timeout per back-off.
 _SEAL_QUEUE_INTERVAL = 0.5
-_SEAL_QUEUE_BACKOFF = 30.0
 _next_seal_queue_at = 0.0
 
 
@@ -49,17 +49,17 @@ def _clean_details(value: Any) -> Any:
 
 
 def _queue_sealing() -> None:
-    """After commit: ask a worker to seal the new events into the chain now, rather than at beat's next tick."""
+    """After commit: ask a worker to seal the new events into the chain now, rather than at beat's next tick.
+
+    Through the shared broker breaker, so a broker outage costs this process one failed attempt per back-off in
+    all, whoever publishes; beat seals whatever this would have.
+    """
     global _next_seal_queue_at  # per-process throttle; a race only sends one task too many
     now = time.monotonic()
     if now < _next_seal_queue_at:
         return
     _next_seal_queue_at = now + _SEAL_QUEUE_INTERVAL
-    try:
-        seal_events.apply_async(queue="default", retry=False)
-    except Exception as exc:  # noqa: BLE001 - the act is committed; beat seals what this would have
-        _next_seal_queue_at = now + _SEAL_QUEUE_BACKOFF
-        logger.warning("audit: could not queue sealing (%s); beat will seal the new events", type(exc).__name__)
+    broker.publish(seal_events.name, [], queue="default")
 
 
 def _actor_fields(actor: AbstractBaseUser | AnonymousUser | None) -> dict[str, Any]:

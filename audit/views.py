@@ -13,6 +13,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
+from django.views.decorators.http import require_safe
 
 from audit import flags as audit_flags
 from audit.filters import AuditEventFilter
@@ -24,8 +25,9 @@ PAGE_SIZE = 100
 
 
 def auditor_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Signed-in auditors only; anyone else signed in gets 403 (recorded by the 403 handler)."""
+    """Signed-in auditors only, and only to read (GET or HEAD); anyone else signed in gets 403 (recorded)."""
 
+    @require_safe
     @login_required
     @wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:

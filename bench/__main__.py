@@ -3,7 +3,7 @@
     python -m tests.servers -m bench                 (what make bench runs: 1,000,000 items)
     python -m tests.servers -m bench --quick         (a short smoke run: 50,000 items)
     python -m tests.servers -m bench --items 200000  (or ISN_BENCH_ITEMS=200000)
-    python -m tests.servers -m bench --only items    (only the items benchmark: audit, items)
+    python -m tests.servers -m bench --only items    (only the items benchmark: audit, items, routing)
 
 Not part of ``make test``: figures depend on the machine; BENCHMARKS.md records what was measured.
 """
@@ -56,7 +56,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--items", type=int, default=None, help="items for the items benchmark (default 1,000,000, or $ISN_BENCH_ITEMS)"
     )
-    parser.add_argument("--only", choices=["audit", "items"], help="run one group of benchmarks")
+    parser.add_argument("--only", choices=["audit", "items", "routing"], help="run one group of benchmarks")
     args = parser.parse_args(argv)
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
         print(
@@ -76,6 +76,11 @@ def main(argv: list[str]) -> int:
         items = items_bench.items_wanted(args.items, quick=args.quick)
         print(f"items: {items:,} items, inbox, guardian comparison, detail reads, web process memory ...", flush=True)
         _print_items(items_bench.run(items, quick=args.quick))
+    if args.only in (None, "routing"):
+        from bench import routing_bench
+
+        print("routing: backlog, FLASH behind it, sixty-agency fan-out, worker memory ...", flush=True)
+        routing_bench.report(routing_bench.run(quick=args.quick))
     print(f"bench finished in {time.monotonic() - started:.0f} s")
     return 0
 

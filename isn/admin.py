@@ -6,6 +6,8 @@ from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from isn.admin_audit import AuditedAdminMixin, AuditedModelAdmin
 from isn.models import WorkerHeartbeat
@@ -43,3 +45,30 @@ class AuditedUserAdmin(AuditedAdminMixin, UserAdmin):
 @admin.register(Group)
 class AuditedGroupAdmin(AuditedAdminMixin, GroupAdmin):
     pass
+
+
+# django-otp's device admins show the TOTP secret and are not audited: replaced by audited ones without the secret.
+# An operator deletes a person's devices when they lose their phone; they enrol again at their next sign-in.
+for _device_model in (TOTPDevice, StaticDevice):
+    if admin.site.is_registered(_device_model):
+        admin.site.unregister(_device_model)
+
+
+@admin.register(TOTPDevice)
+class AuditedTOTPDeviceAdmin(AuditedModelAdmin):
+    list_display = ["user", "name", "confirmed", "last_used_at"]
+    fields = ["user", "name", "confirmed", "created_at", "last_used_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
+        return False
+
+
+@admin.register(StaticDevice)
+class AuditedStaticDeviceAdmin(AuditedModelAdmin):
+    list_display = ["user", "name", "confirmed", "last_used_at"]
+    fields = ["user", "name", "confirmed", "created_at", "last_used_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
+        return False

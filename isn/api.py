@@ -89,4 +89,16 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         if exc.extra:
             body["errors"] = exc.extra
         return Response(body, status=exc.status)
-    return drf_exception_handler(exc, context)
+    response = drf_exception_handler(exc, context)
+    # One error shape for the whole API, as the schema documents it: DRF's own refusals (401, 403, 404, 405, 429)
+    # carry a "code" too.
+    if (
+        response is not None
+        and isinstance(exc, exceptions.APIException)
+        and isinstance(response.data, dict)
+        and "detail" in response.data
+        and "code" not in response.data
+    ):
+        codes = exc.get_codes()
+        response.data["code"] = codes if isinstance(codes, str) else exc.default_code
+    return response

@@ -10,6 +10,7 @@ import base64
 import os
 import secrets
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -85,6 +86,10 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "guardian",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "axes",
     "isn",
     "agencies",
     "audit",
@@ -94,14 +99,21 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "isn.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "isn.middleware.PermissionsPolicyMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "isn.sessions.SessionLimitsMiddleware",
+    "isn.twofactor.RequireSecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "isn.urls"
@@ -151,13 +163,28 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Argon2id for every new or changed password; PBKDF2 stays so older hashes still verify and are upgraded at sign-in.
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
 AUTHENTICATION_BACKENDS = [
+    # First, so a locked-out username is refused before its password is even checked.
+    "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "portal:home"
 LOGOUT_REDIRECT_URL = "login"
+# A session is ended after this long without a request, and this long after sign-in whatever happens (isn.sessions).
+ISN_SESSION_IDLE_SECONDS = env_int("ISN_SESSION_IDLE_SECONDS", 30 * 60, minimum=60)
+ISN_SESSION_ABSOLUTE_SECONDS = env_int("ISN_SESSION_MAX_AGE_SECONDS", 12 * 3600, minimum=60)
+# Two factors for every person (isn.twofactor): the issuer shown in authenticator apps, and how long TOTP codes
+# may drift. django-otp refuses a code at or before the last one used, so a code cannot be replayed.
+OTP_TOTP_ISSUER = env_str("ISN_OTP_ISSUER", "ISN")
+OTP_TOTP_TOLERANCE = 1
+ISN_RECOVERY_CODES = 10
 GUARDIAN_RAISE_403 = True
 ANONYMOUS_USER_NAME = None  # no guardian anonymous user: anonymous callers get nothing
 
@@ -198,8 +225,29 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
-SESSION_COOKIE_AGE = env_int("ISN_SESSION_MAX_AGE_SECONDS", 12 * 3600, minimum=60)
+SESSION_COOKIE_AGE = ISN_SESSION_ABSOLUTE_SECONDS
 CSRF_COOKIE_HTTPONLY = True
+# Strict Content-Security-Policy (django-csp 4): no inline script or style anywhere, nothing from another origin,
+# no framing, forms post only here. Pages must keep scripts and styles in static files (tests/security checks).
+from csp.constants import NONE as _CSP_NONE  # noqa: E402 - with the setting it serves
+from csp.constants import SELF as _CSP_SELF  # noqa: E402
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [_CSP_SELF],
+        "script-src": [_CSP_SELF],
+        "style-src": [_CSP_SELF],
+        "img-src": [_CSP_SELF, "data:"],
+        "object-src": [_CSP_NONE],
+        "base-uri": [_CSP_NONE],
+        "frame-ancestors": [_CSP_NONE],
+        "form-action": [_CSP_SELF],
+    }
+}
+# Browser features ISN never uses, switched off for every page (isn.middleware.PermissionsPolicyMiddleware).
+ISN_PERMISSIONS_POLICY = (
+    "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), payment=(), usb=()"
+)
 if PRODUCTION:
     SECURE_SSL_REDIRECT = env_bool("ISN_SSL_REDIRECT", True)
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # the load balancer's health probe speaks plain HTTP inside the host
@@ -208,6 +256,10 @@ if PRODUCTION:
     SECURE_HSTS_PRELOAD = True
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+    # __Host-: the browser keeps these cookies only when Secure, for this exact host and path /, so no subdomain or
+    # plain-HTTP page can set or overwrite them.
+    SESSION_COOKIE_NAME = "__Host-isn_session"
+    CSRF_COOKIE_NAME = "__Host-isn_csrf"
     # Trust X-Forwarded-Proto only when the operator says a TLS-terminating proxy sits in front.
     if env_bool("ISN_BEHIND_TLS_PROXY", False):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -216,8 +268,17 @@ if PRODUCTION:
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "agencies.authentication.ApiKeyAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "isn.authentication.VerifiedSessionAuthentication",
+        # Last: throttles anonymous callers per address (DRF would refuse them before any throttle ran).
+        "isn.throttling.AnonymousThrottleGate",
     ],
+    # Per API key and per signed-in person (isn.throttling); counted in the cache.
+    "DEFAULT_THROTTLE_CLASSES": ["isn.throttling.ApiKeyRateThrottle", "isn.throttling.PersonRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "api_key": env_str("ISN_API_RATE_PER_KEY", "1200/minute"),
+        "person": env_str("ISN_API_RATE_PER_PERSON", "600/minute"),
+        "anonymous": env_str("ISN_API_RATE_PER_ADDRESS", "60/minute"),
+    },
     "DEFAULT_PERMISSION_CLASSES": ["agencies.permissions.ApiKeyScopes", "agencies.permissions.IsNetworkMember"],
     "DEFAULT_PAGINATION_CLASS": "isn.api.DefaultPagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
@@ -280,6 +341,36 @@ CELERY_BEAT_SCHEDULE = {
 }
 ISN_WORKER_STALE_AFTER_SECONDS = 120
 
+# --- cache, lockout and client addresses (security) --------------------------------------------------------------
+# The cache holds throttle counters only (never content): Redis when there is one, so every web process counts
+# together; else this process's memory.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env_str("ISN_CACHE_KEY_PREFIX", "isn-cache"),
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "isn"}}
+# Addresses of reverse proxies whose X-Forwarded-For is believed (isn.net.client_ip). Empty: nobody's is, and the
+# caller's address is the connection's own, so a forged header neither dodges a lockout nor hides an address.
+ISN_TRUSTED_PROXIES = env_list("ISN_TRUSTED_PROXIES", [])
+# django-axes: five failed sign-ins for a username lock it for fifteen minutes, from wherever they come.
+AXES_FAILURE_LIMIT = env_int("ISN_LOCKOUT_FAILURES", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("ISN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username"]
+# axes.W006 asks to lock addresses too. Not here: a Border Liaison Office's officers share one address behind its
+# NAT, and one mistyping officer must not lock out the office. Addresses are throttled and audited instead.
+SILENCED_SYSTEM_CHECKS = ["axes.W006"]
+AXES_RESET_ON_SUCCESS = True
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_CLIENT_IP_CALLABLE = "isn.net.client_ip"
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_ENABLE_ADMIN = False  # attempts are in the audit trail; the admin stays read-only for its own records
+AXES_VERBOSE = False
+
 # --- e-mail ------------------------------------------------------------------------------------------------------
 EMAIL_BACKEND = env_str(
     "ISN_EMAIL_BACKEND",
@@ -304,7 +395,8 @@ LOGGING = {
         "console": {"class": "logging.StreamHandler", "formatter": "line", "filters": ["request_id"]},
     },
     "root": {"handlers": ["console"], "level": env_str("ISN_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # django-axes logs every sign-in at INFO; the audit trail already records them.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
 
 # --- audit trail: chain sealing, signed checkpoints, retention ---------------------------------------------------
@@ -355,3 +447,56 @@ CELERY_BEAT_SCHEDULE |= {
     "messaging-expire-items": {"task": "messaging.tasks.expire_items", "schedule": _crontab(minute=15, hour=0)},
 }
 # --- end of messaging --------------------------------------------------------------------------------------------
+
+# --- routing and notifications (issue 5; owned by the messaging app) ----------------------------------------------
+# Links in e-mails and webhooks point here; nothing else of an item leaves ISN in a notification.
+ISN_PORTAL_URL = env_str("ISN_PORTAL_URL", "http://127.0.0.1:8000")
+# The outbox relay (beat) publishes rows the request could not, and republishes rows published this long ago but
+# never processed (a message lost with a broker restart or a killed worker). Consumers are idempotent.
+ISN_OUTBOX_RELAY_SECONDS = env_int("ISN_OUTBOX_RELAY_SECONDS", 5, minimum=1)
+ISN_OUTBOX_REDELIVER_AFTER_SECONDS = env_int("ISN_OUTBOX_REDELIVER_AFTER_SECONDS", 600, minimum=1)
+ISN_OUTBOX_BATCH = env_int("ISN_OUTBOX_BATCH", 500, minimum=1)
+ISN_OUTBOX_KEEP_DAYS = env_int("ISN_OUTBOX_KEEP_DAYS", 7, minimum=1)
+# FLASH: unacknowledged this long after routing, escalate to supervisors and the duty desk; as long again, to the
+# national focal points. The sweep runs every ISN_FLASH_CHECK_SECONDS.
+ISN_FLASH_ESCALATE_AFTER_SECONDS = env_int("ISN_FLASH_ESCALATE_AFTER_SECONDS", 900, minimum=1)
+ISN_FLASH_CHECK_SECONDS = env_int("ISN_FLASH_CHECK_SECONDS", 30, minimum=1)
+# An e-mail claimed by a worker that died before marking it sent is sent again after this lease.
+ISN_EMAIL_CLAIM_LEASE_SECONDS = env_int("ISN_EMAIL_CLAIM_LEASE_SECONDS", 600, minimum=60)
+ISN_WEBHOOK_TIMEOUT_SECONDS = env_int("ISN_WEBHOOK_TIMEOUT_SECONDS", 5, minimum=1)
+ISN_WEBHOOK_MAX_ATTEMPTS = env_int("ISN_WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
+ISN_WEBHOOK_BACKOFF_SECONDS = env_int("ISN_WEBHOOK_BACKOFF_SECONDS", 10, minimum=1)
+ISN_WEBHOOK_ALLOW_HTTP = env_bool("ISN_WEBHOOK_ALLOW_HTTP", not PRODUCTION)
+if PRODUCTION and ISN_WEBHOOK_ALLOW_HTTP:
+    raise ConfigError("ISN_WEBHOOK_ALLOW_HTTP must not be true in production: webhook bodies travel over TLS")
+# Fault injection for tests only: routing sleeps this long per new delivery, inside its transaction.
+ISN_ROUTING_PAUSE_MS = env_int("ISN_ROUTING_PAUSE_MS", 0, minimum=0)
+if PRODUCTION and ISN_ROUTING_PAUSE_MS:
+    raise ConfigError("ISN_ROUTING_PAUSE_MS is a test setting; it must be 0 in production")
+# A retry's countdown must stay below the broker's visibility timeout, or Redis would hand the message out twice.
+_longest_webhook_countdown = min(ISN_WEBHOOK_BACKOFF_SECONDS * 2 ** max(ISN_WEBHOOK_MAX_ATTEMPTS - 2, 0), 3600)
+if REDIS_URL:
+    _visibility_timeout = CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
+    if isinstance(_visibility_timeout, int) and _longest_webhook_countdown >= _visibility_timeout:
+        raise ConfigError("ISN_WEBHOOK_BACKOFF_SECONDS x 2^(attempts-2) must stay below the visibility timeout")
+    CELERY_BROKER_TRANSPORT_OPTIONS |= {
+        # Publishing from a request must fail fast when Redis is unreachable, not hang on a dead connection.
+        "socket_connect_timeout": CELERY_BROKER_CONNECTION_TIMEOUT,
+        "socket_timeout": 10,
+        # A worker serving "urgent,default" always looks at urgent first (queue order from --queues).
+        "queue_order_strategy": "priority",
+    }
+CELERY_BEAT_SCHEDULE |= {
+    # On the urgent queue: leftover FLASH work must not wait behind a backlog of routine routing.
+    "messaging-relay-outbox": {
+        "task": "messaging.tasks.relay_outbox",
+        "schedule": float(ISN_OUTBOX_RELAY_SECONDS),
+        "options": {"queue": "urgent", "expires": float(ISN_OUTBOX_RELAY_SECONDS) * 2},
+    },
+    "messaging-escalate-flash": {
+        "task": "messaging.tasks.escalate_flash",
+        "schedule": float(ISN_FLASH_CHECK_SECONDS),
+        "options": {"queue": "urgent", "expires": float(ISN_FLASH_CHECK_SECONDS) * 2},
+    },
+}
+# --- end of routing and notifications -----------------------------------------------------------------------------

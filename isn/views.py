@@ -11,11 +11,13 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse_lazy
 from django.views import defaults
+from django.views.decorators.http import require_safe
 
 from agencies.selectors import membership_for, offices_visible_to
 from isn import audit
 
 
+@require_safe  # a page, not a form: anything but GET or HEAD is 405
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     """The signed-in member's place in the network: agency, office and counterpart offices."""

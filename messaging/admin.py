@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from isn.admin_audit import ReadOnlyAuditedModelAdmin
-from messaging.models import Item
+from isn.admin_audit import AuditedModelAdmin, ReadOnlyAuditedModelAdmin
+from messaging.models import (
+    AgencyWebhook,
+    Delivery,
+    Item,
+    OutboxMessage,
+    Subscription,
+    TaskDeadLetter,
+    WebhookDeadLetter,
+)
 
 
 @admin.register(Item)
@@ -51,3 +59,62 @@ class ItemAdmin(ReadOnlyAuditedModelAdmin):
 
     def audit_target_country(self, obj: Item) -> str:  # type: ignore[override]
         return obj.originator_country
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(ReadOnlyAuditedModelAdmin):
+    list_display = ["id", "item", "agency", "office", "user", "reason", "priority", "routed_at", "acknowledged_at"]
+    list_filter = ["reason", "priority", "escalation_level"]
+    list_select_related = ["item", "agency", "office", "user"]
+    search_fields = ["=item__id"]
+    show_full_result_count = False
+
+    def audit_target_country(self, obj: Delivery) -> str:  # type: ignore[override]
+        return obj.item.originator_country
+
+
+@admin.register(OutboxMessage)
+class OutboxMessageAdmin(ReadOnlyAuditedModelAdmin):
+    list_display = ["id", "kind", "queue", "item", "created_at", "attempts", "published_at", "processed_at"]
+    list_filter = ["kind", "queue"]
+    search_fields = ["=item__id"]
+    show_full_result_count = False
+
+
+@admin.register(WebhookDeadLetter)
+class WebhookDeadLetterAdmin(ReadOnlyAuditedModelAdmin):
+    list_display = ["id", "agency", "item", "event", "attempts", "last_error", "created_at"]
+    list_filter = ["event"]
+    list_select_related = ["agency", "item"]
+
+    def audit_target_country(self, obj: WebhookDeadLetter) -> str:  # type: ignore[override]
+        return obj.agency.country_id
+
+
+@admin.register(TaskDeadLetter)
+class TaskDeadLetterAdmin(ReadOnlyAuditedModelAdmin):
+    list_display = ["id", "task_name", "args", "error_class", "attempts", "created_at"]
+    list_filter = ["task_name", "error_class"]
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(AuditedModelAdmin):
+    list_display = ["id", "agency", "office", "user", "category", "priority", "originator_country", "is_active"]
+    list_filter = ["is_active", "category", "priority"]
+    list_select_related = ["agency", "office", "user"]
+    raw_id_fields = ["office", "user"]
+
+    def audit_target_country(self, obj: Subscription) -> str:  # type: ignore[override]
+        return obj.agency.country_id
+
+
+@admin.register(AgencyWebhook)
+class AgencyWebhookAdmin(ReadOnlyAuditedModelAdmin):
+    """Set through the API by the agency's admin (the secret is shown once there); here only to look at."""
+
+    list_display = ["agency", "url", "is_active", "updated_at"]
+    fields = ["agency", "url", "is_active", "created_at", "updated_at"]
+    readonly_fields = fields
+
+    def audit_target_country(self, obj: AgencyWebhook) -> str:  # type: ignore[override]
+        return obj.agency.country_id

@@ -31,18 +31,23 @@ from rest_framework.response import Response
 
 from agencies.models import Agency, CountryCode
 from isn.errors import InvalidInput
-from messaging import selectors, services
+from messaging import notifications, selectors, services, webhooks
 from messaging.models import (
+    ACKNOWLEDGEMENT_TEXT_MAX_LENGTH,
     BODY_MAX_LENGTH,
     BORDER_CROSSING_MAX_LENGTH,
     TITLE_MAX_LENGTH,
+    AcknowledgementNote,
     Category,
     HandlingCode,
     InfoCredibility,
     Item,
     ItemStatus,
+    Notification,
+    NotificationKind,
     Priority,
     SourceReliability,
+    WebhookDeadLetter,
 )
 
 # --- pagination and filters ---------------------------------------------------------------------------------------
@@ -257,6 +262,37 @@ class CountSerializer(serializers.Serializer):
     count = serializers.IntegerField()
 
 
+class AcknowledgeSerializer(serializers.Serializer):
+    note = serializers.ChoiceField(choices=AcknowledgementNote.choices, required=False, allow_blank=True, default="")
+    note_text = serializers.CharField(
+        max_length=ACKNOWLEDGEMENT_TEXT_MAX_LENGTH,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Free text for the originator; stored sealed like the item.",
+    )
+
+
+class AcknowledgementSerializer(serializers.Serializer):
+    item = serializers.UUIDField(source="item_id")
+    agency = serializers.IntegerField(source="agency_id")
+    acknowledged_at = serializers.DateTimeField(source="created_at")
+    note = serializers.CharField()
+
+
+class AgencyDeliverySerializer(serializers.Serializer):
+    agency = AgencyRefSerializer()
+    routed_at = serializers.DateTimeField()
+    notified_at = serializers.DateTimeField(allow_null=True)
+    read_at = serializers.DateTimeField(allow_null=True)
+    acknowledged_at = serializers.DateTimeField(allow_null=True)
+    acknowledged_by = serializers.CharField(allow_null=True)
+    note = serializers.CharField()
+    note_text = serializers.CharField(allow_null=True)
+    escalation_level = serializers.IntegerField(help_text="0: none; 1: supervisors and duty desk; 2: national.")
+    revoked = serializers.BooleanField(help_text="True when a narrowing or withdrawal took the item away again.")
+
+
 _ITEM_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The item's id.")
 _ATTACHMENT_ID = OpenApiParameter("attachment_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
 _ERROR = inline_serializer("Error", {"detail": serializers.CharField(), "code": serializers.CharField()})
@@ -391,6 +427,30 @@ class ItemViewSet(viewsets.GenericViewSet):
         return response
 
     @extend_schema(
+        summary="Acknowledge the item for your agency (once per agency; a second time answers 409)",
+        parameters=[_ITEM_ID],
+        request=AcknowledgeSerializer,
+        responses={201: AcknowledgementSerializer, 400: _ERROR, 403: _ERROR, 404: _NOT_FOUND, 409: _ERROR},
+    )
+    @action(detail=True, methods=["post"], filter_backends=[])
+    def acknowledge(self, request: Request, pk: str) -> Response:
+        acknowledgement = services.item_acknowledge(
+            actor=request.user, item_id=pk, **_validated(AcknowledgeSerializer, request.data)
+        )
+        return Response(AcknowledgementSerializer(acknowledgement).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Originator: per recipient agency, when the item was routed, notified, read and acknowledged",
+        parameters=[_ITEM_ID],
+        responses={200: AgencyDeliverySerializer(many=True), 403: _ERROR, 404: _NOT_FOUND},
+        filters=False,
+    )
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
+    def deliveries(self, request: Request, pk: str) -> Response:
+        states = services.item_deliveries_view(actor=request.user, item_id=pk)
+        return Response(AgencyDeliverySerializer(states, many=True).data)
+
+    @extend_schema(
         summary="Originator: who opened the item or downloaded its attachments, and when (newest first)",
         parameters=[_ITEM_ID],
         responses={200: AccessEventSerializer(many=True), 403: _ERROR, 404: _NOT_FOUND},
@@ -401,3 +461,121 @@ class ItemViewSet(viewsets.GenericViewSet):
         page = self.paginate_queryset(services.item_access_view(actor=request.user, item_id=pk)) or []
         agencies = Agency.objects.in_bulk({event.actor_agency_id for event in page if event.actor_agency_id})
         return self.get_paginated_response(AccessEventSerializer(page, many=True, context={"agencies": agencies}).data)
+
+
+# --- notifications and webhooks ------------------------------------------------------------------------------------
+
+
+class NotificationCursorPagination(CursorPagination):
+    ordering = ("-created_at", "-id")
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class NotificationSerializer(serializers.Serializer):
+    """What a notification may say: the item's id, priority, category, originating country and a link."""
+
+    id = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=NotificationKind.choices)
+    item = serializers.UUIDField(source="item_id")
+    priority = serializers.ChoiceField(choices=Priority.choices, source="item.priority")
+    category = serializers.ChoiceField(choices=Category.choices, source="item.category")
+    originator_country = serializers.CharField(source="item.originator_country")
+    link = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField()
+    read_at = serializers.DateTimeField(allow_null=True)
+
+    def get_link(self, notification: Notification) -> str:
+        return f"/items/{notification.item_id}/"
+
+
+class NotificationFilter(django_filters.FilterSet):
+    unread = django_filters.BooleanFilter(field_name="read_at", lookup_expr="isnull", label="Only unread (true)")
+    kind = django_filters.ChoiceFilter(choices=NotificationKind.choices)
+
+    class Meta:
+        model = Notification
+        fields = ["unread", "kind"]
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Your notifications, newest first (recorded)"),
+)
+class NotificationViewSet(viewsets.GenericViewSet):
+    """The caller's own notifications: nobody sees anyone else's."""
+
+    queryset = Notification.objects.none()
+    serializer_class = NotificationSerializer
+    pagination_class = NotificationCursorPagination
+    filter_backends = [ItemFilterBackend]
+    filterset_class = NotificationFilter
+    lookup_value_regex = "[^/]+"
+
+    def get_queryset(self) -> QuerySet[Notification]:
+        return notifications.notifications_for(self.request.user)
+
+    def list(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset())) or []
+        notifications.notification_list(actor=request.user, notifications=page)
+        return self.get_paginated_response(NotificationSerializer(page, many=True).data)
+
+    @extend_schema(summary="Mark one of your notifications read", request=None, responses={200: NotificationSerializer})
+    @action(detail=True, methods=["post"], filter_backends=[])
+    def read(self, request: Request, pk: str) -> Response:
+        notification = notifications.notification_mark_read(actor=request.user, notification_id=pk)
+        return Response(NotificationSerializer(notification).data)
+
+    @extend_schema(summary="How many of your notifications are unread", responses=CountSerializer, filters=False)
+    @action(detail=False, methods=["get"], url_path="unread-count", pagination_class=None, filter_backends=[])
+    def unread_count(self, request: Request) -> Response:
+        return Response({"count": notifications.notifications_unread_count(request.user)})
+
+
+class DeadLetterSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    item = serializers.UUIDField(source="item_id")
+    event = serializers.CharField()
+    attempts = serializers.IntegerField()
+    last_error = serializers.CharField(help_text="HTTP status or error class.")
+    created_at = serializers.DateTimeField()
+
+
+class WebhookConfigureSerializer(serializers.Serializer):
+    url = serializers.URLField(max_length=500)
+    is_active = serializers.BooleanField(default=True)
+
+
+class WebhookConfiguredSerializer(serializers.Serializer):
+    url = serializers.URLField()
+    is_active = serializers.BooleanField()
+    secret = serializers.CharField(help_text="The HMAC-SHA256 signing secret: shown this once, keep it safe.")
+
+
+class WebhookViewSet(viewsets.GenericViewSet):
+    """An agency's webhook: its admins set the URL and see the calls that failed every try."""
+
+    queryset = WebhookDeadLetter.objects.none()
+    serializer_class = DeadLetterSerializer
+    pagination_class = AccessCursorPagination
+
+    @extend_schema(
+        summary="Agency admin: set your agency's webhook URL (a new signing secret is returned once)",
+        request=WebhookConfigureSerializer,
+        responses={200: WebhookConfiguredSerializer, 400: _ERROR, 403: _ERROR},
+    )
+    def create(self, request: Request) -> Response:
+        webhook, secret = webhooks.webhook_configure(
+            actor=request.user, **_validated(WebhookConfigureSerializer, request.data)
+        )
+        return Response({"url": webhook.url, "is_active": webhook.is_active, "secret": secret})
+
+    @extend_schema(
+        summary="Agency admin: webhook calls of your agency that failed every try (newest first)",
+        responses={200: DeadLetterSerializer(many=True), 403: _ERROR},
+    )
+    @action(detail=False, methods=["get"], url_path="dead-letters")
+    def dead_letters(self, request: Request) -> Response:
+        page = self.paginate_queryset(webhooks.webhook_dead_letters_for(request.user)) or []
+        webhooks.webhook_dead_letter_list(actor=request.user, dead_letters=page)
+        return self.get_paginated_response(DeadLetterSerializer(page, many=True).data)

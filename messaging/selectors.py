@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from django.db.models import Case, Exists, IntegerField, Max, OuterRef, Prefetch, Q, QuerySet, Subquery, Value, When
+from django.db.models import (
+    Case,
+    Exists,
+    IntegerField,
+    Max,
+    Min,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
 from django.db.models.functions import Coalesce
 
 from agencies.models import Agency, Membership, Role
@@ -13,6 +26,7 @@ from agencies.selectors import membership_for
 from audit.models import AuditEvent
 from isn.errors import NotFound, PermissionDenied
 from messaging.models import (
+    Delivery,
     Item,
     ItemAgencyGrant,
     ItemCountryGrant,
@@ -163,3 +177,27 @@ def item_access_events(viewer: Viewer, *, item_id: object) -> QuerySet[AuditEven
     return AuditEvent.objects.filter(
         target_type=Item._meta.label_lower, target_id=str(item.pk), action__in=ACCESS_ACTIONS
     ).order_by("-id")
+
+
+def item_delivery_states(viewer: Viewer, *, item: Item) -> QuerySet[Any]:
+    """Routing state per recipient agency of an item the viewer's agency originated (rows of plain values).
+
+    Recipient lists are confidential: only the originating agency sees them, and only per agency; a recipient never
+    sees who else received the item.
+    """
+    if not is_originator(viewer, item):
+        raise PermissionDenied("Only the originating agency may see where an item was routed.")
+    return (
+        Delivery.objects.filter(item=item)
+        .values("agency_id")
+        .annotate(
+            routed_at=Min("routed_at"),
+            notified_at=Min("notified_at"),
+            read_at=Min("read_at"),
+            acknowledged_at=Min("acknowledged_at"),
+            escalation_level=Max("escalation_level"),
+            # 1 when every one of the agency's deliveries was revoked: the agency is cut off.
+            revoked=Min(Case(When(revoked_at__isnull=True, then=Value(0)), default=Value(1))),
+        )
+        .order_by("agency_id")
+    )

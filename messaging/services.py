@@ -32,11 +32,15 @@ from isn.crypto import DecryptionError, associated_data, new_key, open_sealed, s
 from isn.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from messaging.attachments import safe_filename, sniff
 from messaging.models import (
+    ACKNOWLEDGEMENT_TEXT_MAX_LENGTH,
     BODY_MAX_LENGTH,
     BORDER_CROSSING_MAX_LENGTH,
     TITLE_MAX_LENGTH,
+    Acknowledgement,
+    AcknowledgementNote,
     Attachment,
     Category,
+    Delivery,
     HandlingCode,
     InfoCredibility,
     Item,
@@ -46,14 +50,18 @@ from messaging.models import (
     ItemRead,
     ItemStatus,
     ItemUserObjectPermission,
+    OutboxKind,
     Priority,
     SourceReliability,
 )
+from messaging.notifications import notifications_mark_read_for_item
+from messaging.outbox import outbox_add
 from messaging.selectors import (
     NOT_FOUND_MESSAGE,
     content_membership,
     is_originator,
     item_access_events,
+    item_delivery_states,
     item_get,
     item_get_as_originator,
     item_release,
@@ -468,6 +476,8 @@ def item_create(
             "handling_code": handling_code,
         },
     )
+    # Routing happens after commit, from the outbox: the post never waits for it, and a broker outage loses none.
+    outbox_add(kind=OutboxKind.ITEM_ROUTE, item=item, payload={"item_id": str(item_id), "priority": priority})
     return ItemContent(item=item, title=title, body=body, release=item_release(item))
 
 
@@ -485,6 +495,8 @@ def item_read(*, actor: Actor, item_id: object) -> ItemContent:
         [ItemRead(item=item, user_id=actor.pk, first_read_at=timezone.now())], ignore_conflicts=True
     )
     originator = is_originator(actor, item)
+    if not originator:
+        _mark_delivery_read(actor, item)
     record(
         action="messaging.item.read",
         actor=actor,
@@ -669,6 +681,7 @@ def item_change(
             [ItemAgencyGrant(item=item, agency_id=pk, country_id=new_agencies[pk]) for pk in added_restrictions]
         )
         ItemUserObjectPermission.objects.filter(content_object=item, user_id__in=removed_named).delete()
+        outbox_add(kind=OutboxKind.ITEM_REVOKE, item=item, payload={"item_id": str(item.pk)})
         record(
             action="messaging.item.release_narrow",
             actor=actor,
@@ -737,6 +750,8 @@ def _reseal(
         attachment.content_sealed = seal(data_key, content, aad=_attachment_aad(item.pk, attachment.pk, version))
         attachment.filename_sealed = seal(data_key, name, aad=_attachment_name_aad(item.pk, attachment.pk, version))
         attachment.save(update_fields=["content_sealed", "filename_sealed"])
+    if rekey:
+        _reseal_acknowledgement_notes(item, old_key, data_key)
     item.content_version = version
     item.title_sealed = seal(data_key, title.encode("utf-8"), aad=_field_aad(item.pk, "title", version))
     item.body_sealed = seal(data_key, body.encode("utf-8"), aad=_field_aad(item.pk, "body", version))
@@ -754,6 +769,8 @@ def _end(item: Item, status: str, *, actor: Actor | None) -> list[str]:
     ItemAgencyGrant.objects.filter(item=item).delete()
     item.status = status
     item.save(update_fields=["status", "updated_at"])
+    # Holders of deliveries are told after commit that the item is gone.
+    outbox_add(kind=OutboxKind.ITEM_REVOKE, item=item, payload={"item_id": str(item.pk)})
     return shredded
 
 
@@ -1004,3 +1021,149 @@ def _rewrap_batch(
         done.append(key)
     ItemKey.objects.bulk_update(done, ["kek_version", "wrapped_key"])
     return len(done), broken, len(batch)
+
+
+# --- deliveries and acknowledgement ----------------------------------------------------------------------------------
+
+
+class AlreadyAcknowledged(Conflict):
+    code = "already_acknowledged"
+
+
+def _ack_note_aad(item_id: uuid.UUID, agency_id: int) -> bytes:
+    return associated_data("acknowledgement-note", str(item_id), agency_id)
+
+
+def _reseal_acknowledgement_notes(item: Item, old_key: bytes, data_key: bytes) -> None:
+    """A re-key must carry acknowledgement notes along, or the originator could no longer open them."""
+    for ack in Acknowledgement.objects.select_for_update().filter(item=item, note_text_sealed__isnull=False):
+        aad = _ack_note_aad(item.pk, ack.agency_id)
+        try:
+            text = open_sealed(old_key, bytes(ack.note_text_sealed), aad=aad)
+        except DecryptionError:
+            raise _Unreadable(item, item.originator_country, "acknowledgement_note_does_not_open") from None
+        ack.note_text_sealed = seal(data_key, text, aad=aad)
+        ack.save(update_fields=["note_text_sealed"])
+
+
+def _mark_delivery_read(actor: Actor, item: Item) -> None:
+    """A member of a receiving agency opened the item: the agency's deliveries and the reader's notices are read."""
+    membership = content_membership(actor)
+    if membership is None:
+        return
+    now = timezone.now()
+    Delivery.objects.filter(item=item, agency_id=membership.agency_id, read_at__isnull=True).update(read_at=now)
+    notifications_mark_read_for_item(actor=actor, item=item)
+
+
+@_fails_closed
+@transaction.atomic
+def item_acknowledge(*, actor: Actor, item_id: object, note: str = "", note_text: str = "") -> Acknowledgement:
+    """A receiving agency acknowledges the item, once per agency; a second attempt is ``AlreadyAcknowledged`` (409).
+
+    ``note`` is one of ``AcknowledgementNote``; ``note_text`` is sealed under the item's data key (it may say what
+    the agency is doing about it), so only the originator and the acknowledging agency's country can open it.
+    """
+    item = item_get(actor, item_id=item_id)
+    membership = content_membership(actor)
+    if membership is None:  # item_get found the item, so this cannot happen; refuse rather than assume
+        raise NotFound(NOT_FOUND_MESSAGE)
+    if membership.agency_id == item.originator_agency_id:
+        raise PermissionDenied("The originating agency does not acknowledge its own item.")
+    problems = _Problems()
+    note = (note or "").strip()
+    if note:
+        _check_choice(problems, "note", note, AcknowledgementNote.values)
+    note_text = (note_text or "").strip()
+    if note_text:
+        note_text = _check_text(problems, "note_text", note_text, limit=ACKNOWLEDGEMENT_TEXT_MAX_LENGTH, multiline=True)
+    problems.raise_if_any("The acknowledgement was not stored.")
+    # Locking the agency's deliveries serialises two officers of one agency acknowledging at the same moment.
+    deliveries = list(
+        Delivery.objects.select_for_update().filter(item=item, agency_id=membership.agency_id, revoked_at__isnull=True)
+    )
+    if not deliveries:
+        raise PermissionDenied("Only an agency this item was routed to may acknowledge it.")
+    existing = Acknowledgement.objects.filter(item=item, agency_id=membership.agency_id).first()
+    if existing is not None:
+        raise AlreadyAcknowledged(
+            f"Your agency already acknowledged this item at {existing.created_at.isoformat(timespec='seconds')}."
+        )
+    now = timezone.now()
+    sealed = None
+    if note_text:
+        data_key = _data_key(item, membership.agency.country_id)
+        sealed = seal(data_key, note_text.encode("utf-8"), aad=_ack_note_aad(item.pk, membership.agency_id))
+    acknowledgement = Acknowledgement.objects.create(
+        item=item, agency_id=membership.agency_id, user=actor, note=note, note_text_sealed=sealed, created_at=now
+    )
+    Delivery.objects.filter(pk__in=[d.pk for d in deliveries]).update(acknowledged_at=now)
+    record(
+        action="messaging.item.acknowledge",
+        actor=actor,
+        target=item,
+        target_country=item.originator_country,
+        details={"agency_id": membership.agency_id, "note": note, "has_text": bool(note_text)},
+    )
+    return acknowledgement
+
+
+@dataclass(frozen=True)
+class AgencyDeliveryState:
+    """What the originator sees of one recipient agency: when it was routed, told, read and acknowledged."""
+
+    agency: Agency
+    routed_at: datetime
+    notified_at: datetime | None
+    read_at: datetime | None
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    note: str
+    note_text: str | None
+    escalation_level: int
+    revoked: bool
+
+
+@_fails_closed
+@transaction.atomic
+def item_deliveries_view(*, actor: Actor, item_id: object) -> list[AgencyDeliveryState]:
+    """The originator's view of routing, per recipient agency; recorded like the view of who read the item."""
+    item = item_get_as_originator(actor, item_id=item_id)
+    states = list(item_delivery_states(actor, item=item))
+    agencies = Agency.objects.in_bulk([state["agency_id"] for state in states])
+    acknowledgements = {ack.agency_id: ack for ack in Acknowledgement.objects.filter(item=item).select_related("user")}
+    data_key = None
+    result = []
+    for state in states:
+        ack = acknowledgements.get(state["agency_id"])
+        text = None
+        if ack is not None and ack.note_text_sealed is not None:
+            data_key = data_key or _data_key(item, item.originator_country)
+            try:
+                text = open_sealed(
+                    data_key, bytes(ack.note_text_sealed), aad=_ack_note_aad(item.pk, ack.agency_id)
+                ).decode("utf-8")
+            except (DecryptionError, UnicodeDecodeError):
+                raise _Unreadable(item, item.originator_country, "acknowledgement_note_does_not_open") from None
+        result.append(
+            AgencyDeliveryState(
+                agency=agencies[state["agency_id"]],
+                routed_at=state["routed_at"],
+                notified_at=state["notified_at"],
+                read_at=state["read_at"],
+                acknowledged_at=ack.created_at if ack is not None else None,
+                acknowledged_by=ack.user.get_username() if ack is not None else None,
+                note=ack.note if ack is not None else "",
+                note_text=text,
+                escalation_level=state["escalation_level"],
+                revoked=bool(state["revoked"]),
+            )
+        )
+    record(
+        action="messaging.item.deliveries_view",
+        actor=actor,
+        target=item,
+        target_country=item.originator_country,
+        details={"agencies": len(result)},
+    )
+    return result

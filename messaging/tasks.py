@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.db import InterfaceError, OperationalError
 
 logger = logging.getLogger(__name__)
@@ -64,3 +64,143 @@ def expire_items() -> int:
     if count:
         logger.info("messaging: expired %d items", count)
     return count
+
+
+# --- routing and notifications -------------------------------------------------------------------------------------
+# Every task here takes the id of an outbox row (or nothing), is idempotent, and is bounded in time and retries. The
+# queue is chosen when the row is published: ``urgent`` for FLASH items, so a backlog never delays them.
+
+_TRANSIENT = (OperationalError, InterfaceError)
+
+
+class DeadLetteringTask(Task):
+    """A task that, once it has used up its retries (or failed outright), leaves a ``TaskDeadLetter``."""
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):  # type: ignore[no-untyped-def]
+        from messaging.outbox import task_dead_letter_record
+
+        try:
+            task_dead_letter_record(
+                task_name=self.name,
+                args=list(args),
+                error_class=type(exc).__name__,
+                attempts=(self.request.retries or 0) + 1,
+            )
+        except Exception as record_error:  # noqa: BLE001 - the database may be what failed; the log must say so
+            logger.error(
+                "messaging: %s%s failed (%s) and its dead letter could not be written (%s)",
+                self.name,
+                tuple(args),
+                type(exc).__name__,
+                type(record_error).__name__,
+            )
+
+
+_BOUNDED = {
+    "base": DeadLetteringTask,
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "ignore_result": True,
+}
+
+
+@shared_task(
+    **_BOUNDED,
+    autoretry_for=_TRANSIENT,
+    retry_backoff=True,
+    retry_backoff_max=60,
+    max_retries=5,
+    time_limit=120,
+    soft_time_limit=100,
+)
+def route_item(outbox_id: int) -> int:
+    """Route an item to its recipients (deliveries, in-portal notifications, e-mail and webhook rows)."""
+    from messaging.routing import item_route
+
+    result = item_route(outbox_id=outbox_id)
+    return result.deliveries if result is not None else 0
+
+
+@shared_task(
+    **_BOUNDED,
+    autoretry_for=_TRANSIENT,
+    retry_backoff=True,
+    retry_backoff_max=60,
+    max_retries=5,
+    time_limit=120,
+    soft_time_limit=100,
+)
+def notify_revoked(outbox_id: int) -> int:
+    """Mark deliveries that a narrowing or withdrawal cut off, and tell their holders."""
+    from messaging.routing import item_revoke_notify
+
+    result = item_revoke_notify(outbox_id=outbox_id)
+    return result.deliveries if result is not None else 0
+
+
+@shared_task(
+    **_BOUNDED,
+    autoretry_for=(*_TRANSIENT, OSError),  # smtplib's errors are OSErrors
+    retry_backoff=True,
+    retry_backoff_max=300,
+    max_retries=5,
+    time_limit=300,
+    soft_time_limit=280,
+)
+def send_notification_emails(outbox_id: int) -> int:
+    """E-mail the people notified about an item, each once."""
+    from messaging.notifications import notification_emails_send
+
+    return notification_emails_send(outbox_id=outbox_id)
+
+
+@shared_task(
+    **_BOUNDED,
+    bind=True,
+    autoretry_for=_TRANSIENT,
+    retry_backoff=True,
+    max_retries=50,  # a safety net only: the real bound is ISN_WEBHOOK_MAX_ATTEMPTS, counted on the outbox row
+    time_limit=60,
+    soft_time_limit=50,
+)
+def send_webhook(self, outbox_id: int) -> str:  # type: ignore[no-untyped-def]
+    """One try of a webhook call; retried with exponential back-off, then dead-lettered."""
+    from messaging.webhooks import webhook_send
+
+    outcome = webhook_send(outbox_id=outbox_id)
+    if outcome.status == "retry":
+        raise self.retry(countdown=outcome.retry_in)
+    return outcome.status
+
+
+@shared_task(acks_late=True, ignore_result=True, time_limit=60, soft_time_limit=50)
+def relay_outbox() -> int:
+    """Beat's sweep: publish outbox rows left over (broker down at commit time) and republish lost ones."""
+    from isn.broker import breaker
+    from messaging.outbox import outbox_relay
+
+    # This message came through the broker, so the broker is back: stop skipping publishes in this process.
+    breaker.reset()
+    result = outbox_relay()
+    if result.published or result.republished:
+        logger.info("messaging: relayed %d outbox rows (%d republished)", result.published, result.republished)
+    return result.published + result.republished
+
+
+@shared_task(
+    acks_late=True,
+    ignore_result=True,
+    autoretry_for=_TRANSIENT,
+    retry_backoff=True,
+    max_retries=3,
+    time_limit=120,
+    soft_time_limit=100,
+)
+def escalate_flash() -> int:
+    """Beat's sweep: escalate FLASH items a receiving agency has not acknowledged in time."""
+    from messaging.escalation import flash_escalate_due
+
+    steps = flash_escalate_due()
+    if steps:
+        logger.info("messaging: %d FLASH escalation steps", steps)
+    return steps

@@ -12,17 +12,40 @@
 
 from __future__ import annotations
 
+import copy
+import uuid
+
 import pytest
 from rest_framework.test import APIClient
 
 from agencies.models import AgencyKind, Membership, OfficeKind, Role
 from agencies.services import office_link_counterpart
+from tests.auth import sign_in
 from tests.factories import AgencyFactory, MembershipFactory, OfficeFactory, UserFactory, country
 
 
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(settings):
+    # Throttle counters live in the cache (real Redis under make test): a key prefix of its own per test keeps one
+    # test's requests from counting against another's, also across xdist workers sharing the server.
+    caches = copy.deepcopy(settings.CACHES)
+    caches["default"]["KEY_PREFIX"] = f"isn-test-{uuid.uuid4().hex}"
+    settings.CACHES = caches
+
+
+@pytest.fixture
+def portal_login(client):
+    """``portal_login(user)``: the test client signed in as ``user`` with both factors (see tests/auth.py)."""
+
+    def _sign_in(user):
+        return sign_in(client, user)
+
+    return _sign_in
 
 
 @pytest.fixture

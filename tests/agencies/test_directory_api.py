@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.auth import sign_in
 from tests.factories import OfficeFactory
 
 pytestmark = pytest.mark.django_db
@@ -63,7 +64,7 @@ def test_office_list_query_count_is_bounded(api, vn_officer, bavet, django_asser
 
 def test_schema_and_docs_need_sign_in(client, vn_officer):
     assert client.get("/api/schema/").status_code in (401, 403)
-    client.force_login(vn_officer)
+    sign_in(client, vn_officer)
     schema = client.get("/api/schema/")
     assert schema.status_code == 200
     assert b"/api/v1/offices/" in schema.content

@@ -232,36 +232,51 @@ def test_concurrent_writers_and_sealers_build_one_intact_chain(vn_officer):
     assert len(set(AuditEvent.objects.values_list("hash", flat=True))) == AuditEvent.objects.count()
 
 
-@pytest.mark.django_db
-def test_record_queues_sealing_after_commit_and_not_before(vn_officer, monkeypatch, django_capture_on_commit_callbacks):
-    sent: list[dict] = []
-    monkeypatch.setattr(services, "_next_seal_queue_at", 0.0)
-    monkeypatch.setattr(services.seal_events, "apply_async", lambda **kwargs: sent.append(kwargs))
+@pytest.fixture
+def fresh_breaker(monkeypatch):
+    from isn import broker
 
+    monkeypatch.setattr(services, "_next_seal_queue_at", 0.0)
+    broker.breaker.reset()
+    yield broker.breaker
+    broker.breaker.reset()
+
+
+def _queued_seal_messages() -> int:
+    """Sealing messages waiting in the real Redis broker's default queue."""
+    import redis
+    from django.conf import settings
+
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    return sum(b"audit.tasks.seal_events" in message for message in client.lrange("default", 0, -1))
+
+
+@pytest.mark.django_db
+def test_record_queues_sealing_after_commit_and_not_before(
+    vn_officer, fresh_breaker, django_capture_on_commit_callbacks
+):
+    waiting = _queued_seal_messages()
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         record(action="test.queued", actor=vn_officer)
-    assert sent == []
+    assert _queued_seal_messages() == waiting
     for callback in callbacks:
         callback()
-
-    assert sent == [{"queue": "default", "retry": False}]
+    assert _queued_seal_messages() == waiting + 1
 
 
 @pytest.mark.django_db
-def test_a_broker_outage_never_fails_the_act(vn_officer, monkeypatch, django_capture_on_commit_callbacks, caplog):
-    monkeypatch.setattr(services, "_next_seal_queue_at", 0.0)
+def test_a_broker_outage_never_fails_the_act(
+    vn_officer, fresh_breaker, django_capture_on_commit_callbacks, caplog, tmp_path
+):
+    from tests.messaging.workers import private_broker
 
-    def broker_down(**kwargs: object) -> None:
-        raise ConnectionRefusedError("broker down")
-
-    monkeypatch.setattr(services.seal_events, "apply_async", broker_down)
-
-    with django_capture_on_commit_callbacks(execute=True):
-        event = record(action="test.outage", actor=vn_officer)
-
+    with private_broker(tmp_path) as redis_server:
+        redis_server.stop()
+        with django_capture_on_commit_callbacks(execute=True):
+            event = record(action="test.outage", actor=vn_officer)
+        assert fresh_breaker.is_open()  # backs off, so the next requests do not each wait on the broker
     assert AuditEvent.objects.filter(pk=event.pk).exists()
-    assert "could not queue sealing (ConnectionRefusedError)" in caplog.text
-    assert services._next_seal_queue_at > 0  # backs off, so the next requests do not each wait on the broker
+    assert "could not publish audit.tasks.seal_events" in caplog.text
 
 
 @pytest.mark.django_db

@@ -10,6 +10,7 @@ from django.contrib.auth.models import Group
 from agencies.models import Agency, AgencyKind, Membership, Role
 from audit.models import AuditArchive, AuditCheckpoint, AuditEvent
 from isn.admin_audit import AuditedAdminMixin
+from tests.auth import sign_in
 from tests.factories import AgencyFactory, country
 
 pytestmark = pytest.mark.django_db
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def admin_client(client, platform_admin):
-    client.force_login(platform_admin)
+    sign_in(client, platform_admin)
     return client
 
 

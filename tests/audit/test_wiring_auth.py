@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from audit.models import AuditEvent, Outcome
+from tests.auth import sign_in
 
 pytestmark = pytest.mark.django_db
 
@@ -41,14 +42,14 @@ def test_failed_sign_in_with_an_unknown_username_is_neutralised(client, db):
 
 
 def test_sign_out_is_recorded(client, kh_officer):
-    client.force_login(kh_officer)
+    sign_in(client, kh_officer)
     assert client.post("/accounts/logout/").status_code == 302
     event = AuditEvent.objects.get(action="auth.logout")
     assert (event.actor_user_id, event.actor_country) == (kh_officer.pk, "KH")
 
 
 def test_password_change_is_recorded(client, vn_officer):
-    client.force_login(vn_officer)
+    sign_in(client, vn_officer)
     new_password = "a brand new passphrase 42"
     response = client.post(
         "/accounts/password/",
@@ -63,7 +64,7 @@ def test_password_change_is_recorded(client, vn_officer):
 
 
 def test_refused_password_change_records_nothing(client, vn_officer):
-    client.force_login(vn_officer)
+    sign_in(client, vn_officer)
     response = client.post(
         "/accounts/password/", {"old_password": "not it", "new_password1": "x", "new_password2": "x"}
     )

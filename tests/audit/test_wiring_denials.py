@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from audit.models import AuditEvent, Outcome
+from tests.auth import sign_in
 
 pytestmark = pytest.mark.django_db
 
@@ -59,7 +60,7 @@ def test_unknown_urls_and_invalid_pages_are_not_denials(api, client, vn_officer)
 
 
 def test_refused_portal_page_is_recorded(client, vn_officer):
-    client.force_login(vn_officer)
+    sign_in(client, vn_officer)
     assert client.get("/audit/").status_code == 403
     event = denials().get()
     assert (event.actor_user_id, event.outcome) == (vn_officer.pk, Outcome.DENIED)
@@ -67,6 +68,6 @@ def test_refused_portal_page_is_recorded(client, vn_officer):
 
 
 def test_refused_directory_for_a_non_member_is_recorded(client, outsider):
-    client.force_login(outsider)
+    sign_in(client, outsider)
     assert client.get("/directory/").status_code == 403
     assert denials().get().actor_user_id == outsider.pk

@@ -6,6 +6,7 @@ import pytest
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from tests.auth import sign_in
 
 pytestmark = pytest.mark.django_db
 
@@ -22,7 +23,7 @@ def make_event(**fields):
 def test_pages_refuse_everyone_but_auditors(client, request, path, persona):
     user = request.getfixturevalue(persona)
     make_event(actor_label="secret.reader", actor_country="VN")
-    client.force_login(user)
+    sign_in(client, user)
     response = client.get(path)
     assert response.status_code == 403
     assert b"secret.reader" not in response.content
@@ -41,7 +42,7 @@ def test_anonymous_visitors_are_sent_to_sign_in(client, db, path):
 def test_auditor_searches_within_scope_and_the_search_is_recorded(client, vn_auditor, vn_officer):
     make_event(actor_user=vn_officer, actor_label="vn.officer", actor_country="VN", target_country="KH")
     make_event(actor_label="kh.only.reader", actor_country="KH", target_country="KH")
-    client.force_login(vn_auditor)
+    sign_in(client, vn_auditor)
     response = client.get("/audit/", {"action": "messaging."})
     assert response.status_code == 200
     page = response.content.decode()
@@ -54,7 +55,7 @@ def test_auditor_searches_within_scope_and_the_search_is_recorded(client, vn_aud
 
 
 def test_invalid_search_shows_errors_and_records_nothing(client, un_auditor):
-    client.force_login(un_auditor)
+    sign_in(client, un_auditor)
     response = client.get("/audit/", {"since": "not a date"})
     assert response.status_code == 200
     assert not AuditEvent.objects.filter(action="audit.events.search").exists()
@@ -62,7 +63,7 @@ def test_invalid_search_shows_errors_and_records_nothing(client, un_auditor):
 
 def test_event_text_is_escaped(client, un_auditor):
     make_event(actor_label="<script>alert(1)</script>", details={"q": "<b>"})
-    client.force_login(un_auditor)
+    sign_in(client, un_auditor)
     page = client.get("/audit/").content.decode()
     assert "<script>alert(1)" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
@@ -71,7 +72,7 @@ def test_event_text_is_escaped(client, un_auditor):
 def test_timeline_page_is_recorded(client, vn_auditor, kh_officer):
     make_event(actor_user=kh_officer, actor_label="kh.officer", actor_country="KH", target_country="VN")
     make_event(actor_user=kh_officer, actor_label="kh.officer", action="messaging.item.list", actor_country="KH")
-    client.force_login(vn_auditor)
+    sign_in(client, vn_auditor)
     page = client.get(f"/audit/actors/{kh_officer.pk}/").content.decode()
     assert "messaging.item.read" in page
     assert "messaging.item.list" not in page  # a KH-only event, outside Viet Nam's scope
@@ -80,7 +81,7 @@ def test_timeline_page_is_recorded(client, vn_auditor, kh_officer):
 
 
 def test_flags_page_is_recorded(client, kh_auditor):
-    client.force_login(kh_auditor)
+    sign_in(client, kh_auditor)
     response = client.get("/audit/flags/")
     assert response.status_code == 200
     assert "Bulk reads" in response.content.decode()
@@ -90,7 +91,7 @@ def test_flags_page_is_recorded(client, kh_auditor):
 def test_older_events_page_continues_where_the_first_stopped(client, un_auditor, monkeypatch):
     monkeypatch.setattr("audit.views.PAGE_SIZE", 3)
     made = [make_event(actor_label=f"reader{n}") for n in range(5)]
-    client.force_login(un_auditor)
+    sign_in(client, un_auditor)
     first = client.get("/audit/", {"action": "messaging.item.read"})
     assert [e.pk for e in first.context["events"]] == [e.pk for e in made[::-1][:3]]
     second = client.get("/audit/", {"action": "messaging.item.read", "before": first.context["next_before"]})
@@ -99,7 +100,7 @@ def test_older_events_page_continues_where_the_first_stopped(client, un_auditor,
 
 
 def test_navigation_shows_the_workspace_to_auditors_only(client, vn_auditor, vn_officer):
-    client.force_login(vn_officer)
+    sign_in(client, vn_officer)
     assert 'href="/audit/"' not in client.get("/").content.decode()
-    client.force_login(vn_auditor)
+    sign_in(client, vn_auditor)
     assert 'href="/audit/"' in client.get("/").content.decode()

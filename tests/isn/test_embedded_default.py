@@ -59,9 +59,10 @@ def test_real_worker_runs_a_task_on_sqlite_and_file_broker(tmp_path):
             **run,
         )
         assert send.returncode == 0, send.stderr
-        assert list((tmp_path / "celery" / "queue").iterdir()), "the message should wait in the file broker"
-
+        # Not asserted that the message still waits in the file broker: the worker, already polling, may have taken
+        # it by now (it did under load). The heartbeat below can only come through that broker.
         database = tmp_path / "isn.sqlite3"
+
         deadline = time.monotonic() + 60
         rows: list[tuple[str]] = []
         while time.monotonic() < deadline and not rows:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.auth import sign_in
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -10,7 +11,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def superuser_client(client):
     user = UserFactory(username="root", is_staff=True, is_superuser=True)
-    client.force_login(user)
+    sign_in(client, user)
     return client
 
 

@@ -1,0 +1,74 @@
+"""Session limits: a signed-in session ends after ISN_SESSION_IDLE_SECONDS without a request, ISN_SESSION_MAX_AGE_
+SECONDS after sign-in whatever happens, and at the next request once its person's membership or agency is
+disabled. Each end is recorded as ``auth.session_expired`` with the reason.
+
+A disabled user (``is_active`` false) needs nothing here: Django's ModelBackend no longer returns them for the
+session, so their next request is anonymous. Agency API keys are refused by ``agencies.api_keys`` in the same cases.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+
+from agencies.models import Membership
+from isn import audit
+
+STARTED_KEY = "isn.session_started"
+SEEN_KEY = "isn.session_seen"
+# The last-seen time is written at most this often: a session write on every request would cost more than the
+# minute of idle time it could add.
+_SEEN_GRANULARITY_SECONDS = 60
+
+
+def session_start(request: HttpRequest) -> None:
+    """Start both clocks now: called at sign-in, so a session cycled at sign-in does not inherit an older start."""
+    now = int(time.time())
+    request.session[STARTED_KEY] = now
+    request.session[SEEN_KEY] = now
+
+
+def _membership_ended(user: object) -> bool:
+    """True when the person had a membership and it, or its agency, has been disabled since."""
+    row = Membership.objects.filter(user_id=user.pk).values_list("is_active", "agency__is_active").first()  # type: ignore[attr-defined]
+    return row is not None and not all(row)
+
+
+class SessionLimitsMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = request.user
+        if user.is_authenticated:
+            reason = self._reason_to_end(request, user)
+            if reason is not None:
+                with transaction.atomic():
+                    audit.record(action="auth.session_expired", actor=user, target=user, details={"reason": reason})
+                # Not logout(): that would record a sign-out the person never asked for.
+                request.session.flush()
+                request.user = AnonymousUser()
+        return self.get_response(request)
+
+    def _reason_to_end(self, request: HttpRequest, user: object) -> str | None:
+        now = int(time.time())
+        session = request.session
+        started = session.get(STARTED_KEY)
+        seen = session.get(SEEN_KEY)
+        if not isinstance(started, int) or not isinstance(seen, int):
+            session_start(request)
+            started = seen = now
+        if now - started >= settings.ISN_SESSION_ABSOLUTE_SECONDS:
+            return "absolute_timeout"
+        if now - seen >= settings.ISN_SESSION_IDLE_SECONDS:
+            return "idle_timeout"
+        if _membership_ended(user):
+            return "membership_disabled"
+        if now - seen >= _SEEN_GRANULARITY_SECONDS:
+            session[SEEN_KEY] = now
+        return None

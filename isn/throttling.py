@@ -1,0 +1,101 @@
+"""API throttles: per agency API key, per signed-in person, and per address for anonymous callers.
+
+Counters live in the Django cache (Redis in production, shared by every web process). Rates come from
+``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]`` (ISN_API_RATE_PER_KEY, ISN_API_RATE_PER_PERSON,
+ISN_API_RATE_PER_ADDRESS). The caller's address is ``isn.net.client_ip``: a forged X-Forwarded-For is not a new
+address.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.request import Request
+from rest_framework.throttling import SimpleRateThrottle
+
+from agencies.models import ApiKey
+from isn.net import client_ip
+
+
+class ApiKeyRateThrottle(SimpleRateThrottle):
+    """Requests per agency API key, whichever address they come from."""
+
+    scope = "api_key"
+
+    def get_cache_key(self, request: Request, view: Any) -> str | None:
+        if not isinstance(request.auth, ApiKey):
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": request.auth.pk}
+
+
+class PersonRateThrottle(SimpleRateThrottle):
+    """Requests per person signed in to the portal (a session, not a key)."""
+
+    scope = "person"
+
+    def get_cache_key(self, request: Request, view: Any) -> str | None:
+        if isinstance(request.auth, ApiKey) or not (request.user and request.user.is_authenticated):
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": request.user.pk}
+
+
+class AnonymousIpRateThrottle(SimpleRateThrottle):
+    """Requests per address from callers who are not signed in (and so also callers whose key was refused)."""
+
+    scope = "anonymous"
+
+    def get_ident(self, request: Request) -> str:
+        return client_ip(request) or "unknown"
+
+    def get_cache_key(self, request: Request, view: Any) -> str | None:
+        if request.user and request.user.is_authenticated:
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+class RefusedKeyThrottle(AnonymousIpRateThrottle):
+    """Refused API keys per address. Authentication runs before DRF's throttles, so a caller trying keys would
+    never meet them; ``agencies.authentication`` counts each refusal here and answers 429 past the rate."""
+
+    scope = "anonymous"
+    cache_format = "throttle_refused_key_%(ident)s"
+
+    def get_cache_key(self, request: Request, view: Any) -> str | None:
+        # Never looks at request.user: it runs while authentication itself is in progress.
+        return self.cache_format % {"ident": self.get_ident(request)}
+
+
+class AnonymousThrottleGate(BaseAuthentication):
+    """The per-address throttle for callers no authentication class recognised, run as the last of them.
+
+    DRF checks permissions before throttles, so an anonymous caller is refused (401) before any throttle could count
+    it. Authentication comes first of all: placed last in the list, this sees exactly the anonymous callers.
+    """
+
+    def authenticate(self, request: Request) -> None:
+        throttle = _AnonymousAddressThrottle()
+        if not throttle.allow_request(request, None):
+            raise exceptions.Throttled(throttle.wait())
+        return None
+
+
+class _AnonymousAddressThrottle(AnonymousIpRateThrottle):
+    def get_cache_key(self, request: Request, view: Any) -> str | None:
+        # Never looks at request.user: it runs while authentication itself is in progress.
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+class AnonymousThrottleGateScheme(OpenApiAuthenticationExtension):
+    """Not a credential: nothing to document in /api/schema/."""
+
+    target_class = "isn.throttling.AnonymousThrottleGate"
+    name = "anonymousThrottle"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {}
+
+    def get_security_requirement(self, auto_schema: Any) -> None:
+        return None
