@@ -64,6 +64,7 @@ from messaging.selectors import (
     item_delivery_states,
     item_get,
     item_get_as_originator,
+    item_get_for_reading,
     item_release,
 )
 
@@ -485,15 +486,24 @@ def item_create(
 @transaction.atomic
 def item_read(*, actor: Actor, item_id: object) -> ItemContent:
     """Open one item for the viewer with their own country's key; recorded as ``messaging.item.read``."""
-    item = item_get(actor, item_id=item_id)
+    item = item_get_for_reading(actor, item_id=item_id)
     country_code = _viewer_country(actor)
-    data_key = _data_key(item, country_code)
+    if item.viewer_wrapped_key is None:  # type: ignore[attr-defined]
+        raise _Unreadable(item, country_code, "no_key")
+    own_key = ItemKey(
+        item=item,
+        country_id=country_code,
+        kek_version=item.viewer_kek_version,  # type: ignore[attr-defined]
+        wrapped_key=item.viewer_wrapped_key,  # type: ignore[attr-defined]
+    )
+    data_key = _unwrap_data_key(item, own_key)
     title = _open_text(data_key, item, "title", country_code)
     body = _open_text(data_key, item, "body", country_code)
     attachments = _summaries_of_attachments(item, data_key, country_code)
-    ItemRead.objects.bulk_create(
-        [ItemRead(item=item, user_id=actor.pk, first_read_at=timezone.now())], ignore_conflicts=True
-    )
+    if not item.viewer_has_read:  # type: ignore[attr-defined]
+        ItemRead.objects.bulk_create(
+            [ItemRead(item=item, user_id=actor.pk, first_read_at=timezone.now())], ignore_conflicts=True
+        )
     originator = is_originator(actor, item)
     if not originator:
         _mark_delivery_read(actor, item)

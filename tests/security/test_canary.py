@@ -3,8 +3,10 @@
 plaintext everywhere the host keeps anything: a pg_dump of the database, every Redis key (including the Celery
 messages queued there), the logs and the sent e-mails. Only the people they were released to ever see them.
 
-Routing, notifications, webhooks and requests for information are not built yet: when they are, their outputs
-(the worker's log, the e-mails and webhook bodies) belong in this test too.
+The item is routed by a real Celery worker on a Redis of the test's own, which e-mails the counterpart officer
+through a local SMTP server and calls the receiving agency's webhook on a local receiver: the worker's log, the
+e-mails, the webhook bodies and that Redis are searched too. Requests for information are not built yet; when
+they are, they belong here as well.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 import subprocess
 import uuid
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 import redis
@@ -27,7 +30,11 @@ from rest_framework.test import APIClient
 
 from agencies.keyring import forget_cached_keys
 from agencies.models import Role
+from agencies.services import office_link_counterpart
+from messaging.models import Delivery
+from messaging.webhooks import webhook_configure
 from tests.factories import AgencyFactory, MembershipFactory, OfficeFactory, UserFactory, country
+from tests.messaging.workers import private_broker, smtp_sink, start_worker, wait_for, webhook_receiver
 from tests.servers import _find
 
 CANARIES = {
@@ -61,9 +68,9 @@ def _pg_dump() -> bytes:
     return dump
 
 
-def _redis_contents() -> bytes:
-    """Every key and value of the test Redis, with Celery's base64 message bodies decoded."""
-    server = redis.Redis.from_url(settings.REDIS_URL)
+def _redis_contents(url: str) -> bytes:
+    """Every key and value of a Redis, with Celery's base64 message bodies decoded."""
+    server = redis.Redis.from_url(url)
     chunks: list[bytes] = []
     for key in server.scan_iter("*"):
         kind = server.type(key).decode()
@@ -100,28 +107,56 @@ def people():
         for code in ("VN", "KH", "TH", "UN")
     )
     users = {}
+    offices = {}
     for name, agency, role in [
         ("vn.officer", vn, Role.OFFICER),
         ("kh.officer", kh, Role.OFFICER),
         ("th.officer", th, Role.OFFICER),
         ("un.auditor", un, Role.REGIONAL_AUDITOR),
+        ("kh.admin", kh, Role.AGENCY_ADMIN),
     ]:
         user = UserFactory(username=f"canary-{run}.{name}")
         office = OfficeFactory(agency=agency) if role == Role.OFFICER else None
+        offices[name] = office
         MembershipFactory(user=user, agency=agency, office=office, role=role)
         client = APIClient()
         client.force_authenticate(user)
+        client.isn_user = user
         users[name] = client
+    # The Cambodian officer's office is the Vietnamese one's counterpart, so routing e-mails the item to them.
+    office_link_counterpart(actor=None, office=offices["vn.officer"], counterpart=offices["kh.officer"])
     yield users
     forget_cached_keys()
+
+
+@pytest.fixture
+def routing(tmp_path):
+    """A real worker on a private Redis, an SMTP sink for its e-mails, a receiver for the agency's webhook."""
+    with smtp_sink() as smtp, webhook_receiver(200) as hooks, private_broker(tmp_path) as broker_server:
+        worker = start_worker(
+            broker_server.url,
+            tmp_path,
+            name="canary",
+            env={
+                "ISN_EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+                "ISN_EMAIL_HOST": "127.0.0.1",
+                "ISN_EMAIL_PORT": str(smtp.port),
+                "ISN_LOG_LEVEL": "DEBUG",
+            },
+        )
+        try:
+            yield SimpleNamespace(smtp=smtp, hooks=hooks, broker=broker_server, worker=worker)
+        finally:
+            worker.stop()
 
 
 @pytest.mark.slow
 # Committed for real (the sealing and the Celery messages queued on commit happen); countries survive the flush.
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_no_canary_in_plaintext_anywhere_after_the_whole_flow(people, caplog, capsys):
+def test_no_canary_in_plaintext_anywhere_after_the_whole_flow(people, routing, caplog, capsys):
     caplog.set_level(logging.DEBUG)
     vn, kh, th, auditor = (people[name] for name in ("vn.officer", "kh.officer", "th.officer", "un.auditor"))
+    webhook_configure(actor=people["kh.admin"].isn_user, url=routing.hooks.url)
     review = (timezone.now().date() + timedelta(days=60)).isoformat()
     posted = vn.post(
         "/api/v1/items/",
@@ -156,6 +191,9 @@ def test_no_canary_in_plaintext_anywhere_after_the_whole_flow(people, caplog, ca
         )
     assert upload.status_code == 201, upload.content
     attachment = upload.json()["id"]
+    kh_email = people["kh.officer"].isn_user.email
+    wait_for(lambda: routing.smtp.to(kh_email) and routing.hooks.received(), timeout=60, what=routing.worker.output())
+    assert Delivery.objects.filter(item_id=item, agency__country_id="KH").exists()
 
     # The people it is released to see it all; nobody else sees any of it.
     assert CANARIES["title"] in kh.get("/api/v1/items/").content.decode()
@@ -180,10 +218,18 @@ def test_no_canary_in_plaintext_anywhere_after_the_whole_flow(people, caplog, ca
     seal_events()  # the chain's hashes and checkpoint inputs are made from the events as stored
 
     _assert_absent("a pg_dump of the database", _pg_dump())
-    in_redis = _redis_contents()
+    in_redis = _redis_contents(settings.REDIS_URL)
     assert b"throttle_person_" in in_redis  # the search does reach this test's keys
-    assert b"audit.tasks.seal_events" in in_redis  # and the Celery messages queued on commit
-    _assert_absent("Redis (cache, Celery queues and messages)", in_redis)
+    _assert_absent("Redis (cache)", in_redis)
+    in_broker = _redis_contents(routing.broker.url)
+    _assert_absent("the Celery broker's Redis (queues and messages)", in_broker)
+    e_mails = b"\n".join(message.as_bytes() for _, message in routing.smtp.messages)
+    assert kh_email.encode() in e_mails  # the search does reach the e-mail that was sent
+    _assert_absent("e-mails sent by the worker", e_mails)
+    webhook_bodies = b"\n".join(body for _, body in routing.hooks.received())
+    assert item.encode() in webhook_bodies  # the agency's system was told of the item
+    _assert_absent("webhook bodies", webhook_bodies)
+    _assert_absent("the worker's log", routing.worker.log.read_bytes())
     _assert_absent("the captured logs", caplog.text.encode())
     captured = capsys.readouterr()
     _assert_absent("stdout and stderr", (captured.out + captured.err).encode())
