@@ -5,8 +5,8 @@ from typing import Any
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 
-from agencies.models import ApiKey, ApiKeyScope
-from agencies.selectors import is_network_member
+from agencies.models import ApiKey, ApiKeyScope, Role
+from agencies.selectors import is_network_member, membership_for
 
 
 class IsNetworkMember(BasePermission):
@@ -39,3 +39,13 @@ class IsSignedInPerson(BasePermission):
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return bool(request.user and request.user.is_authenticated and not isinstance(request.auth, ApiKey))
+
+
+class IsAgencyAdmin(BasePermission):
+    """An agency admin (of their own agency, which the views' selectors and services then enforce)."""
+
+    message = "Only an agency admin may do this."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        membership = membership_for(request.user) if request.user else None
+        return membership is not None and membership.role == Role.AGENCY_ADMIN

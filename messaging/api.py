@@ -30,7 +30,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from agencies.models import Agency, CountryCode
-from isn.errors import InvalidInput
+from agencies.permissions import ApiKeyScopes, IsAgencyAdmin, IsNetworkMember
+from isn.errors import InvalidInput, PermissionDenied
 from messaging import notifications, selectors, services, webhooks
 from messaging.models import (
     ACKNOWLEDGEMENT_TEXT_MAX_LENGTH,
@@ -345,6 +346,8 @@ class ItemViewSet(viewsets.GenericViewSet):
         return self.get_paginated_response(ItemSummarySerializer(summaries, many=True).data)
 
     def create(self, request: Request) -> Response:
+        if selectors.content_membership(request.user) is None:  # refused before the body is judged
+            raise PermissionDenied("Only officers of a member agency may post items.")
         content = services.item_create(actor=request.user, **_validated(ItemCreateSerializer, request.data))
         return Response(ItemDetailSerializer(content).data, status=status.HTTP_201_CREATED)
 
@@ -557,6 +560,8 @@ class WebhookViewSet(viewsets.GenericViewSet):
 
     queryset = WebhookDeadLetter.objects.none()
     serializer_class = DeadLetterSerializer
+    # Refused before the body is read: a caller who may not configure webhooks learns nothing from validation.
+    permission_classes = [ApiKeyScopes, IsNetworkMember, IsAgencyAdmin]
     pagination_class = AccessCursorPagination
 
     @extend_schema(

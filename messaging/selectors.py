@@ -26,6 +26,7 @@ from agencies.selectors import membership_for
 from audit.models import AuditEvent
 from isn.errors import NotFound, PermissionDenied
 from messaging.models import (
+    Attachment,
     Delivery,
     Item,
     ItemAgencyGrant,
@@ -131,7 +132,8 @@ def parse_item_id(value: object) -> uuid.UUID:
 
 def item_get_for_reading(viewer: Viewer, *, item_id: object) -> Item:
     """``item_get`` plus, in the same query, the viewer's own country's wrapped key (``viewer_wrapped_key``,
-    ``viewer_kek_version``, None when shredded) and whether the viewer has opened it before (``viewer_has_read``):
+    ``viewer_kek_version``, None when shredded), whether the viewer has opened it before (``viewer_has_read``) and
+    whether it has attachments at all (``has_attachments``):
     a detail read is the hottest path, and each round trip saved is one a reader does not wait for."""
     membership = content_membership(viewer)
     country = membership.agency.country_id if membership is not None else ""
@@ -143,6 +145,7 @@ def item_get_for_reading(viewer: Viewer, *, item_id: object) -> Item:
             viewer_wrapped_key=Subquery(own_key.values("wrapped_key")[:1]),
             viewer_kek_version=Subquery(own_key.values("kek_version")[:1]),
             viewer_has_read=Exists(ItemRead.objects.filter(item=OuterRef("pk"), user_id=viewer.pk)),
+            has_attachments=Exists(Attachment.objects.filter(item=OuterRef("pk"))),
         )
     )
     item = items.filter(pk=parse_item_id(item_id)).first()

@@ -499,7 +499,7 @@ def item_read(*, actor: Actor, item_id: object) -> ItemContent:
     data_key = _unwrap_data_key(item, own_key)
     title = _open_text(data_key, item, "title", country_code)
     body = _open_text(data_key, item, "body", country_code)
-    attachments = _summaries_of_attachments(item, data_key, country_code)
+    attachments = _summaries_of_attachments(item, data_key, country_code) if item.has_attachments else []  # type: ignore[attr-defined]
     if not item.viewer_has_read:  # type: ignore[attr-defined]
         ItemRead.objects.bulk_create(
             [ItemRead(item=item, user_id=actor.pk, first_read_at=timezone.now())], ignore_conflicts=True
