@@ -8,29 +8,12 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from audit.chain import HASH_FIELDS
 from audit.models import AuditEvent
 from audit.services import neutralise
 
-FIELDS = [
-    "id",
-    "created_at",
-    "actor_user_id",
-    "actor_api_key_id",
-    "actor_label",
-    "actor_agency_id",
-    "actor_country",
-    "action",
-    "target_type",
-    "target_id",
-    "target_country",
-    "outcome",
-    "ip_address",
-    "user_agent",
-    "request_id",
-    "details",
-    "sealed",
-    "hash",
-]
+# Every hashed field, then whether and how the event is sealed into the chain.
+FIELDS = [*HASH_FIELDS, "sealed", "hash"]
 
 # A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets (OWASP: CSV injection).
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")

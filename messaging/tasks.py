@@ -102,17 +102,19 @@ _BOUNDED = {
     "reject_on_worker_lost": True,
     "ignore_result": True,
 }
-
-
-@shared_task(
+# Routing and revocation: database work only, retried on transient database or broker errors.
+_ROUTING = {
     **_BOUNDED,
-    autoretry_for=_TRANSIENT,
-    retry_backoff=True,
-    retry_backoff_max=60,
-    max_retries=5,
-    time_limit=120,
-    soft_time_limit=100,
-)
+    "autoretry_for": _TRANSIENT,
+    "retry_backoff": True,
+    "retry_backoff_max": 60,
+    "max_retries": 5,
+    "time_limit": 120,
+    "soft_time_limit": 100,
+}
+
+
+@shared_task(**_ROUTING)
 def route_item(outbox_id: int) -> int:
     """Route an item to its recipients (deliveries, in-portal notifications, e-mail and webhook rows)."""
     from messaging.routing import item_route
@@ -121,15 +123,7 @@ def route_item(outbox_id: int) -> int:
     return result.deliveries if result is not None else 0
 
 
-@shared_task(
-    **_BOUNDED,
-    autoretry_for=_TRANSIENT,
-    retry_backoff=True,
-    retry_backoff_max=60,
-    max_retries=5,
-    time_limit=120,
-    soft_time_limit=100,
-)
+@shared_task(**_ROUTING)
 def notify_revoked(outbox_id: int) -> int:
     """Mark deliveries that a narrowing or withdrawal cut off, and tell their holders."""
     from messaging.routing import item_revoke_notify

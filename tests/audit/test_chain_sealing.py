@@ -9,7 +9,7 @@ import pytest
 from django.db import connection, transaction
 
 from audit import services
-from audit.chain import GAP_ACTION, GENESIS_HASH, event_hash, seal_pending, verify_chain
+from audit.chain import GAP_ACTION, GENESIS_HASH, HASH_FIELDS, event_hash, seal_pending, verify_chain
 from audit.models import AuditEvent, Outcome
 from audit.services import record
 from tests.audit.chain_helpers import write_events
@@ -47,24 +47,7 @@ def test_sealing_links_each_event_to_the_one_before(vn_officer):
     assert chain[0][1] == GENESIS_HASH
     for (_, _, previous_hash), (_, prev_hash, _) in itertools.pairwise(chain):
         assert prev_hash == previous_hash
-    first = AuditEvent.objects.values_list(
-        "id",
-        "created_at",
-        "actor_user_id",
-        "actor_api_key_id",
-        "actor_label",
-        "actor_agency_id",
-        "actor_country",
-        "action",
-        "target_type",
-        "target_id",
-        "target_country",
-        "outcome",
-        "ip_address",
-        "user_agent",
-        "request_id",
-        "details",
-    ).get(pk=ids[0])
+    first = AuditEvent.objects.values_list(*HASH_FIELDS).get(pk=ids[0])
     assert chain[0][2] == event_hash(first, GENESIS_HASH)
     assert AuditEvent.objects.filter(id__in=ids, sealed_at__isnull=True).count() == 0
 
