@@ -37,8 +37,10 @@ def smtp():
         yield sink
 
 
-@pytest.fixture(scope="module")
-def worker(django_db_setup, django_db_blocker, tmp_path_factory, smtp):
+# One worker per test, stopped before the test's database is flushed: a worker still polling (beat runs inside it)
+# while the flush TRUNCATEs every table can deadlock with it.
+@pytest.fixture
+def worker(tmp_path_factory, smtp):
     folder = tmp_path_factory.mktemp("routing-worker")
     with private_broker(folder) as redis:
         process = start_worker(
