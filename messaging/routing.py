@@ -269,12 +269,7 @@ def item_route(*, outbox_id: int) -> RouteResult | None:
     people = people_for(new)
     notified = notify(item, NotificationKind.ROUTED, (pk for users in people.values() for pk in users))
     agencies = sorted({r.agency_id for r in new})
-    outbox_add_many(
-        [
-            (OutboxKind.NOTIFY_WEBHOOK, item, {"item_id": str(item.pk), "agency_id": pk, "event": WEBHOOK_ROUTED})
-            for pk in _webhook_agencies(agencies)
-        ]
-    )
+    _queue_webhooks(item, agencies, WEBHOOK_ROUTED)
     record(
         action="messaging.item.route",
         actor=None,
@@ -290,6 +285,16 @@ def item_route(*, outbox_id: int) -> RouteResult | None:
     )
     outbox_done(message)
     return RouteResult(deliveries=len(new), agencies=len(agencies), notified=len(notified))
+
+
+def _queue_webhooks(item: Item, agency_ids: Iterable[int], event: str) -> None:
+    """One webhook outbox row for each of these agencies that has an active webhook: ids and codes only."""
+    outbox_add_many(
+        [
+            (OutboxKind.NOTIFY_WEBHOOK, item, {"item_id": str(item.pk), "agency_id": pk, "event": event})
+            for pk in _webhook_agencies(agency_ids)
+        ]
+    )
 
 
 @transaction.atomic
@@ -324,12 +329,7 @@ def item_revoke_notify(*, outbox_id: int) -> RouteResult | None:
     kept_people = {pk for users in people_for(map(as_recipient, kept)).values() for pk in users}
     notified = notify(item, NotificationKind.REVOKED, lost_people - kept_people)
     agencies_cut_off = sorted({d.agency_id for d in lost} - {d.agency_id for d in kept})
-    outbox_add_many(
-        [
-            (OutboxKind.NOTIFY_WEBHOOK, item, {"item_id": str(item.pk), "agency_id": pk, "event": WEBHOOK_REVOKED})
-            for pk in _webhook_agencies(agencies_cut_off)
-        ]
-    )
+    _queue_webhooks(item, agencies_cut_off, WEBHOOK_REVOKED)
     record(
         action="messaging.item.revoke_notify",
         actor=None,
