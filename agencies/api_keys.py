@@ -18,7 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from agencies.models import Agency, ApiKey, ApiKeyScope, Membership, Role
-from agencies.services import _require_admin_of
+from agencies.services import require_admin_of
 from isn import audit
 from isn.errors import Conflict, InvalidInput
 
@@ -58,7 +58,7 @@ def api_key_issue(
     demo_secret: str | None = None,
 ) -> IssuedKey:
     """Issue a key for an agency's own system. The demo arguments give seed_demo's published keys; never else."""
-    _require_admin_of(actor, agency)
+    require_admin_of(actor, agency)
     name = name.strip()
     if not name or len(name) > 100:
         raise InvalidInput("Give the key a name of 1 to 100 characters, e.g. the system that will use it.")
@@ -104,7 +104,7 @@ def api_key_issue(
 @transaction.atomic
 def api_key_revoke(*, actor: AbstractBaseUser | None, key: ApiKey) -> ApiKey:
     """Revoke a key at once: its next request gets 401."""
-    _require_admin_of(actor, key.agency)
+    require_admin_of(actor, key.agency)
     if key.revoked_at is not None:
         return key
     key.revoked_at = timezone.now()

@@ -23,7 +23,7 @@ def _require_platform_admin(actor: Actor) -> None:
         raise PermissionDenied("Only an ISN platform administrator may do this.")
 
 
-def _require_admin_of(actor: Actor, agency: Agency) -> None:
+def require_admin_of(actor: Actor, agency: Agency) -> None:
     """The system, a platform administrator, or an agency admin of ``agency`` itself."""
     if actor is None or getattr(actor, "is_superuser", False):
         return
@@ -86,7 +86,7 @@ def office_create(
     contact_email: str = "",
 ) -> Office:
     """Open a Border Liaison Office or the agency's duty desk."""
-    _require_admin_of(actor, agency)
+    require_admin_of(actor, agency)
     if kind not in OfficeKind.values:
         raise InvalidInput(f"Unknown office kind {kind!r}.")
     if kind == OfficeKind.BLO and not border_crossing.strip():
@@ -140,7 +140,7 @@ def _check_counterpart_pair(office: Office, counterpart: Office) -> None:
 @transaction.atomic
 def office_link_counterpart(*, actor: Actor, office: Office, counterpart: Office) -> None:
     """Pair two BLOs across a border (the link is symmetric; linking twice changes nothing)."""
-    _require_admin_of(actor, office.agency)
+    require_admin_of(actor, office.agency)
     _check_counterpart_pair(office, counterpart)
     if office.counterparts.filter(pk=counterpart.pk).exists():
         return  # nothing changes, so there is nothing to record (seed_demo re-links on every run)
@@ -150,7 +150,7 @@ def office_link_counterpart(*, actor: Actor, office: Office, counterpart: Office
 
 @transaction.atomic
 def office_unlink_counterpart(*, actor: Actor, office: Office, counterpart: Office) -> None:
-    _require_admin_of(actor, office.agency)
+    require_admin_of(actor, office.agency)
     if not office.counterparts.filter(pk=counterpart.pk).exists():
         return
     office.counterparts.remove(counterpart)
@@ -173,7 +173,7 @@ def membership_create(
     *, actor: Actor, user: AbstractBaseUser, agency: Agency, role: str, office: Office | None = None
 ) -> Membership:
     """Give a user their place in the network: one agency, optionally an office, and a role."""
-    _require_admin_of(actor, agency)
+    require_admin_of(actor, agency)
     _check_membership(agency, office, role)
     if Membership.objects.filter(user_id=user.pk).exists():
         raise Conflict("This user already has a membership; change it instead.")
@@ -191,7 +191,7 @@ def membership_create(
 @transaction.atomic
 def membership_change(*, actor: Actor, membership: Membership, role: str, office: Office | None) -> Membership:
     """Change a member's role or office within their agency."""
-    _require_admin_of(actor, membership.agency)
+    require_admin_of(actor, membership.agency)
     _check_membership(membership.agency, office, role)
     before = {"role": membership.role, "office_id": membership.office_id}
     membership.role = role
@@ -216,7 +216,7 @@ def membership_change(*, actor: Actor, membership: Membership, role: str, office
 @transaction.atomic
 def membership_set_active(*, actor: Actor, membership: Membership, is_active: bool) -> Membership:
     """Suspend or restore a membership; a suspended member loses access at their next request."""
-    _require_admin_of(actor, membership.agency)
+    require_admin_of(actor, membership.agency)
     membership.is_active = is_active
     membership.save(update_fields=["is_active", "updated_at"])
     audit.record(
