@@ -126,6 +126,11 @@ class Membership(models.Model):
     office = models.ForeignKey(Office, on_delete=models.PROTECT, null=True, blank=True, related_name="memberships")
     role = models.CharField(max_length=32, choices=Role.choices)
     is_active = models.BooleanField(default=True)
+    # The portal's language for this person (one of settings.LANGUAGES); blank: the browser's choice.
+    language = models.CharField(max_length=10, blank=True)
+    email_notifications = models.BooleanField(
+        default=True, help_text=_("E-mail this person about items routed to them, not only in the portal.")
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -145,6 +145,10 @@ class ItemCountryGrant(models.Model):
 
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="country_grants")
     country = models.ForeignKey("agencies.Country", on_delete=models.PROTECT, related_name="+")
+    # Set when the country was added by an approved consent request (the third-party rule), not by the originator.
+    consent = models.ForeignKey(
+        "messaging.ConsentRequest", on_delete=models.PROTECT, null=True, blank=True, related_name="country_grants"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -162,6 +166,10 @@ class ItemAgencyGrant(models.Model):
     agency = models.ForeignKey("agencies.Agency", on_delete=models.PROTECT, related_name="+")
     # Denormalised from the agency so "is this country restricted?" is one index probe.
     country = models.ForeignKey("agencies.Country", on_delete=models.PROTECT, related_name="+")
+    # Set when an approved consent request named one agency of its country.
+    consent = models.ForeignKey(
+        "messaging.ConsentRequest", on_delete=models.PROTECT, null=True, blank=True, related_name="agency_grants"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -234,6 +242,9 @@ class OutboxKind(models.TextChoices):
     ITEM_REVOKE = "item.revoke", _("Tell holders that their access was removed")
     NOTIFY_EMAIL = "notify.email", _("E-mail the people notified about an item")
     NOTIFY_WEBHOOK = "notify.webhook", _("Call an agency's webhook")
+    ITEM_FORWARD = "item.forward", _("Deliver a forwarded item")
+    CONSENT_NOTIFY = "consent.notify", _("Tell people about a consent request")
+    RFI_NOTIFY = "rfi.notify", _("Tell people about a request for information")
 
 
 class OutboxMessage(models.Model):
@@ -245,7 +256,9 @@ class OutboxMessage(models.Model):
 
     id = models.BigAutoField(primary_key=True)
     kind = models.CharField(max_length=32, choices=OutboxKind.choices)
-    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="+")
+    # The item the work is about; null only for work about a free-standing request for information.
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    rfi = models.ForeignKey("messaging.Rfi", on_delete=models.CASCADE, null=True, blank=True, related_name="+")
     payload = models.JSONField(default=dict, blank=True)
     queue = models.CharField(max_length=16, choices=TaskQueue.choices, default=TaskQueue.DEFAULT)
     created_at = models.DateTimeField(default=timezone.now)
@@ -280,6 +293,8 @@ class DeliveryReason(models.TextChoices):
     SUBSCRIPTION = "subscription", _("Matching subscription")
     DUTY_DESK = "duty_desk", _("Agency duty desk")
     NAMED = "named", _("Named on the item")
+    FORWARDED = "forwarded", _("Forwarded inside the country")
+    CONSENTED = "consented", _("Shared with the originator's consent")
 
 
 class Delivery(models.Model):
@@ -362,14 +377,30 @@ class NotificationKind(models.TextChoices):
     ESCALATED = "flash_escalated", _("A FLASH item is not acknowledged yet")
     ESCALATED_NATIONAL = "flash_escalated_national", _("A FLASH item is still not acknowledged: national escalation")
     REVOKED = "item_revoked", _("Your access to an item was removed")
+    FORWARDED = "item_forwarded", _("An item was forwarded to you")
+    CONSENT_REQUESTED = "consent_requested", _("A consent request waits for your decision")
+    CONSENT_REMINDER = "consent_reminder", _("A consent request is due")
+    CONSENT_ESCALATED = "consent_escalated", _("A consent request is overdue")
+    CONSENT_APPROVED = "consent_approved", _("Your consent request was approved")
+    CONSENT_DECLINED = "consent_declined", _("Your consent request was declined")
+    RFI_RECEIVED = "rfi_received", _("A request for information was sent to you")
+    RFI_REPLIED = "rfi_replied", _("A request for information has a new reply")
+    RFI_REMINDER = "rfi_reminder", _("A request for information is due")
+    RFI_ESCALATED = "rfi_escalated", _("A request for information is overdue")
+    RFI_CLOSED = "rfi_closed", _("A request for information was closed")
 
 
 class Notification(models.Model):
-    """Something a person is told about an item, in the portal and by e-mail: metadata and a link, never content."""
+    """Something a person is told about an item, a consent request or a request for information, in the portal and
+    by e-mail: metadata and a link, never content. At most one per (user, kind, subject), nulls counted as equal."""
 
     id = models.BigAutoField(primary_key=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="+")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    consent = models.ForeignKey(
+        "messaging.ConsentRequest", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    rfi = models.ForeignKey("messaging.Rfi", on_delete=models.CASCADE, null=True, blank=True, related_name="+")
     kind = models.CharField(max_length=32, choices=NotificationKind.choices)
     created_at = models.DateTimeField(default=timezone.now)
     read_at = models.DateTimeField(null=True, blank=True)
@@ -379,7 +410,13 @@ class Notification(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        constraints = [models.UniqueConstraint(fields=["user", "item", "kind"], name="notification_once_per_kind")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "item", "consent", "rfi", "kind"],
+                name="notification_once_per_kind",
+                nulls_distinct=False,
+            ),
+        ]
         indexes = [
             models.Index(fields=["user", "-created_at", "-id"], name="notification_user_newest_idx"),
             models.Index(fields=["user"], condition=models.Q(read_at__isnull=True), name="notification_unread_idx"),
@@ -469,3 +506,195 @@ class TaskDeadLetter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task_name}{tuple(self.args)} failed ({self.error_class})"
+
+
+# --- forwarding and the third-party rule -----------------------------------------------------------------------------
+
+FORWARD_REASON_MAX_LENGTH = 1000
+CONSENT_TEXT_MAX_LENGTH = 2000
+
+
+class Forward(models.Model):
+    """A recipient passed the item on inside their own country, as its handling code allows (TLP:RED never,
+    AMBER+STRICT only inside their own agency). The receiving agency sees the item while the forward is active;
+    the originator sees every forward. The reason is sealed under the item's data key."""
+
+    id = models.BigAutoField(primary_key=True)
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="forwards")
+    from_agency = models.ForeignKey("agencies.Agency", on_delete=models.PROTECT, related_name="+")
+    from_user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    to_agency = models.ForeignKey("agencies.Agency", on_delete=models.PROTECT, related_name="+")
+    to_office = models.ForeignKey("agencies.Office", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    # The country of both agencies: a forward never crosses a border.
+    country = models.ForeignKey("agencies.Country", on_delete=models.PROTECT, related_name="+")
+    reason_sealed = models.BinaryField(editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True, help_text=_("Cut off by narrowing or withdrawal."))
+
+    class Meta:
+        ordering = ["item_id", "created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["item", "to_agency", "to_office"],
+                condition=models.Q(revoked_at__isnull=True),
+                name="forward_once_per_recipient",
+                nulls_distinct=False,
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["to_agency", "item"], condition=models.Q(revoked_at__isnull=True), name="forward_active_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"forward of {self.item_id} from agency {self.from_agency_id} to agency {self.to_agency_id}"
+
+
+class ConsentStatus(models.TextChoices):
+    PENDING = "pending", _("Waiting for the originator's decision")
+    APPROVED = "approved", _("Approved")
+    DECLINED = "declined", _("Declined")
+    CANCELLED = "cancelled", _("Cancelled by the requester")
+    REVOKED = "revoked", _("Cut off by narrowing or withdrawal")
+
+
+class ConsentRequest(models.Model):
+    """A holder of an item asks the originating agency to share it with a country outside its release.
+
+    A supervisor of the originating agency approves (the data key is wrapped for that country only then, and the
+    item is routed there) or declines with a reason. Justification and decline reason are sealed under the item's
+    data key. Overdue requests remind, then escalate (``escalation_level``)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="consent_requests")
+    requester_agency = models.ForeignKey("agencies.Agency", on_delete=models.PROTECT, related_name="+")
+    requester_user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    target_country = models.ForeignKey("agencies.Country", on_delete=models.PROTECT, related_name="+")
+    target_agency = models.ForeignKey(
+        "agencies.Agency", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    justification_sealed = models.BinaryField(editable=False)
+    status = models.CharField(max_length=10, choices=ConsentStatus.choices, default=ConsentStatus.PENDING)
+    due_at = models.DateTimeField()
+    escalation_level = models.PositiveSmallIntegerField(default=0)
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decline_reason_sealed = models.BinaryField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["item", "target_country"],
+                condition=models.Q(status="pending"),
+                name="consent_one_pending_per_country",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["requester_agency", "-created_at"], name="consent_requester_idx"),
+            models.Index(
+                fields=["escalation_level", "due_at"], condition=models.Q(status="pending"), name="consent_due_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"consent request {self.pk} for {self.item_id} to {self.target_country_id} ({self.status})"
+
+
+# --- requests for information ----------------------------------------------------------------------------------------
+
+RFI_SUBJECT_MAX_LENGTH = 300
+RFI_TEXT_MAX_LENGTH = 20_000
+
+
+class RfiStatus(models.TextChoices):
+    OPEN = "open", _("Open")
+    ANSWERED = "answered", _("Answered")
+    CLOSED = "closed", _("Closed")
+
+
+class Rfi(models.Model):
+    """A question from one agency (or office) to another country's agency or a BLO counterpart, about an item or
+    free-standing. Subject, question and replies are sealed under the request's own data key, wrapped for the
+    two countries (``RfiKey``), exactly like an item's."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    requester_agency = models.ForeignKey("agencies.Agency", on_delete=models.PROTECT, related_name="+")
+    requester_office = models.ForeignKey(
+        "agencies.Office", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    requester_user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    target_agency = models.ForeignKey("agencies.Agency", on_delete=models.PROTECT, related_name="+")
+    target_office = models.ForeignKey(
+        "agencies.Office", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # Denormalised from the agencies: audit targets and scoping use them without a join.
+    requester_country = models.CharField(max_length=2, db_index=True)
+    target_country = models.CharField(max_length=2, db_index=True)
+    item = models.ForeignKey(Item, on_delete=models.PROTECT, null=True, blank=True, related_name="rfis")
+    priority = models.CharField(max_length=10, choices=Priority.choices, default=Priority.ROUTINE)
+    subject_sealed = models.BinaryField(editable=False)
+    question_sealed = models.BinaryField(editable=False)
+    status = models.CharField(max_length=10, choices=RfiStatus.choices, default=RfiStatus.OPEN)
+    due_at = models.DateTimeField()
+    escalation_level = models.PositiveSmallIntegerField(default=0)
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "request for information"
+        verbose_name_plural = "requests for information"
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["requester_agency", "-created_at"], name="rfi_requester_idx"),
+            models.Index(fields=["target_agency", "-created_at"], name="rfi_target_idx"),
+            models.Index(fields=["escalation_level", "due_at"], condition=models.Q(status="open"), name="rfi_due_idx"),
+        ]
+
+    def __str__(self) -> str:
+        # Never the subject: it is intelligence content.
+        return f"RFI {self.pk} ({self.requester_country} -> {self.target_country}, {self.status})"
+
+
+class RfiKey(models.Model):
+    """The request's data key wrapped by one country's key-encryption key (the requester's and the target's)."""
+
+    rfi = models.ForeignKey(Rfi, on_delete=models.CASCADE, related_name="keys")
+    country = models.ForeignKey("agencies.Country", on_delete=models.PROTECT, related_name="+")
+    kek_version = models.PositiveIntegerField()
+    wrapped_key = models.BinaryField(editable=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["rfi", "country"], name="rfi_key_one_per_country")]
+        indexes = [models.Index(fields=["country", "kek_version"], name="rfi_key_country_version_idx")]
+
+    def __str__(self) -> str:
+        return f"key of RFI {self.rfi_id} for {self.country_id} (v{self.kek_version})"
+
+
+class RfiReply(models.Model):
+    """One message in a request's thread, sealed under the request's data key; it may point at a new item."""
+
+    id = models.BigAutoField(primary_key=True)
+    rfi = models.ForeignKey(Rfi, on_delete=models.CASCADE, related_name="replies")
+    author_agency = models.ForeignKey("agencies.Agency", on_delete=models.PROTECT, related_name="+")
+    author_user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    body_sealed = models.BinaryField(editable=False)
+    item = models.ForeignKey(Item, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["rfi_id", "created_at", "id"]
+        verbose_name_plural = "RFI replies"
+
+    def __str__(self) -> str:
+        return f"reply #{self.pk} to RFI {self.rfi_id}"

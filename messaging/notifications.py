@@ -1,8 +1,9 @@
 """Notifications: in the portal (rows a person lists and marks read) and by e-mail, each sent once.
 
-A notification says that something happened to an item and carries only what any handling code allows: the item's
-id, priority, category, originating country and a link to it; never its title or body. For TLP:RED items the
-category stays out of e-mail too: mail leaves the network's control.
+A notification says that something happened to an item, a consent request or a request for information, and
+carries only what any handling code allows: ids, priority, category, countries and a link; never a title, body,
+question, reason or justification. For TLP:RED items the category stays out of e-mail too: mail leaves the network's
+control. ``notify_people`` is the one way to notify: once per person, subject and kind, with the e-mail queued.
 
 E-mail is sent at most once per notification except in one narrow case: each notification is claimed with a lease
 in a committed transaction before sending and marked sent after; a worker killed between sending and marking sends
@@ -12,10 +13,10 @@ that e-mail again once the lease has expired. A repeated task message finds ever
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
@@ -28,6 +29,7 @@ from agencies.selectors import membership_for
 from audit.services import record
 from isn.errors import NotFound
 from messaging.models import (
+    ConsentRequest,
     Delivery,
     HandlingCode,
     Item,
@@ -36,8 +38,9 @@ from messaging.models import (
     OutboxKind,
     OutboxMessage,
     Priority,
+    Rfi,
 )
-from messaging.outbox import outbox_claim, outbox_done
+from messaging.outbox import outbox_add_many, outbox_claim, outbox_done
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -45,22 +48,55 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# E-mail subjects and first lines per kind. {priority} and {country} (the originating or asking country) are filled
+# in; nothing else of the subject is ever put in a message.
 _SUBJECTS = {
     NotificationKind.ROUTED: "{priority} item from {country}",
     NotificationKind.ESCALATED: "Not acknowledged: {priority} item from {country}",
     NotificationKind.ESCALATED_NATIONAL: "Still not acknowledged: {priority} item from {country}",
     NotificationKind.REVOKED: "Access removed: item from {country}",
+    NotificationKind.FORWARDED: "Forwarded to you: {priority} item from {country}",
+    NotificationKind.CONSENT_REQUESTED: "Consent requested: {priority} item of your agency",
+    NotificationKind.CONSENT_REMINDER: "Consent request due: {priority} item of your agency",
+    NotificationKind.CONSENT_ESCALATED: "Consent request overdue: {priority} item of your country",
+    NotificationKind.CONSENT_APPROVED: "Consent approved: {priority} item from {country}",
+    NotificationKind.CONSENT_DECLINED: "Consent declined: {priority} item from {country}",
+    NotificationKind.RFI_RECEIVED: "{priority} request for information from {country}",
+    NotificationKind.RFI_REPLIED: "New reply: request for information ({country})",
+    NotificationKind.RFI_REMINDER: "Due: {priority} request for information from {country}",
+    NotificationKind.RFI_ESCALATED: "Overdue: {priority} request for information from {country}",
+    NotificationKind.RFI_CLOSED: "Closed: request for information ({country})",
 }
 _OPENINGS = {
     NotificationKind.ROUTED: "An item has been routed to you in ISN.",
     NotificationKind.ESCALATED: "A FLASH item routed to your agency has not been acknowledged in time.",
     NotificationKind.ESCALATED_NATIONAL: "A FLASH item routed to an agency of your country is still not acknowledged.",
     NotificationKind.REVOKED: "The originator has withdrawn or narrowed an item you received; you no longer have it.",
+    NotificationKind.FORWARDED: "An item has been forwarded to you in ISN.",
+    NotificationKind.CONSENT_REQUESTED: "A holder of an item of your agency asks consent to share it with another "
+    "country. It waits for a supervisor's decision.",
+    NotificationKind.CONSENT_REMINDER: "A consent request about an item of your agency is due and not decided.",
+    NotificationKind.CONSENT_ESCALATED: "A consent request about an item of your country is overdue and not decided.",
+    NotificationKind.CONSENT_APPROVED: "The originating agency approved your request to share an item.",
+    NotificationKind.CONSENT_DECLINED: "The originating agency declined your request to share an item.",
+    NotificationKind.RFI_RECEIVED: "A request for information has been sent to you in ISN.",
+    NotificationKind.RFI_REPLIED: "A request for information you take part in has a new reply.",
+    NotificationKind.RFI_REMINDER: "A request for information sent to you is due and not answered.",
+    NotificationKind.RFI_ESCALATED: "A request for information sent to your agency is overdue and not answered.",
+    NotificationKind.RFI_CLOSED: "A request for information you answered has been closed by the asker.",
 }
 
 
 def item_link(item_id: object) -> str:
     return f"{settings.ISN_PORTAL_URL.rstrip('/')}/items/{item_id}/"
+
+
+def consent_link(consent_id: object) -> str:
+    return f"{settings.ISN_PORTAL_URL.rstrip('/')}/consents/{consent_id}/"
+
+
+def rfi_link(rfi_id: object) -> str:
+    return f"{settings.ISN_PORTAL_URL.rstrip('/')}/rfis/{rfi_id}/"
 
 
 @dataclass(frozen=True)
@@ -85,34 +121,72 @@ def facts_for(item: Item, *, leaves_network: bool) -> NotificationFacts:
     )
 
 
-def _email_for(item: Item, kind: str, address: str) -> EmailMessage:
-    facts = facts_for(item, leaves_network=True)
-    priority = Priority(facts.priority).label.upper()
-    subject = "[ISN] " + _SUBJECTS[NotificationKind(kind)].format(priority=priority, country=facts.originator_country)
+def _subject_of(notification_subject: dict[str, Any]) -> Item | ConsentRequest | Rfi:
+    """The item, consent request or request for information an e-mail outbox row is about."""
+    if notification_subject.get("rfi_id"):
+        return Rfi.objects.get(pk=notification_subject["rfi_id"])
+    if notification_subject.get("consent_id"):
+        return ConsentRequest.objects.select_related("item").get(pk=notification_subject["consent_id"])
+    return Item.objects.get(pk=notification_subject["item_id"])
+
+
+def _subject_filter(subject: Item | ConsentRequest | Rfi) -> dict[str, Any]:
+    if isinstance(subject, Rfi):
+        return {"rfi": subject, "consent": None, "item": None}
+    if isinstance(subject, ConsentRequest):
+        return {"consent": subject, "rfi": None}
+    return {"item": subject, "consent": None, "rfi": None}
+
+
+def _email_lines(subject: Item | ConsentRequest | Rfi) -> tuple[str, str, list[str], str]:
+    """(priority, country, fact lines, link) for an e-mail: ids, codes and countries only."""
+    if isinstance(subject, Rfi):
+        facts = [
+            f"Request for information: {subject.pk}",
+            f"From: {subject.requester_country}  To: {subject.target_country}",
+            f"Due: {subject.due_at:%Y-%m-%d %H:%M} UTC",
+        ]
+        return subject.priority, subject.requester_country, facts, rfi_link(subject.pk)
+    item = subject.item if isinstance(subject, ConsentRequest) else subject
+    item_facts = facts_for(item, leaves_network=True)
+    facts = [
+        f"Item: {item_facts.item_id}",
+        f"Category: {item_facts.category or 'withheld (TLP:RED)'}",
+        f"Originating country: {item_facts.originator_country}",
+    ]
+    if isinstance(subject, ConsentRequest):
+        facts += [f"Consent request: {subject.pk}", f"To share with: {subject.target_country_id}"]
+        return item.priority, item.originator_country, facts, consent_link(subject.pk)
+    return item.priority, item.originator_country, facts, item_facts.link
+
+
+def _email_for(subject: Item | ConsentRequest | Rfi, kind: str, address: str) -> EmailMessage:
+    priority_code, country, facts, link = _email_lines(subject)
+    priority = Priority(priority_code).label.upper()
+    heading = "[ISN] " + _SUBJECTS[NotificationKind(kind)].format(priority=priority, country=country)
     lines = [
         _OPENINGS[NotificationKind(kind)],
         "",
-        f"Item: {facts.item_id}",
+        *facts,
         f"Priority: {priority}",
-        f"Category: {facts.category or 'withheld (TLP:RED)'}",
-        f"Originating country: {facts.originator_country}",
         "",
-        f"Open it in ISN (sign-in required): {facts.link}",
+        f"Open it in ISN (sign-in required): {link}",
         "",
         "This message carries no intelligence content. Do not reply to it.",
     ]
-    return EmailMessage(subject=subject, body="\n".join(lines), to=[address])
+    return EmailMessage(subject=heading, body="\n".join(lines), to=[address])
 
 
-def _claim(item_id: object, kind: str) -> list[tuple[int, int, str]]:
-    """Claim the unsent notifications of an item and kind for this worker: (notification id, user id, address)."""
+def _claim(subject: Item | ConsentRequest | Rfi, kind: str) -> list[tuple[int, int, str]]:
+    """Claim the unsent notifications of a subject and kind for this worker: (notification id, user id, address)."""
     now = timezone.now()
     lease_over = now - timedelta(seconds=settings.ISN_EMAIL_CLAIM_LEASE_SECONDS)
     rows = list(
         Notification.objects.select_for_update(skip_locked=True, of=("self",))
-        .filter(item_id=item_id, kind=kind, emailed_at__isnull=True)
+        .filter(**_subject_filter(subject), kind=kind, emailed_at__isnull=True)
         .filter(Q(email_claimed_at__isnull=True) | Q(email_claimed_at__lt=lease_over))
         .exclude(user__email="")
+        .exclude(user__membership__email_notifications=False)
         .values_list("pk", "user_id", "user__email")
         .order_by("pk")
     )
@@ -126,25 +200,29 @@ def notification_emails_send(*, outbox_id: int) -> int:
         message = outbox_claim(outbox_id, OutboxKind.NOTIFY_EMAIL)
         if message is None:
             return 0
-        item = Item.objects.get(pk=message.item_id)
+        subject = _subject_of(message.payload)
         kind = message.payload["kind"]
-        claimed = _claim(item.pk, kind)
+        claimed = _claim(subject, kind)
     sent: list[tuple[int, int]] = []
     try:
         if claimed:
             with get_connection() as connection:  # one SMTP session for the batch
                 for notification_id, user_id, address in claimed:
-                    connection.send_messages([_email_for(item, kind, address)])
+                    connection.send_messages([_email_for(subject, kind, address)])
                     sent.append((notification_id, user_id))
     finally:
         # Whatever happened, what was sent is marked sent and the rest is released for the retry.
-        _finish(message, item, kind, claimed, sent)
+        _finish(message, subject, kind, claimed, sent)
     return len(sent)
 
 
 @transaction.atomic
 def _finish(
-    message: OutboxMessage, item: Item, kind: str, claimed: Sequence[tuple[int, int, str]], sent: list[tuple[int, int]]
+    message: OutboxMessage,
+    subject: Item | ConsentRequest | Rfi,
+    kind: str,
+    claimed: Sequence[tuple[int, int, str]],
+    sent: list[tuple[int, int]],
 ) -> None:
     now = timezone.now()
     sent_ids = {notification_id for notification_id, _ in sent}
@@ -152,19 +230,74 @@ def _finish(
     Notification.objects.filter(pk__in=[pk for pk, _, _ in claimed if pk not in sent_ids]).update(email_claimed_at=None)
     if sent:
         user_ids = sorted(user_id for _, user_id in sent)
-        agencies = Membership.objects.filter(user_id__in=user_ids).values("agency_id")
-        Delivery.objects.filter(item=item, agency_id__in=agencies, notified_at__isnull=True).update(notified_at=now)
+        if isinstance(subject, Item):
+            agencies = Membership.objects.filter(user_id__in=user_ids).values("agency_id")
+            Delivery.objects.filter(item=subject, agency_id__in=agencies, notified_at__isnull=True).update(
+                notified_at=now
+            )
         record(
             action="messaging.notification.email",
             actor=None,
-            target=item,
-            target_country=item.originator_country,
+            target=subject,
+            target_country=_country_of(subject),
             details={"kind": kind, "user_ids": user_ids, "count": len(sent), "outbox_id": message.pk},
         )
     if len(sent) == len(claimed):
         locked = OutboxMessage.objects.select_for_update().get(pk=message.pk)
         if locked.processed_at is None:
             outbox_done(locked)
+
+
+def _country_of(subject: Item | ConsentRequest | Rfi) -> str:
+    """The country an audit event about this subject is filed under (its originator's, or the asked country's)."""
+    if isinstance(subject, Rfi):
+        return subject.target_country
+    if isinstance(subject, ConsentRequest):
+        return subject.item.originator_country
+    return subject.originator_country
+
+
+def notify_people(
+    *,
+    kind: str,
+    user_ids: Iterable[int],
+    item: Item | None = None,
+    consent: ConsentRequest | None = None,
+    rfi: Rfi | None = None,
+) -> list[int]:
+    """In-portal notifications for these people, once per person, subject and kind, with their e-mail queued.
+
+    The subject is an item, a consent request (its item is filled in) or a request for information. Returns the
+    people newly notified; the caller records the act that calls for it.
+    """
+    if consent is not None:
+        item = consent.item
+    subject: Item | ConsentRequest | Rfi | None = rfi or consent or item
+    if subject is None:
+        raise ValueError("notify_people needs an item, a consent request or a request for information")
+    user_ids = sorted(set(user_ids))
+    if not user_ids:
+        return []
+    where = _subject_filter(subject)
+    already = set(
+        Notification.objects.filter(**where, kind=kind, user_id__in=user_ids).values_list("user_id", flat=True)
+    )
+    new = [pk for pk in user_ids if pk not in already]
+    now = timezone.now()
+    Notification.objects.bulk_create(
+        [Notification(user_id=pk, item=item, consent=consent, rfi=rfi, kind=kind, created_at=now) for pk in new],
+        ignore_conflicts=True,
+    )
+    if new:
+        payload: dict[str, Any] = {"kind": kind}
+        if rfi is not None:
+            payload["rfi_id"] = str(rfi.pk)
+        else:
+            payload["item_id"] = str(item.pk)  # type: ignore[union-attr]
+            if consent is not None:
+                payload["consent_id"] = str(consent.pk)
+        outbox_add_many([(OutboxKind.NOTIFY_EMAIL, rfi or item, payload)])  # type: ignore[list-item]
+    return new
 
 
 # --- the portal's notifications: reads scoped to the viewer ----------------------------------------------------------

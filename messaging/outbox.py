@@ -21,7 +21,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from isn import broker
-from messaging.models import Item, OutboxKind, OutboxMessage, Priority, TaskDeadLetter, TaskQueue
+from messaging.models import Item, OutboxKind, OutboxMessage, Priority, Rfi, TaskDeadLetter, TaskQueue
 
 logger = logging.getLogger(__name__)
 
@@ -34,25 +34,27 @@ TASKS = {
 }
 
 
-def queue_for(item: Item) -> str:
-    return TaskQueue.URGENT if item.priority == Priority.FLASH else TaskQueue.DEFAULT
+def queue_for(subject: Item | Rfi) -> str:
+    return TaskQueue.URGENT if subject.priority == Priority.FLASH else TaskQueue.DEFAULT
 
 
-def outbox_add(*, kind: str, item: Item, payload: dict[str, Any] | None = None) -> OutboxMessage:
-    """Write one row in the caller's transaction; it is published after commit (or by the relay)."""
+def outbox_add(*, kind: str, item: Item | Rfi, payload: dict[str, Any] | None = None) -> OutboxMessage:
+    """Write one row in the caller's transaction; it is published after commit (or by the relay).
+
+    ``item`` is what the work is about: an item, or a request for information (which need not name an item)."""
     return outbox_add_many([(kind, item, payload or {})])[0]
 
 
-def outbox_add_many(rows: Iterable[tuple[str, Item, dict[str, Any]]]) -> list[OutboxMessage]:
-    now = timezone.now()
-    messages = OutboxMessage.objects.bulk_create(
-        [
-            OutboxMessage(
-                kind=kind, item=item, payload=payload, queue=queue_for(item), created_at=now, available_at=now
-            )
-            for kind, item, payload in rows
-        ]
+def _row(kind: str, subject: Item | Rfi, payload: dict[str, Any], now: Any) -> OutboxMessage:
+    item, rfi = (None, subject) if isinstance(subject, Rfi) else (subject, None)
+    return OutboxMessage(
+        kind=kind, item=item, rfi=rfi, payload=payload, queue=queue_for(subject), created_at=now, available_at=now
     )
+
+
+def outbox_add_many(rows: Iterable[tuple[str, Item | Rfi, dict[str, Any]]]) -> list[OutboxMessage]:
+    now = timezone.now()
+    messages = OutboxMessage.objects.bulk_create([_row(kind, subject, payload, now) for kind, subject, payload in rows])
     ids = [message.pk for message in messages]
     if ids:
         transaction.on_commit(lambda: outbox_publish(ids))

@@ -31,11 +31,11 @@ from messaging.models import (
     ItemCountryGrant,
     ItemStatus,
     ItemUserObjectPermission,
-    Notification,
     NotificationKind,
     OutboxKind,
     Subscription,
 )
+from messaging.notifications import notify_people
 from messaging.outbox import outbox_add_many, outbox_claim, outbox_done
 
 # Roles that never receive content, so are never routed to or notified (DESIGN.md: auditors see no content).
@@ -204,24 +204,8 @@ def _webhook_agencies(agency_ids: Iterable[int]) -> list[int]:
 
 
 def notify(item: Item, kind: str, user_ids: Iterable[int]) -> list[int]:
-    """In-portal notifications for these people (once per person, item and kind), with their e-mail queued.
-
-    Returns the people newly notified. The caller records the act that calls for it.
-    """
-    user_ids = sorted(set(user_ids))
-    if not user_ids:
-        return []
-    already = set(
-        Notification.objects.filter(item=item, kind=kind, user_id__in=user_ids).values_list("user_id", flat=True)
-    )
-    new = [pk for pk in user_ids if pk not in already]
-    now = timezone.now()
-    Notification.objects.bulk_create(
-        [Notification(user_id=pk, item=item, kind=kind, created_at=now) for pk in new], ignore_conflicts=True
-    )
-    if new:
-        outbox_add_many([(OutboxKind.NOTIFY_EMAIL, item, {"item_id": str(item.pk), "kind": kind})])
-    return new
+    """In-portal notifications about an item for these people, with their e-mail queued (see ``notify_people``)."""
+    return notify_people(kind=kind, user_ids=user_ids, item=item)
 
 
 def _pause_for_fault_tests(count: int) -> None:

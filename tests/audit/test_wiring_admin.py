@@ -59,6 +59,7 @@ def test_admin_change_names_fields_not_values(admin_client, vn_officer, moc_bai)
             "office": moc_bai.pk,
             "role": Role.SUPERVISOR,
             "is_active": "on",
+            "email_notifications": "on",
         },
     )
     assert response.status_code == 302, response.content
