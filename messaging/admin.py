@@ -7,9 +7,12 @@ from django.contrib import admin
 from isn.admin_audit import AuditedModelAdmin, ReadOnlyAuditedModelAdmin
 from messaging.models import (
     AgencyWebhook,
+    ConsentRequest,
     Delivery,
+    Forward,
     Item,
     OutboxMessage,
+    Rfi,
     Subscription,
     TaskDeadLetter,
     WebhookDeadLetter,
@@ -59,6 +62,103 @@ class ItemAdmin(ReadOnlyAuditedModelAdmin):
 
     def audit_target_country(self, obj: Item) -> str:  # type: ignore[override]
         return obj.originator_country
+
+
+@admin.register(Rfi)
+class RfiAdmin(ReadOnlyAuditedModelAdmin):
+    """Requests for information: who asked whom, when, and where they stand; never the subject or the thread."""
+
+    list_display = [
+        "id",
+        "requester_country",
+        "requester_agency",
+        "target_country",
+        "target_agency",
+        "priority",
+        "status",
+        "escalation_level",
+        "due_at",
+        "created_at",
+    ]
+    list_filter = ["status", "priority", "escalation_level", "requester_country", "target_country"]
+    list_select_related = ["requester_agency", "target_agency"]
+    date_hierarchy = "created_at"
+    search_fields = ["=id"]
+    # Sealed fields are never listed, so the admin cannot even hand out ciphertext.
+    fields = [
+        "id",
+        "requester_agency",
+        "requester_office",
+        "requester_user",
+        "requester_country",
+        "target_agency",
+        "target_office",
+        "target_country",
+        "item",
+        "priority",
+        "status",
+        "due_at",
+        "escalation_level",
+        "escalated_at",
+        "answered_at",
+        "closed_at",
+        "created_at",
+        "updated_at",
+    ]
+    readonly_fields = fields
+    show_full_result_count = False
+
+    def audit_target_country(self, obj: Rfi) -> str:  # type: ignore[override]
+        return obj.target_country
+
+
+@admin.register(Forward)
+class ForwardAdmin(ReadOnlyAuditedModelAdmin):
+    """Who passed an item on to whom inside their country, and whether it was cut off; never the reason."""
+
+    list_display = ["id", "item", "country", "from_agency", "to_agency", "to_office", "created_at", "revoked_at"]
+    list_filter = ["country"]
+    list_select_related = ["item", "from_agency", "to_agency", "to_office"]
+    search_fields = ["=item__id"]
+    fields = ["id", "item", "country", "from_agency", "from_user", "to_agency", "to_office", "created_at", "revoked_at"]
+    readonly_fields = fields
+    show_full_result_count = False
+
+    def audit_target_country(self, obj: Forward) -> str:  # type: ignore[override]
+        return obj.country_id
+
+
+@admin.register(ConsentRequest)
+class ConsentRequestAdmin(ReadOnlyAuditedModelAdmin):
+    """Who asked to share which item with which country, and the decision; never the justification or reason."""
+
+    list_display = ["id", "item", "requester_agency", "target_country", "target_agency", "status", "due_at"]
+    list_filter = ["status", "escalation_level", "target_country"]
+    list_select_related = ["item", "requester_agency", "target_agency"]
+    date_hierarchy = "created_at"
+    search_fields = ["=id", "=item__id"]
+    # Sealed fields are never listed, so the admin cannot even hand out ciphertext.
+    fields = [
+        "id",
+        "item",
+        "requester_agency",
+        "requester_user",
+        "target_country",
+        "target_agency",
+        "status",
+        "due_at",
+        "escalation_level",
+        "escalated_at",
+        "decided_by",
+        "decided_at",
+        "revoked_at",
+        "created_at",
+    ]
+    readonly_fields = fields
+    show_full_result_count = False
+
+    def audit_target_country(self, obj: ConsentRequest) -> str:  # type: ignore[override]
+        return obj.item.originator_country
 
 
 @admin.register(Delivery)

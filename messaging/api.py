@@ -19,6 +19,7 @@ from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
+    extend_schema_field,
     extend_schema_view,
     inline_serializer,
 )
@@ -32,13 +33,15 @@ from rest_framework.response import Response
 from agencies.models import Agency, CountryCode
 from agencies.permissions import ApiKeyScopes, IsAgencyAdmin, IsNetworkMember
 from isn.errors import InvalidInput, PermissionDenied
-from messaging import notifications, selectors, services, webhooks
+from messaging import forwarding, notifications, selectors, services, subscriptions, webhooks
 from messaging.models import (
     ACKNOWLEDGEMENT_TEXT_MAX_LENGTH,
     BODY_MAX_LENGTH,
     BORDER_CROSSING_MAX_LENGTH,
+    FORWARD_REASON_MAX_LENGTH,
     TITLE_MAX_LENGTH,
     AcknowledgementNote,
+    AgencyWebhook,
     Category,
     HandlingCode,
     InfoCredibility,
@@ -48,7 +51,7 @@ from messaging.models import (
     NotificationKind,
     Priority,
     SourceReliability,
-    WebhookDeadLetter,
+    Subscription,
 )
 
 # --- pagination and filters ---------------------------------------------------------------------------------------
@@ -294,6 +297,37 @@ class AgencyDeliverySerializer(serializers.Serializer):
     revoked = serializers.BooleanField(help_text="True when a narrowing or withdrawal took the item away again.")
 
 
+class ForwardCreateSerializer(serializers.Serializer):
+    to_agency = serializers.IntegerField(
+        min_value=1, max_value=2**63 - 1, help_text="An active agency of your own country."
+    )
+    to_office = serializers.IntegerField(
+        min_value=1,
+        max_value=2**63 - 1,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="One of that agency's offices.",
+    )
+    reason = serializers.CharField(
+        max_length=FORWARD_REASON_MAX_LENGTH,
+        trim_whitespace=False,
+        help_text="Why the recipient needs it; sealed like the item, shown to the originator and your agency only.",
+    )
+
+
+class ForwardSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="forward.id")
+    from_agency = AgencyRefSerializer(source="forward.from_agency")
+    from_user = serializers.CharField(source="forward.from_user.username")
+    to_agency = AgencyRefSerializer(source="forward.to_agency")
+    to_office = OfficeRefSerializer(source="forward.to_office", allow_null=True)
+    created_at = serializers.DateTimeField(source="forward.created_at")
+    active = serializers.BooleanField(help_text="False once a narrowing or withdrawal cut the forward off.")
+    revoked_at = serializers.DateTimeField(source="forward.revoked_at", allow_null=True)
+    reason = serializers.CharField(allow_null=True, help_text="Null when your country no longer holds the item.")
+
+
 _ITEM_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The item's id.")
 _ATTACHMENT_ID = OpenApiParameter("attachment_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
 _ERROR = inline_serializer("Error", {"detail": serializers.CharField(), "code": serializers.CharField()})
@@ -465,6 +499,32 @@ class ItemViewSet(viewsets.GenericViewSet):
         agencies = Agency.objects.in_bulk({event.actor_agency_id for event in page if event.actor_agency_id})
         return self.get_paginated_response(AccessEventSerializer(page, many=True, context={"agencies": agencies}).data)
 
+    @extend_schema(
+        summary="Forward the item inside your own country, as its handling code allows (never TLP:RED; "
+        "TLP:AMBER+STRICT only to offices of your own agency); another country needs a consent request",
+        parameters=[_ITEM_ID],
+        request=ForwardCreateSerializer,
+        responses={201: ForwardSerializer, 400: _ERROR, 403: _ERROR, 404: _NOT_FOUND, 409: _ERROR},
+    )
+    @action(detail=True, methods=["post"], filter_backends=[])
+    def forward(self, request: Request, pk: str) -> Response:
+        selectors.item_get(request.user, item_id=pk)  # a hidden item is refused before the body is judged
+        data = _validated(ForwardCreateSerializer, request.data)
+        view = forwarding.item_forward(actor=request.user, item_id=pk, **data)
+        return Response(ForwardSerializer(view).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="The item's forwards with their reasons: all of them for the originator, your agency's own for a "
+        "forwarding agency (recorded)",
+        parameters=[_ITEM_ID],
+        responses={200: ForwardSerializer(many=True), 404: _NOT_FOUND, 409: _ERROR},
+        filters=False,
+    )
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
+    def forwards(self, request: Request, pk: str) -> Response:
+        views = forwarding.item_forwards_view(actor=request.user, item_id=pk)
+        return Response(ForwardSerializer(views, many=True).data)
+
 
 # --- notifications and webhooks ------------------------------------------------------------------------------------
 
@@ -477,20 +537,37 @@ class NotificationCursorPagination(CursorPagination):
 
 
 class NotificationSerializer(serializers.Serializer):
-    """What a notification may say: the item's id, priority, category, originating country and a link."""
+    """What a notification may say: what it is about (an item, a consent request about an item, or a request for
+    information), its priority, the item's category and originating country, and a link; never any content."""
 
     id = serializers.IntegerField()
     kind = serializers.ChoiceField(choices=NotificationKind.choices)
-    item = serializers.UUIDField(source="item_id")
-    priority = serializers.ChoiceField(choices=Priority.choices, source="item.priority")
-    category = serializers.ChoiceField(choices=Category.choices, source="item.category")
-    originator_country = serializers.CharField(source="item.originator_country")
+    item = serializers.UUIDField(source="item_id", allow_null=True)
+    consent = serializers.UUIDField(source="consent_id", allow_null=True)
+    rfi = serializers.UUIDField(source="rfi_id", allow_null=True)
+    priority = serializers.SerializerMethodField()
+    category = serializers.SerializerMethodField()
+    originator_country = serializers.SerializerMethodField()
     link = serializers.SerializerMethodField()
     created_at = serializers.DateTimeField()
     read_at = serializers.DateTimeField(allow_null=True)
 
+    @extend_schema_field(serializers.ChoiceField(choices=Priority.choices))
+    def get_priority(self, notification: Notification) -> str:
+        return notification.rfi.priority if notification.rfi_id else notification.item.priority
+
+    @extend_schema_field(serializers.ChoiceField(choices=Category.choices, allow_null=True))
+    def get_category(self, notification: Notification) -> str | None:
+        return None if notification.rfi_id else notification.item.category
+
+    @extend_schema_field(serializers.CharField(help_text="The item's originating country, or the asking country."))
+    def get_originator_country(self, notification: Notification) -> str:
+        if notification.rfi_id:
+            return notification.rfi.requester_country
+        return notification.item.originator_country
+
     def get_link(self, notification: Notification) -> str:
-        return f"/items/{notification.item_id}/"
+        return notifications.portal_path(notification)
 
 
 class NotificationFilter(django_filters.FilterSet):
@@ -544,25 +621,63 @@ class DeadLetterSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+class DeadLetterRetriedSerializer(serializers.Serializer):
+    delivery = serializers.CharField(
+        source="pk", help_text="The X-ISN-Delivery of the queued call (the original one while ISN still keeps it)."
+    )
+    event = serializers.CharField(source="payload.event")
+
+
 class WebhookConfigureSerializer(serializers.Serializer):
     url = serializers.URLField(max_length=500)
     is_active = serializers.BooleanField(default=True)
 
 
+class WebhookSerializer(serializers.Serializer):
+    """An agency's webhook as its admins see it: never the signing secret."""
+
+    id = serializers.IntegerField()
+    url = serializers.URLField()
+    is_active = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
 class WebhookConfiguredSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
     url = serializers.URLField()
     is_active = serializers.BooleanField()
     secret = serializers.CharField(help_text="The HMAC-SHA256 signing secret: shown this once, keep it safe.")
 
 
-class WebhookViewSet(viewsets.GenericViewSet):
-    """An agency's webhook: its admins set the URL and see the calls that failed every try."""
+_WEBHOOK_ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH, description="The webhook's id.")
+_DEAD_LETTER_ID = OpenApiParameter(
+    "letter_id", OpenApiTypes.INT, OpenApiParameter.PATH, description="The failed call's id (from dead-letters)."
+)
+_WEBHOOK_NOT_FOUND = OpenApiResponse(_ERROR, description="Not your agency's webhook, or none (indistinguishable).")
 
-    queryset = WebhookDeadLetter.objects.none()
-    serializer_class = DeadLetterSerializer
+
+def _configured(webhook: Any, secret: str) -> dict[str, Any]:
+    return {"id": webhook.pk, "url": webhook.url, "is_active": webhook.is_active, "secret": secret}
+
+
+class WebhookViewSet(viewsets.GenericViewSet):
+    """An agency's webhook: its admins set, see, rotate and remove it, and see and retry the calls that failed."""
+
+    queryset = AgencyWebhook.objects.none()
+    serializer_class = WebhookSerializer
     # Refused before the body is read: a caller who may not configure webhooks learns nothing from validation.
     permission_classes = [ApiKeyScopes, IsNetworkMember, IsAgencyAdmin]
-    pagination_class = AccessCursorPagination
+    pagination_class = None
+    filter_backends: list[Any] = []
+    lookup_value_regex = "[^/]+"
+
+    @extend_schema(
+        summary="Agency admin: your agency's webhook (none or one; URL and state, never the secret; recorded)",
+        responses={200: WebhookSerializer(many=True), 403: _ERROR},
+    )
+    def list(self, request: Request) -> Response:
+        return Response(WebhookSerializer(webhooks.webhook_view(actor=request.user), many=True).data)
 
     @extend_schema(
         summary="Agency admin: set your agency's webhook URL (a new signing secret is returned once)",
@@ -573,14 +688,201 @@ class WebhookViewSet(viewsets.GenericViewSet):
         webhook, secret = webhooks.webhook_configure(
             actor=request.user, **_validated(WebhookConfigureSerializer, request.data)
         )
-        return Response({"url": webhook.url, "is_active": webhook.is_active, "secret": secret})
+        return Response(_configured(webhook, secret))
+
+    @extend_schema(
+        summary="Agency admin: your agency's webhook (recorded)",
+        parameters=[_WEBHOOK_ID],
+        responses={200: WebhookSerializer, 403: _ERROR, 404: _WEBHOOK_NOT_FOUND},
+    )
+    def retrieve(self, request: Request, pk: str) -> Response:
+        [webhook] = webhooks.webhook_view(actor=request.user, webhook_id=pk)
+        return Response(WebhookSerializer(webhook).data)
+
+    @extend_schema(
+        summary="Agency admin: remove your agency's webhook (calls still queued are dropped)",
+        parameters=[_WEBHOOK_ID],
+        responses={204: None, 403: _ERROR, 404: _WEBHOOK_NOT_FOUND},
+    )
+    def destroy(self, request: Request, pk: str) -> Response:
+        webhooks.webhook_delete(actor=request.user, webhook_id=pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        summary="Agency admin: a new signing secret, returned once; the old one stops signing at once",
+        parameters=[_WEBHOOK_ID],
+        request=None,
+        responses={200: WebhookConfiguredSerializer, 403: _ERROR, 404: _WEBHOOK_NOT_FOUND},
+    )
+    @action(detail=True, methods=["post"], url_path="rotate-secret")
+    def rotate_secret(self, request: Request, pk: str) -> Response:
+        webhook, secret = webhooks.webhook_rotate_secret(actor=request.user, webhook_id=pk)
+        return Response(_configured(webhook, secret))
 
     @extend_schema(
         summary="Agency admin: webhook calls of your agency that failed every try (newest first)",
         responses={200: DeadLetterSerializer(many=True), 403: _ERROR},
     )
-    @action(detail=False, methods=["get"], url_path="dead-letters")
+    @action(detail=False, methods=["get"], url_path="dead-letters", pagination_class=AccessCursorPagination)
     def dead_letters(self, request: Request) -> Response:
         page = self.paginate_queryset(webhooks.webhook_dead_letters_for(request.user)) or []
         webhooks.webhook_dead_letter_list(actor=request.user, dead_letters=page)
         return self.get_paginated_response(DeadLetterSerializer(page, many=True).data)
+
+    @extend_schema(
+        summary="Agency admin: queue a failed call again (while the webhook is active and the item still yours)",
+        parameters=[_DEAD_LETTER_ID],
+        request=None,
+        responses={
+            202: DeadLetterRetriedSerializer,
+            403: _ERROR,
+            404: OpenApiResponse(_ERROR, description="Not a failed call of your agency."),
+            409: _ERROR,
+        },
+    )
+    @action(
+        detail=False,
+        methods=["post"],
+        url_path=r"dead-letters/(?P<letter_id>[^/]+)/retry",
+        url_name="dead-letter-retry",
+    )
+    def dead_letter_retry(self, request: Request, letter_id: str) -> Response:
+        message = webhooks.webhook_dead_letter_retry(actor=request.user, dead_letter_id=letter_id)
+        return Response(DeadLetterRetriedSerializer(message).data, status=status.HTTP_202_ACCEPTED)
+
+
+# --- subscriptions ---------------------------------------------------------------------------------------------------
+
+
+class _SubscriptionCriteriaSerializer(serializers.Serializer):
+    """Blank or left out: any. At least one criterion must be set."""
+
+    category = serializers.ChoiceField(choices=Category.choices, required=False, allow_blank=True)
+    priority = serializers.ChoiceField(choices=Priority.choices, required=False, allow_blank=True)
+    originator_country = serializers.ChoiceField(choices=CountryCode.choices, required=False, allow_blank=True)
+    border_crossing = serializers.CharField(
+        max_length=BORDER_CROSSING_MAX_LENGTH,
+        required=False,
+        allow_blank=True,
+        help_text="The item's border crossing (case-insensitive, one line).",
+    )
+    province = serializers.CharField(
+        max_length=100,
+        required=False,
+        allow_blank=True,
+        help_text="The province of the posting office (case-insensitive, one line).",
+    )
+    is_active = serializers.BooleanField(required=False)
+
+
+class SubscriptionCreateSerializer(_SubscriptionCriteriaSerializer):
+    office = serializers.IntegerField(
+        min_value=1, required=False, allow_null=True, help_text="Agency admins: an office of your agency."
+    )
+    user = serializers.CharField(
+        max_length=150,
+        required=False,
+        allow_blank=True,
+        help_text="Agency admins: the username of a person of your agency. Neither office nor user: yourself.",
+    )
+
+
+class SubscriptionChangeSerializer(_SubscriptionCriteriaSerializer):
+    """The subscriber stays; to subscribe someone else, create a new subscription."""
+
+
+class SubscriptionSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    agency = serializers.IntegerField(source="agency_id")
+    office = OfficeRefSerializer(allow_null=True)
+    user = serializers.CharField(source="user.username", allow_null=True)
+    category = serializers.ChoiceField(choices=Category.choices, allow_blank=True)
+    priority = serializers.ChoiceField(choices=Priority.choices, allow_blank=True)
+    originator_country = serializers.ChoiceField(choices=CountryCode.choices, allow_blank=True)
+    border_crossing = serializers.CharField(allow_blank=True)
+    province = serializers.CharField(allow_blank=True)
+    is_active = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+
+
+_SUBSCRIPTION_ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH, description="The subscription's id.")
+_SUBSCRIPTION_NOT_FOUND = OpenApiResponse(_ERROR, description="No such subscription, or not one you manage.")
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Subscriptions you manage: your own; an agency admin, all of the agency's (recorded)",
+        responses=SubscriptionSerializer(many=True),
+    ),
+    create=extend_schema(
+        summary="Subscribe yourself (or, as an agency admin, an office or person of your agency) to matching items",
+        request=SubscriptionCreateSerializer,
+        responses={201: SubscriptionSerializer, 400: _ERROR, 403: _ERROR, 409: _ERROR},
+    ),
+    retrieve=extend_schema(
+        summary="One subscription you manage (recorded)",
+        parameters=[_SUBSCRIPTION_ID],
+        responses={200: SubscriptionSerializer, 404: _SUBSCRIPTION_NOT_FOUND},
+    ),
+    update=extend_schema(
+        summary="Replace a subscription's criteria (left out: any) and state",
+        parameters=[_SUBSCRIPTION_ID],
+        request=SubscriptionChangeSerializer,
+        responses={200: SubscriptionSerializer, 400: _ERROR, 404: _SUBSCRIPTION_NOT_FOUND, 409: _ERROR},
+    ),
+    partial_update=extend_schema(
+        summary="Change some of a subscription's criteria, or switch it off and on",
+        parameters=[_SUBSCRIPTION_ID],
+        request=SubscriptionChangeSerializer,
+        responses={200: SubscriptionSerializer, 400: _ERROR, 404: _SUBSCRIPTION_NOT_FOUND, 409: _ERROR},
+    ),
+    destroy=extend_schema(
+        summary="Delete a subscription (routing stops using it at once)",
+        parameters=[_SUBSCRIPTION_ID],
+        responses={204: None, 404: _SUBSCRIPTION_NOT_FOUND},
+    ),
+)
+class SubscriptionViewSet(viewsets.GenericViewSet):
+    """Which items an agency's offices and people receive, by criteria; scoped by
+    ``messaging.subscriptions.subscriptions_visible_to``."""
+
+    queryset = Subscription.objects.none()  # names the model for the schema and denial records; see get_queryset
+    serializer_class = SubscriptionSerializer
+    filter_backends: list[Any] = []
+    lookup_value_regex = "[^/]+"
+
+    def get_queryset(self) -> QuerySet[Subscription]:
+        return subscriptions.subscriptions_visible_to(self.request.user)
+
+    def list(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.get_queryset()) or []
+        subscriptions.subscription_list(actor=request.user, subscriptions=page)
+        return self.get_paginated_response(SubscriptionSerializer(page, many=True).data)
+
+    def create(self, request: Request) -> Response:
+        if selectors.content_membership(request.user) is None:  # refused before the body is judged
+            raise PermissionDenied("Only members who receive items may have subscriptions.")
+        subscription = subscriptions.subscription_create(
+            actor=request.user, **_validated(SubscriptionCreateSerializer, request.data)
+        )
+        return Response(SubscriptionSerializer(subscription).data, status=status.HTTP_201_CREATED)
+
+    def retrieve(self, request: Request, pk: str) -> Response:
+        subscription = subscriptions.subscription_read(actor=request.user, subscription_id=pk)
+        return Response(SubscriptionSerializer(subscription).data)
+
+    def update(self, request: Request, pk: str) -> Response:
+        values = _validated(SubscriptionChangeSerializer, request.data)
+        # A whole new set of criteria: whatever is left out matches anything.
+        values = dict.fromkeys(subscriptions.CRITERIA, "") | {"is_active": True} | values
+        subscription = subscriptions.subscription_update(actor=request.user, subscription_id=pk, **values)
+        return Response(SubscriptionSerializer(subscription).data)
+
+    def partial_update(self, request: Request, pk: str) -> Response:
+        values = _validated(SubscriptionChangeSerializer, request.data)
+        subscription = subscriptions.subscription_update(actor=request.user, subscription_id=pk, **values)
+        return Response(SubscriptionSerializer(subscription).data)
+
+    def destroy(self, request: Request, pk: str) -> Response:
+        subscriptions.subscription_delete(actor=request.user, subscription_id=pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -3,7 +3,10 @@
 ``ISN_FLASH_ESCALATE_AFTER_SECONDS`` after routing, an agency that has not acknowledged is escalated to the
 supervisors of the offices it reached and to its duty desk (level 1); the same interval later, to the national
 focal points of its country who may see the item (level 2). The level is stored on the agency's deliveries, so a
-sweep that runs twice escalates once; each step is recorded (``messaging.flash.escalate``) and notified.
+sweep that runs twice escalates once; each step is recorded (``messaging.flash.escalate``) and notified: in the
+portal, by e-mail, and by a signed webhook call to the escalated agency's own system when it has an active webhook
+(``item.escalated``, then ``item.escalated_national``; queued through the outbox in the step's transaction, so at
+least once, and with one ``X-ISN-Delivery`` per step for the receiver to drop a repeat).
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ from django.utils import timezone
 from agencies.models import Agency, Membership, OfficeKind, Role
 from audit.services import record
 from messaging.models import Delivery, Item, ItemStatus, NotificationKind, Priority
-from messaging.routing import NO_CONTENT_ROLES, notify, release_of
+from messaging.routing import NO_CONTENT_ROLES, _queue_webhooks, notify, release_of
 
 LAST_LEVEL = 2
+WEBHOOK_ESCALATED = "item.escalated"
+WEBHOOK_ESCALATED_NATIONAL = "item.escalated_national"
 
 
 def _due(now: datetime) -> Q:
@@ -83,6 +88,7 @@ def _escalate(*, item_id: object, agency_id: int, now: datetime) -> bool:
         and release.person_may_see(user_id, member_agency_id, agency.country_id)
     ]
     notified = notify(item, kind, users)
+    _queue_webhooks(item, [agency_id], WEBHOOK_ESCALATED if level == 1 else WEBHOOK_ESCALATED_NATIONAL)
     Delivery.objects.filter(pk__in=[d.pk for d in deliveries]).update(escalation_level=level, escalated_at=now)
     record(
         action="messaging.flash.escalate",

@@ -243,8 +243,7 @@ class OutboxKind(models.TextChoices):
     NOTIFY_EMAIL = "notify.email", _("E-mail the people notified about an item")
     NOTIFY_WEBHOOK = "notify.webhook", _("Call an agency's webhook")
     ITEM_FORWARD = "item.forward", _("Deliver a forwarded item")
-    CONSENT_NOTIFY = "consent.notify", _("Tell people about a consent request")
-    RFI_NOTIFY = "rfi.notify", _("Tell people about a request for information")
+    CONSENT_DELIVER = "consent.deliver", _("Deliver an item shared with the originator's consent")
 
 
 class OutboxMessage(models.Model):

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -40,7 +40,8 @@ from messaging.models import (
     Priority,
     Rfi,
 )
-from messaging.outbox import outbox_add_many, outbox_claim, outbox_done
+from messaging.outbox import outbox_add_many, outbox_claim, outbox_done_unless_done
+from messaging.sql import execute, fetch_all
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -177,10 +178,45 @@ def _email_for(subject: Item | ConsentRequest | Rfi, kind: str, address: str) ->
     return EmailMessage(subject=heading, body="\n".join(lines), to=[address])
 
 
+# The e-mail path on PostgreSQL: each step one statement (messaging.sql), as it runs for every item routed.
+# The notifications of one subject: an item's own, a consent request's, or a request for information's.
+_OF_SUBJECT = {
+    Item: "note.item_id = %(subject)s AND note.consent_id IS NULL AND note.rfi_id IS NULL",
+    ConsentRequest: "note.consent_id = %(subject)s AND note.rfi_id IS NULL",
+    Rfi: "note.rfi_id = %(subject)s AND note.consent_id IS NULL AND note.item_id IS NULL",
+}
+# Unsent, unclaimed (or with a lapsed lease), to an address, for a person who has not turned e-mail off.
+_CLAIM_SQL = """
+    UPDATE messaging_notification claimed SET email_claimed_at = %(now)s
+    FROM auth_user person
+    WHERE person.id = claimed.user_id AND claimed.id IN (
+        SELECT note.id FROM messaging_notification note
+        JOIN auth_user person ON person.id = note.user_id
+        LEFT JOIN agencies_membership member ON member.user_id = note.user_id
+        WHERE {subject} AND note.kind = %(kind)s AND note.emailed_at IS NULL
+            AND (note.email_claimed_at IS NULL OR note.email_claimed_at < %(lease_over)s)
+            AND person.email <> '' AND member.email_notifications IS DISTINCT FROM false
+        FOR UPDATE OF note SKIP LOCKED
+    )
+    RETURNING claimed.id, claimed.user_id, person.email
+"""
+_MAILED_SQL = "UPDATE messaging_notification SET emailed_at = %s WHERE id = ANY(%s)"
+_DELIVERIES_NOTIFIED_SQL = """
+    UPDATE messaging_delivery SET notified_at = %(now)s
+    WHERE item_id = %(item)s AND notified_at IS NULL
+        AND agency_id IN (SELECT agency_id FROM agencies_membership WHERE user_id = ANY(%(users)s))
+"""
+
+
 def _claim(subject: Item | ConsentRequest | Rfi, kind: str) -> list[tuple[int, int, str]]:
     """Claim the unsent notifications of a subject and kind for this worker: (notification id, user id, address)."""
     now = timezone.now()
     lease_over = now - timedelta(seconds=settings.ISN_EMAIL_CLAIM_LEASE_SECONDS)
+    if connection.vendor == "postgresql":
+        of_subject = next(where for model, where in _OF_SUBJECT.items() if isinstance(subject, model))
+        sql = _CLAIM_SQL.format(subject=of_subject)
+        claimed = fetch_all(sql, {"now": now, "subject": subject.pk, "kind": kind, "lease_over": lease_over})
+        return sorted(claimed)  # type: ignore[arg-type]
     rows = list(
         Notification.objects.select_for_update(skip_locked=True, of=("self",))
         .filter(**_subject_filter(subject), kind=kind, emailed_at__isnull=True)
@@ -226,11 +262,17 @@ def _finish(
 ) -> None:
     now = timezone.now()
     sent_ids = {notification_id for notification_id, _ in sent}
-    Notification.objects.filter(pk__in=sent_ids).update(emailed_at=now)
+    postgresql = connection.vendor == "postgresql"
+    if postgresql and sent_ids:
+        execute(_MAILED_SQL, [now, sorted(sent_ids)])
+    else:
+        Notification.objects.filter(pk__in=sent_ids).update(emailed_at=now)
     Notification.objects.filter(pk__in=[pk for pk, _, _ in claimed if pk not in sent_ids]).update(email_claimed_at=None)
     if sent:
         user_ids = sorted(user_id for _, user_id in sent)
-        if isinstance(subject, Item):
+        if isinstance(subject, Item) and postgresql:
+            execute(_DELIVERIES_NOTIFIED_SQL, {"now": now, "item": subject.pk, "users": user_ids})
+        elif isinstance(subject, Item):
             agencies = Membership.objects.filter(user_id__in=user_ids).values("agency_id")
             Delivery.objects.filter(item=subject, agency_id__in=agencies, notified_at__isnull=True).update(
                 notified_at=now
@@ -243,9 +285,7 @@ def _finish(
             details={"kind": kind, "user_ids": user_ids, "count": len(sent), "outbox_id": message.pk},
         )
     if len(sent) == len(claimed):
-        locked = OutboxMessage.objects.select_for_update().get(pk=message.pk)
-        if locked.processed_at is None:
-            outbox_done(locked)
+        outbox_done_unless_done(message.pk)
 
 
 def _country_of(subject: Item | ConsentRequest | Rfi) -> str:
@@ -255,6 +295,19 @@ def _country_of(subject: Item | ConsentRequest | Rfi) -> str:
     if isinstance(subject, ConsentRequest):
         return subject.item.originator_country
     return subject.originator_country
+
+
+_NOTIFY_SQL = """
+    INSERT INTO messaging_notification (user_id, item_id, consent_id, rfi_id, kind, created_at)
+    SELECT person, %(item)s::uuid, %(consent)s::uuid, %(rfi)s::uuid, %(kind)s, %(now)s
+    FROM unnest(%(users)s::bigint[]) AS person
+    ON CONFLICT DO NOTHING
+    RETURNING user_id
+"""
+
+
+def _pk(subject: Item | ConsentRequest | Rfi | None) -> object:
+    return None if subject is None else subject.pk
 
 
 def notify_people(
@@ -278,16 +331,25 @@ def notify_people(
     user_ids = sorted(set(user_ids))
     if not user_ids:
         return []
-    where = _subject_filter(subject)
-    already = set(
-        Notification.objects.filter(**where, kind=kind, user_id__in=user_ids).values_list("user_id", flat=True)
-    )
-    new = [pk for pk in user_ids if pk not in already]
     now = timezone.now()
-    Notification.objects.bulk_create(
-        [Notification(user_id=pk, item=item, consent=consent, rfi=rfi, kind=kind, created_at=now) for pk in new],
-        ignore_conflicts=True,
-    )
+    if connection.vendor == "postgresql":
+        # One statement (routing notifies many people per item): the unique constraint, nulls equal, skips those
+        # already notified, and the rows inserted are the people newly notified.
+        rows = fetch_all(
+            _NOTIFY_SQL,
+            {"users": user_ids, "item": _pk(item), "consent": _pk(consent), "rfi": _pk(rfi), "kind": kind, "now": now},
+        )
+        new = sorted(pk for (pk,) in rows)
+    else:
+        where = _subject_filter(subject)
+        already = set(
+            Notification.objects.filter(**where, kind=kind, user_id__in=user_ids).values_list("user_id", flat=True)
+        )
+        new = [pk for pk in user_ids if pk not in already]
+        Notification.objects.bulk_create(
+            [Notification(user_id=pk, item=item, consent=consent, rfi=rfi, kind=kind, created_at=now) for pk in new],
+            ignore_conflicts=True,
+        )
     if new:
         payload: dict[str, Any] = {"kind": kind}
         if rfi is not None:
@@ -307,7 +369,20 @@ def notifications_for(viewer: AbstractBaseUser) -> QuerySet[Notification]:
     """The viewer's own notifications, newest first; nobody else's, ever."""
     if membership_for(viewer) is None:
         return Notification.objects.none()
-    return Notification.objects.filter(user_id=viewer.pk).select_related("item").order_by("-created_at", "-id")
+    return (
+        Notification.objects.filter(user_id=viewer.pk)
+        .select_related("item", "rfi", "consent")
+        .order_by("-created_at", "-id")
+    )
+
+
+def portal_path(notification: Notification) -> str:
+    """Where in the portal the notification leads: its request for information, consent request or item."""
+    if notification.rfi_id:
+        return f"/rfis/{notification.rfi_id}/"
+    if notification.consent_id:
+        return f"/consents/{notification.consent_id}/"
+    return f"/items/{notification.item_id}/"
 
 
 def notifications_unread_count(viewer: AbstractBaseUser) -> int:
@@ -321,7 +396,12 @@ def notification_list(*, actor: AbstractBaseUser, notifications: Sequence[Notifi
         action="messaging.notification.list",
         actor=actor,
         target_type="messaging.notification",
-        details={"item_ids": [str(n.item_id) for n in notifications], "count": len(notifications)},
+        details={
+            "item_ids": [str(n.item_id) for n in notifications if n.item_id],
+            "consent_ids": sorted({str(n.consent_id) for n in notifications if n.consent_id}),
+            "rfi_ids": sorted({str(n.rfi_id) for n in notifications if n.rfi_id}),
+            "count": len(notifications),
+        },
     )
     return notifications
 
@@ -343,8 +423,12 @@ def notification_mark_read(*, actor: AbstractBaseUser, notification_id: object) 
             action="messaging.notification.read",
             actor=actor,
             target=notification,
-            target_country=notification.item.originator_country,
-            details={"item_id": str(notification.item_id)},
+            target_country=_country_of(notification.rfi or notification.consent or notification.item),
+            details={
+                "item_id": str(notification.item_id or ""),
+                "consent_id": str(notification.consent_id or ""),
+                "rfi_id": str(notification.rfi_id or ""),
+            },
         )
     return notification
 

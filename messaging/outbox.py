@@ -16,12 +16,13 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from isn import broker
 from messaging.models import Item, OutboxKind, OutboxMessage, Priority, Rfi, TaskDeadLetter, TaskQueue
+from messaging.sql import execute, fetch_all, fetch_one
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,8 @@ TASKS = {
     OutboxKind.ITEM_REVOKE: "messaging.tasks.notify_revoked",
     OutboxKind.NOTIFY_EMAIL: "messaging.tasks.send_notification_emails",
     OutboxKind.NOTIFY_WEBHOOK: "messaging.tasks.send_webhook",
+    OutboxKind.ITEM_FORWARD: "messaging.tasks.deliver_forward",
+    OutboxKind.CONSENT_DELIVER: "messaging.tasks.deliver_consent",
 }
 
 
@@ -70,10 +73,35 @@ def outbox_publish(ids: Sequence[int]) -> int:
     if broker.breaker.is_open():
         return 0
     try:
+        if connection.vendor == "postgresql":
+            return _mark_and_send(list(ids))
         return _claim_and_send(Q(pk__in=list(ids), published_at__isnull=True), limit=len(ids))
     except Exception as exc:  # noqa: BLE001 - the act is committed; the relay publishes what this could not
         logger.warning("outbox: could not publish after commit (%s); the relay will", type(exc).__name__)
         return 0
+
+
+# Claims and marks in one statement: the rows stay locked until the transaction ends, so the relay skips them while
+# they are being sent, and a killed process leaves them unpublished for the relay.
+_MARK_PUBLISHED = """
+    UPDATE {table} SET published_at = %s
+    WHERE id IN (SELECT id FROM {table} WHERE id = ANY(%s) AND published_at IS NULL FOR UPDATE SKIP LOCKED)
+    RETURNING id, kind, queue
+"""
+
+
+@transaction.atomic
+def _mark_and_send(ids: list[int]) -> int:
+    """``_claim_and_send`` for the rows a transaction just wrote, with one statement instead of two (PostgreSQL)."""
+    rows = sorted(fetch_all(_MARK_PUBLISHED.format(table=OutboxMessage._meta.db_table), [timezone.now(), ids]))
+    sent = 0
+    for pk, kind, queue in rows:
+        if not broker.publish(TASKS[OutboxKind(kind)], [pk], queue=queue):
+            break  # the broker is down: the rest stay for the relay, and no request waits on it again
+        sent += 1
+    if sent < len(rows):
+        OutboxMessage.objects.filter(pk__in=[pk for pk, _, _ in rows[sent:]]).update(published_at=None)
+    return sent
 
 
 @transaction.atomic
@@ -137,10 +165,38 @@ def outbox_claim(outbox_id: int, kind: str) -> OutboxMessage | None:
     return OutboxMessage.objects.select_for_update().filter(pk=outbox_id, kind=kind, processed_at__isnull=True).first()
 
 
+_TAKE = """
+    UPDATE {table} SET processed_at = %s, attempts = attempts + 1
+    WHERE id = %s AND kind = %s AND processed_at IS NULL
+    RETURNING item_id
+"""
+
+
+def outbox_take(outbox_id: int, kind: str) -> Any | None:
+    """``outbox_claim`` and ``outbox_done`` in one statement, for a consumer whose whole work is its transaction.
+
+    The row is locked and marked processed at once, so a rollback leaves it unprocessed. Returns the row's item id,
+    or None when it was already processed; like ``outbox_claim``, it waits for a lock rather than skipping the row.
+    """
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    row = fetch_one(_TAKE.format(table=OutboxMessage._meta.db_table), [now, outbox_id, kind])
+    return None if row is None else row[0]
+
+
 def outbox_done(message: OutboxMessage) -> None:
     message.processed_at = timezone.now()
     message.attempts += 1
     message.save(update_fields=["processed_at", "attempts"])
+
+
+_DONE = "UPDATE {table} SET processed_at = %s, attempts = attempts + 1 WHERE id = %s AND processed_at IS NULL"
+
+
+def outbox_done_unless_done(outbox_id: int) -> bool:
+    """``outbox_done`` for a row this transaction has not locked (a duplicate message may have finished it): one
+    statement, which takes the row lock itself; False when it was already processed."""
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    return bool(execute(_DONE.format(table=OutboxMessage._meta.db_table), [now, outbox_id]))
 
 
 @transaction.atomic

@@ -28,6 +28,7 @@ from isn.errors import NotFound, PermissionDenied
 from messaging.models import (
     Attachment,
     Delivery,
+    Forward,
     Item,
     ItemAgencyGrant,
     ItemCountryGrant,
@@ -66,7 +67,7 @@ def items_visible_to(viewer: Viewer) -> QuerySet[Item]:
 
     Visible when the viewer's agency originated it (whatever its status), or, for active items only, when the
     viewer's country has a grant and either that country has no agency restriction, the viewer's agency is one of
-    the restricted agencies, or the viewer is named on the item.
+    the restricted agencies, the viewer's agency has an active forward of it, or the viewer is named on the item.
     """
     membership = content_membership(viewer)
     if membership is None:
@@ -98,9 +99,16 @@ def items_visible_to(viewer: Viewer) -> QuerySet[Item]:
             permission__content_type__app_label="messaging",
         )
     )
-    recipient = Q(status=ItemStatus.ACTIVE, _grant__isnull=False) & (Q(_allowed=1) | named)
+    # Forwarded inside the country: a scalar subquery too, one probe of the partial index of active forwards. The
+    # country grant above still applies: a forward never outlives its country's release.
+    forwarded = Subquery(
+        Forward.objects.filter(item=item, to_agency_id=membership.agency_id, revoked_at__isnull=True).values("pk")[:1]
+    )
+    recipient = Q(status=ItemStatus.ACTIVE, _grant__isnull=False) & (
+        Q(_allowed=1) | Q(_forwarded__isnull=False) | named
+    )
     return (
-        Item.objects.alias(_grant=country_grant, _allowed=agency_allowed)
+        Item.objects.alias(_grant=country_grant, _allowed=agency_allowed, _forwarded=forwarded)
         .filter(Q(originator_agency_id=membership.agency_id) | recipient)
         .order_by("-created_at", "-id")
     )

@@ -40,7 +40,10 @@ from messaging.models import (
     AcknowledgementNote,
     Attachment,
     Category,
+    ConsentRequest,
+    ConsentStatus,
     Delivery,
+    Forward,
     HandlingCode,
     InfoCredibility,
     Item,
@@ -52,10 +55,12 @@ from messaging.models import (
     ItemUserObjectPermission,
     OutboxKind,
     Priority,
+    RfiKey,
     SourceReliability,
 )
 from messaging.notifications import notifications_mark_read_for_item
 from messaging.outbox import outbox_add
+from messaging.routing import Release, release_of
 from messaging.selectors import (
     NOT_FOUND_MESSAGE,
     content_membership,
@@ -67,6 +72,7 @@ from messaging.selectors import (
     item_get_for_reading,
     item_release,
 )
+from messaging.sql import execute as execute_hot
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -191,10 +197,9 @@ def _primary_keks(country_codes: Iterable[str]) -> dict[str, tuple[int, bytes]]:
     waits for items being wrapped with the old version, so its re-wrap then sees every one of them.
     """
     codes = sorted(set(country_codes))
+    if connection.vendor != "postgresql":  # SQLite (development) serialises writers anyway
+        return {code: primary_key(code) for code in codes}
     for _attempt in range(3):
-        keks = {code: primary_key(code) for code in codes}
-        if connection.vendor != "postgresql":  # SQLite (development) serialises writers anyway
-            return keks
         with connection.cursor() as cursor:
             cursor.execute(
                 f"SELECT country_id, version FROM {CountryKey._meta.db_table} "  # noqa: S608 - table name is ours
@@ -202,8 +207,14 @@ def _primary_keks(country_codes: Iterable[str]) -> dict[str, tuple[int, bytes]]:
                 [codes, CountryKeyStatus.PRIMARY],
             )
             locked = dict(cursor.fetchall())
-        if all(locked.get(code) == keks[code][0] for code in codes):
-            return keks
+        if all(code in locked for code in codes):
+            # The versions are held now. A version's key never changes, so the keyring's short cache may serve it:
+            # one query for all countries instead of a query and an unwrap for each.
+            return {code: (locked[code], key_version(code, locked[code])) for code in codes}
+        for code in codes:
+            if code not in locked:
+                # No first key yet (made here), or a rotation replaced it while this statement waited for the lock.
+                primary_key(code)
     raise Conflict("A country key is being rotated right now; please try again.")
 
 
@@ -281,6 +292,8 @@ def _check_countries(problems: _Problems, codes: Sequence[str], originator_count
 
 def _check_agencies(problems: _Problems, agency_ids: Sequence[int], countries: Sequence[str]) -> list[Agency]:
     wanted = sorted(set(agency_ids or ()))
+    if not wanted:
+        return []  # the usual case; not even a query to build
     agencies = list(Agency.objects.filter(pk__in=wanted, is_active=True))
     found = {agency.pk for agency in agencies}
     missing = [str(pk) for pk in wanted if pk not in found]
@@ -296,6 +309,8 @@ def _check_agencies(problems: _Problems, agency_ids: Sequence[int], countries: S
 
 def _check_named_users(problems: _Problems, usernames: Sequence[str], countries: Sequence[str]) -> list[Membership]:
     wanted = sorted({str(name).strip() for name in usernames or ()})
+    if not wanted:
+        return []
     memberships = list(
         Membership.objects.select_related("user", "agency").filter(
             user__username__in=wanted, user__is_active=True, is_active=True, agency__is_active=True
@@ -389,6 +404,22 @@ def _summaries_of_attachments(item: Item, data_key: bytes, country_code: str) ->
 # --- items ---------------------------------------------------------------------------------------------------------
 
 
+# The rows every post writes besides the item, in one statement on PostgreSQL (posting is the hot path of ingest):
+# its data key wrapped for each released country, the country grants, and the poster's read mark.
+_POST_ROWS_SQL = """
+    WITH keys AS (
+        INSERT INTO messaging_itemkey (item_id, country_id, kek_version, wrapped_key)
+        SELECT %(item)s, country, version, wrapped
+        FROM unnest(%(key_countries)s::text[], %(versions)s::integer[], %(wrapped)s::bytea[])
+            AS wrap (country, version, wrapped)
+    ), grants AS (
+        INSERT INTO messaging_itemcountrygrant (item_id, country_id, created_at)
+        SELECT %(item)s, country, %(now)s FROM unnest(%(countries)s::text[]) AS country
+    )
+    INSERT INTO messaging_itemread (item_id, user_id, first_read_at) VALUES (%(item)s, %(reader)s, %(now)s)
+"""
+
+
 @transaction.atomic
 def item_create(
     *,
@@ -451,13 +482,28 @@ def item_create(
         border_crossing=border_crossing,
         review_date=review_date,
     )
-    ItemKey.objects.bulk_create(_wrap_for(item_id, data_key, _primary_keks(released)))
-    ItemCountryGrant.objects.bulk_create([ItemCountryGrant(item=item, country_id=code) for code in released])
+    keys = _wrap_for(item_id, data_key, _primary_keks(released))
+    # The poster has read what they wrote: their own posts never count as unread.
+    if connection.vendor == "postgresql":
+        execute_hot(
+            _POST_ROWS_SQL,
+            {
+                "item": item_id,
+                "key_countries": [key.country_id for key in keys],
+                "versions": [key.kek_version for key in keys],
+                "wrapped": [key.wrapped_key for key in keys],
+                "countries": released,
+                "reader": actor.pk,
+                "now": item.created_at,
+            },
+        )
+    else:
+        ItemKey.objects.bulk_create(keys)
+        ItemCountryGrant.objects.bulk_create([ItemCountryGrant(item=item, country_id=code) for code in released])
+        ItemRead.objects.create(item=item, user=actor, first_read_at=item.created_at)
     ItemAgencyGrant.objects.bulk_create(
         [ItemAgencyGrant(item=item, agency=agency, country_id=agency.country_id) for agency in restricted_to]
     )
-    # The poster has read what they wrote: their own posts never count as unread.
-    ItemRead.objects.create(item=item, user=actor, first_read_at=item.created_at)
     if named:
         permission = _view_item_permission()
         ItemUserObjectPermission.objects.bulk_create(
@@ -479,7 +525,23 @@ def item_create(
     )
     # Routing happens after commit, from the outbox: the post never waits for it, and a broker outage loses none.
     outbox_add(kind=OutboxKind.ITEM_ROUTE, item=item, payload={"item_id": str(item_id), "priority": priority})
-    return ItemContent(item=item, title=title, body=body, release=item_release(item))
+    return ItemContent(item=item, title=title, body=body, release=_release_as_posted(released, restricted_to, named))
+
+
+def _release_as_posted(countries: list[str], agencies: list[Agency], named: list[Membership]) -> dict[str, list[Any]]:
+    """What ``item_release`` reads back for an item just posted with these grants, without reading back the grants
+    (the agencies keep the database's order, so they are read when there are any)."""
+    return {
+        "countries": countries,
+        "agencies": list(
+            Agency.objects.filter(pk__in=[agency.pk for agency in agencies])
+            .order_by("country_id", "short_name")
+            .values("id", "short_name", "country_id")
+        )
+        if agencies
+        else [],
+        "named_users": sorted(membership.user.get_username() for membership in named),
+    }
 
 
 @_fails_closed
@@ -602,6 +664,155 @@ def _released_countries(item: Item) -> set[str]:
     return set(ItemCountryGrant.objects.filter(item=item).values_list("country_id", flat=True))
 
 
+# --- reach: forwards and consents follow the originator's release ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reach:
+    """What a narrowing, withdrawal or expiry cut off beyond the release itself."""
+
+    forward_ids: list[int] = field(default_factory=list)
+    consent_ids: list[str] = field(default_factory=list)
+    # Countries shared by a consent that was cut off: their grants and wrapped keys went with it.
+    countries: list[str] = field(default_factory=list)
+
+    def details(self) -> dict[str, list[Any]]:
+        """For the act's audit event: only what was cut off (ids and codes)."""
+        found: dict[str, list[Any]] = {
+            "revoked_forwards": self.forward_ids,
+            "revoked_consents": self.consent_ids,
+            "consented_countries_cut": self.countries,
+        }
+        return {name: ids for name, ids in found.items() if ids}
+
+
+def _forwards_that_stay(item: Item, release: Release, before: Release | None, forwards: Sequence[Forward]) -> set[int]:
+    """Ids of the forwards that still hold under ``release``, followed outwards from those who hold it themselves.
+
+    A forward holds while its country keeps its grant, its receiving agency was not cut out by this very change
+    (it saw the item under ``before`` and does not under ``release``), and its forwarding agency holds the item: as
+    the originator, under the release, as a named person, or by a forward that itself holds. Following from the
+    holders outwards (not checking each forward alone) is what lets a chain, or a cycle, of forwards fall together.
+    """
+    if not release.active:
+        return set()
+
+    def cut_out(agency_id: int, country: str) -> bool:
+        return (
+            before is not None
+            and before.agency_may_see(agency_id, country)
+            and not release.agency_may_see(agency_id, country)
+        )
+
+    candidates = [
+        f for f in forwards if f.country_id in release.countries and not cut_out(f.to_agency_id, f.country_id)
+    ]
+    holders = {item.originator_agency_id}
+    kept: set[int] = set()
+    progress = True
+    while progress:
+        progress = False
+        for forward in candidates:
+            if forward.pk in kept:
+                continue
+            if forward.from_agency_id in holders or release.person_may_see(
+                forward.from_user_id, forward.from_agency_id, forward.country_id
+            ):
+                kept.add(forward.pk)
+                holders.add(forward.to_agency_id)
+                progress = True
+    return kept
+
+
+def _consent_holds(consent: ConsentRequest, release: Release, holders: set[int]) -> bool:
+    """A consent request stands while its requesting agency holds the item and, once approved, its country is
+    still released (the originator removing that country revokes the consent)."""
+    if consent.status == ConsentStatus.APPROVED and consent.target_country_id not in release.countries:
+        return False
+    requester_country = consent.requester_agency.country_id
+    return release.active and (
+        consent.requester_agency_id in holders
+        or release.person_may_see(consent.requester_user_id, consent.requester_agency_id, requester_country)
+    )
+
+
+def _follow_release(item: Item, *, before: Release | None, actor: Actor | None) -> Reach:
+    """After a narrowing, withdrawal or expiry, cut off every forward and consent whose holder lost the item.
+
+    Revoked forwards get ``revoked_at``; revoked consent requests (approved or pending) become REVOKED, and an
+    approved one's country grant and wrapped key go (the caller re-keys the item, as for any removed country).
+    Removing a consented country can cut off more (a forward inside it, a consent it asked for), so this runs until
+    nothing changes. Deliveries are marked, and their holders told, by the ``item.revoke`` outbox row the caller
+    writes. Every revocation is recorded, filed under the country it happened in so its auditors see it.
+    """
+    now = timezone.now()
+    forwards_cut: list[Forward] = []
+    consents_cut: list[ConsentRequest] = []
+    countries_cut: list[str] = []
+    while True:
+        release = release_of(item)
+        forwards = list(Forward.objects.select_for_update().filter(item=item, revoked_at__isnull=True).order_by("pk"))
+        kept = _forwards_that_stay(item, release, before, forwards)
+        holders = {item.originator_agency_id} | {f.to_agency_id for f in forwards if f.pk in kept}
+        lost_forwards = [f for f in forwards if f.pk not in kept]
+        consents = list(
+            ConsentRequest.objects.select_for_update(of=("self",))
+            .filter(item=item, status__in=[ConsentStatus.PENDING, ConsentStatus.APPROVED])
+            .select_related("requester_agency")
+            .order_by("created_at", "pk")
+        )
+        lost_consents = [c for c in consents if not _consent_holds(c, release, holders)]
+        countries = sorted(
+            {
+                c.target_country_id
+                for c in lost_consents
+                if c.status == ConsentStatus.APPROVED and c.target_country_id in release.countries
+            }
+        )
+        Forward.objects.filter(pk__in=[f.pk for f in lost_forwards]).update(revoked_at=now)
+        ConsentRequest.objects.filter(pk__in=[c.pk for c in lost_consents]).update(
+            status=ConsentStatus.REVOKED, revoked_at=now
+        )
+        if countries:
+            _remove_countries(item, countries)
+        forwards_cut += lost_forwards
+        consents_cut += lost_consents
+        countries_cut += countries
+        if not countries:
+            break
+    by_country: dict[str, list[int]] = {}
+    for forward in forwards_cut:
+        by_country.setdefault(forward.country_id, []).append(forward.pk)
+    for country_code, forward_ids in sorted(by_country.items()):
+        record(
+            action="messaging.forward.revoke",
+            actor=actor,
+            target=item,
+            target_country=country_code,
+            details={"forward_ids": forward_ids},
+        )
+    for consent in consents_cut:
+        record(
+            action="messaging.consent.revoke",
+            actor=actor,
+            target=consent,
+            # The requesting side's country; the originator's auditors see the act through its actor, or through
+            # the narrowing, withdrawal or expiry event that lists it.
+            target_country=consent.requester_agency.country_id,
+            details={
+                "item_id": str(item.pk),
+                "target_country": consent.target_country_id,
+                "was": consent.status,
+                "country_cut": consent.target_country_id in countries_cut,
+            },
+        )
+    return Reach(
+        forward_ids=[f.pk for f in forwards_cut],
+        consent_ids=[str(c.pk) for c in consents_cut],
+        countries=sorted(countries_cut),
+    )
+
+
 @_fails_closed
 @transaction.atomic
 def item_change(
@@ -681,16 +892,21 @@ def item_change(
     all_named_before = set(item.named_grants.values_list("user_id", flat=True))
     removed_named = sorted(all_named_before - set(new_named.values()))
     text_changed = title is not None or body is not None
+    # Countries whose grant and key go: those removed, and those shared by a consent that the narrowing cut off.
+    cut_countries: list[str] = []
     if removed_countries or removed_agencies or added_restrictions or removed_named:
-        if text_changed:
-            _remove_countries(item, removed_countries)  # the re-seal below re-keys for the countries left
-        else:
-            _shred(item, removed_countries, actor=actor)
+        before = release_of(item)
+        if removed_countries:
+            _remove_countries(item, removed_countries)
         ItemAgencyGrant.objects.filter(item=item, agency_id__in=removed_agencies).delete()
         ItemAgencyGrant.objects.bulk_create(
             [ItemAgencyGrant(item=item, agency_id=pk, country_id=new_agencies[pk]) for pk in added_restrictions]
         )
         ItemUserObjectPermission.objects.filter(content_object=item, user_id__in=removed_named).delete()
+        reach = _follow_release(item, before=before, actor=actor)
+        cut_countries = sorted({*removed_countries, *reach.countries})
+        if not text_changed:
+            _shred(item, cut_countries, actor=actor)  # else the re-seal below re-keys for the countries left
         outbox_add(kind=OutboxKind.ITEM_REVOKE, item=item, payload={"item_id": str(item.pk)})
         record(
             action="messaging.item.release_narrow",
@@ -702,6 +918,7 @@ def item_change(
                 "removed_agencies": removed_agencies,
                 "restricted_to_agencies": added_restrictions,
                 "removed_named_users": removed_named,
+                **reach.details(),
             },
         )
 
@@ -712,7 +929,7 @@ def item_change(
     if text_changed:
         changed.append("text")
         # A correction that fails to open the current text fails closed (the decorator records it).
-        _reseal(item, title=title, body=body, new_version=True, rekey=bool(removed_countries))
+        _reseal(item, title=title, body=body, new_version=True, rekey=bool(cut_countries))
     if changed:
         item.save(update_fields=["review_date", "title_sealed", "body_sealed", "content_version", "updated_at"])
         record(
@@ -761,7 +978,7 @@ def _reseal(
         attachment.filename_sealed = seal(data_key, name, aad=_attachment_name_aad(item.pk, attachment.pk, version))
         attachment.save(update_fields=["content_sealed", "filename_sealed"])
     if rekey:
-        _reseal_acknowledgement_notes(item, old_key, data_key)
+        _reseal_sealed_texts(item, old_key, data_key)
     item.content_version = version
     item.title_sealed = seal(data_key, title.encode("utf-8"), aad=_field_aad(item.pk, "title", version))
     item.body_sealed = seal(data_key, body.encode("utf-8"), aad=_field_aad(item.pk, "body", version))
@@ -770,8 +987,9 @@ def _reseal(
         ItemKey.objects.bulk_create(_wrap_for(item.pk, data_key, _primary_keks(_released_countries(item))))
 
 
-def _end(item: Item, status: str, *, actor: Actor | None) -> list[str]:
-    """Withdraw or expire: every country but the originator's loses its grant and its key, at once."""
+def _end(item: Item, status: str, *, actor: Actor | None) -> tuple[list[str], Reach]:
+    """Withdraw or expire: every country but the originator's loses its grant and its key, at once; every forward
+    and consent of the item is cut off with them."""
     others = _released_countries(item) - {item.originator_country}
     shredded = _shred(item, others, actor=actor)
     # Named people and agency restrictions in the originator's own country go too: only the originator keeps it.
@@ -779,9 +997,10 @@ def _end(item: Item, status: str, *, actor: Actor | None) -> list[str]:
     ItemAgencyGrant.objects.filter(item=item).delete()
     item.status = status
     item.save(update_fields=["status", "updated_at"])
+    reach = _follow_release(item, before=None, actor=actor)
     # Holders of deliveries are told after commit that the item is gone.
     outbox_add(kind=OutboxKind.ITEM_REVOKE, item=item, payload={"item_id": str(item.pk)})
-    return shredded
+    return shredded, reach
 
 
 @transaction.atomic
@@ -790,13 +1009,13 @@ def item_withdraw(*, actor: Actor, item_id: object) -> Item:
     item = item_get_as_originator(actor, item_id=item_id, for_update=True)
     if item.status != ItemStatus.ACTIVE:
         raise Conflict(f"This item is already {item.status}.")
-    shredded = _end(item, ItemStatus.WITHDRAWN, actor=actor)
+    shredded, reach = _end(item, ItemStatus.WITHDRAWN, actor=actor)
     record(
         action="messaging.item.withdraw",
         actor=actor,
         target=item,
         target_country=item.originator_country,
-        details={"shredded_countries": shredded},
+        details={"shredded_countries": shredded, **reach.details()},
     )
     return item
 
@@ -826,13 +1045,13 @@ def _item_expire(*, actor: Actor | None, item_id: uuid.UUID, today: date) -> boo
     )
     if item is None:
         return False
-    shredded = _end(item, ItemStatus.EXPIRED, actor=actor)
+    shredded, reach = _end(item, ItemStatus.EXPIRED, actor=actor)
     record(
         action="messaging.item.expire",
         actor=actor,
         target=item,
         target_country=item.originator_country,
-        details={"review_date": item.review_date.isoformat(), "shredded_countries": shredded},
+        details={"review_date": item.review_date.isoformat(), "shredded_countries": shredded, **reach.details()},
     )
     return True
 
@@ -967,47 +1186,73 @@ def country_keys_rewrap(
     deadline = None if time_budget is None else time.monotonic() + time_budget
     new_version = CountryKey.objects.get(country_id=country_code, status=CountryKeyStatus.PRIMARY).version
     rewrapped = 0
-    failed: set[int] = set()
-    while deadline is None or time.monotonic() < deadline:
-        done, broken, seen = _rewrap_batch(country_code, old_version, batch_size, exclude=failed)
-        rewrapped += done
-        failed |= broken
-        if not seen:
-            break
-    remaining = ItemKey.objects.filter(country_id=country_code, kek_version=old_version).exclude(pk__in=failed).count()
+    # Items' data keys, then requests for information's: both are wrapped with the country's key.
+    failed: dict[type[ItemKey | RfiKey], set[int]] = {ItemKey: set(), RfiKey: set()}
+    for model in (ItemKey, RfiKey):
+        while deadline is None or time.monotonic() < deadline:
+            done, broken, seen = _rewrap_batch(
+                country_code, old_version, batch_size, exclude=failed[model], model=model
+            )
+            rewrapped += done
+            failed[model] |= broken
+            if not seen:
+                break
+    remaining = sum(
+        model.objects.filter(country_id=country_code, kek_version=old_version).exclude(pk__in=pks).count()
+        for model, pks in failed.items()
+    )
     with transaction.atomic():
         retired = False
         if remaining == 0:
             # Keys that did not unwrap with the old version were already unreadable; retiring loses nothing.
             country_key_retire(actor=actor, country_code=country_code, version=old_version)
             retired = True
+        details: dict[str, Any] = {
+            "old_version": old_version,
+            "new_version": new_version,
+            "count": rewrapped,
+            "failed_item_ids": sorted(
+                str(pk) for pk in ItemKey.objects.filter(pk__in=failed[ItemKey]).values_list("item_id", flat=True)
+            ),
+            "remaining": remaining,
+            "retired": retired,
+        }
+        if failed[RfiKey]:
+            details["failed_rfi_ids"] = sorted(
+                str(pk) for pk in RfiKey.objects.filter(pk__in=failed[RfiKey]).values_list("rfi_id", flat=True)
+            )
         record(
             action="messaging.country_key.rewrap",
             actor=actor,
             target=old,
             target_country=country_code,
-            outcome=Outcome.ERROR if failed else Outcome.OK,
-            details={
-                "old_version": old_version,
-                "new_version": new_version,
-                "count": rewrapped,
-                "failed_item_ids": sorted(
-                    str(pk) for pk in ItemKey.objects.filter(pk__in=failed).values_list("item_id", flat=True)
-                ),
-                "remaining": remaining,
-                "retired": retired,
-            },
+            outcome=Outcome.ERROR if any(failed.values()) else Outcome.OK,
+            details=details,
         )
-    return RewrapResult(rewrapped=rewrapped, failed=len(failed), remaining=remaining, retired=retired)
+    failures = sum(len(pks) for pks in failed.values())
+    return RewrapResult(rewrapped=rewrapped, failed=failures, remaining=remaining, retired=retired)
+
+
+def _wrapped_key_aad(key: ItemKey | RfiKey, country_code: str, kek_version: int) -> bytes:
+    if isinstance(key, RfiKey):
+        from messaging.rfis import rfi_data_key_aad  # messaging.rfis builds on this module
+
+        return rfi_data_key_aad(key.rfi_id, country_code, kek_version)
+    return _data_key_aad(key.item_id, country_code, kek_version)
 
 
 @transaction.atomic
 def _rewrap_batch(
-    country_code: str, old_version: int, batch_size: int, *, exclude: set[int]
+    country_code: str,
+    old_version: int,
+    batch_size: int,
+    *,
+    exclude: set[int],
+    model: type[ItemKey | RfiKey] = ItemKey,
 ) -> tuple[int, set[int], int]:
     # skip_locked: a key being shredded by a narrowing right now is not worth waiting for.
     batch = list(
-        ItemKey.objects.select_for_update(skip_locked=True)
+        model.objects.select_for_update(skip_locked=True)
         .filter(country_id=country_code, kek_version=old_version)
         .exclude(pk__in=exclude)
         .order_by("pk")[:batch_size]
@@ -1016,20 +1261,18 @@ def _rewrap_batch(
         return 0, set(), 0
     old_kek = key_version(country_code, old_version)
     new_version, new_kek = primary_key(country_code)
-    done: list[ItemKey] = []
+    done: list[ItemKey | RfiKey] = []
     broken: set[int] = set()
     for key in batch:
         try:
-            data_key = unwrap_key(
-                old_kek, bytes(key.wrapped_key), aad=_data_key_aad(key.item_id, country_code, old_version)
-            )
+            data_key = unwrap_key(old_kek, bytes(key.wrapped_key), aad=_wrapped_key_aad(key, country_code, old_version))
         except DecryptionError:
             broken.add(key.pk)
             continue
         key.kek_version = new_version
-        key.wrapped_key = wrap_key(new_kek, data_key, aad=_data_key_aad(key.item_id, country_code, new_version))
+        key.wrapped_key = wrap_key(new_kek, data_key, aad=_wrapped_key_aad(key, country_code, new_version))
         done.append(key)
-    ItemKey.objects.bulk_update(done, ["kek_version", "wrapped_key"])
+    model.objects.bulk_update(done, ["kek_version", "wrapped_key"])
     return len(done), broken, len(batch)
 
 
@@ -1044,16 +1287,86 @@ def _ack_note_aad(item_id: uuid.UUID, agency_id: int) -> bytes:
     return associated_data("acknowledgement-note", str(item_id), agency_id)
 
 
-def _reseal_acknowledgement_notes(item: Item, old_key: bytes, data_key: bytes) -> None:
-    """A re-key must carry acknowledgement notes along, or the originator could no longer open them."""
+# --- texts sealed under an item's data key, also for messaging.forwarding ---------------------------------------------
+
+# Services elsewhere that open or seal under an item's key fail closed exactly like these.
+fails_closed = _fails_closed
+
+
+def forward_reason_aad(item_id: uuid.UUID, forward_id: int) -> bytes:
+    """Associated data of a forward's reason, sealed under the item's data key."""
+    return associated_data("forward", str(item_id), forward_id, "reason")
+
+
+def consent_text_aad(item_id: uuid.UUID, consent_id: uuid.UUID, field_name: str) -> bytes:
+    """Associated data of a consent request's ``justification`` or ``decline_reason``, sealed under the item's key."""
+    return associated_data("consent", str(item_id), str(consent_id), field_name)
+
+
+def item_data_key(item: Item, country_code: str) -> bytes:
+    """The item's data key unwrapped with ``country_code``'s own key and no other; inside a ``fails_closed``
+    service (a missing key, or one that does not open, is recorded and refused)."""
+    return _data_key(item, country_code)
+
+
+def item_data_key_if_held(item: Item, country_code: str) -> bytes | None:
+    """Like ``item_data_key``, but None when the country holds no key for the item any more (it was cut off)."""
+    wrapped = ItemKey.objects.filter(item=item, country_id=country_code).first()
+    return None if wrapped is None else _unwrap_data_key(item, wrapped)
+
+
+def item_text_open(data_key: bytes, item: Item, country_code: str, sealed: bytes, *, aad: bytes, what: str) -> str:
+    """Open one text sealed under the item's data key; inside a ``fails_closed`` service."""
+    try:
+        return open_sealed(data_key, bytes(sealed), aad=aad).decode("utf-8")
+    except (DecryptionError, UnicodeDecodeError):
+        raise _Unreadable(item, country_code, f"{what}_does_not_open") from None
+
+
+def item_key_wrap(item: Item, data_key: bytes, country_code: str) -> None:
+    """Wrap the item's data key for one more country with its primary key (a consent shares the item with it)."""
+    ItemKey.objects.bulk_create(_wrap_for(item.pk, data_key, _primary_keks([country_code])))
+
+
+def text_checked(field_name: str, value: str, *, limit: int, summary: str) -> str:
+    """A free-text field checked like an item's (not blank, bounded, no control characters), or InvalidInput."""
+    problems = _Problems()
+    value = _check_text(problems, field_name, value, limit=limit, multiline=True)
+    problems.raise_if_any(summary)
+    return value
+
+
+def _resealed(item: Item, old_key: bytes, data_key: bytes, sealed: bytes, *, aad: bytes, what: str) -> bytes:
+    try:
+        text = open_sealed(old_key, bytes(sealed), aad=aad)
+    except DecryptionError:
+        raise _Unreadable(item, item.originator_country, f"{what}_does_not_open") from None
+    return seal(data_key, text, aad=aad)
+
+
+def _reseal_sealed_texts(item: Item, old_key: bytes, data_key: bytes) -> None:
+    """A re-key must carry along every text sealed under the item's data key (acknowledgement notes, forward
+    reasons, consent justifications and decline reasons), or the sides could no longer open them."""
     for ack in Acknowledgement.objects.select_for_update().filter(item=item, note_text_sealed__isnull=False):
         aad = _ack_note_aad(item.pk, ack.agency_id)
-        try:
-            text = open_sealed(old_key, bytes(ack.note_text_sealed), aad=aad)
-        except DecryptionError:
-            raise _Unreadable(item, item.originator_country, "acknowledgement_note_does_not_open") from None
-        ack.note_text_sealed = seal(data_key, text, aad=aad)
+        ack.note_text_sealed = _resealed(
+            item, old_key, data_key, ack.note_text_sealed, aad=aad, what="acknowledgement_note"
+        )
         ack.save(update_fields=["note_text_sealed"])
+    for forward in Forward.objects.select_for_update().filter(item=item):
+        aad = forward_reason_aad(item.pk, forward.pk)
+        forward.reason_sealed = _resealed(
+            item, old_key, data_key, forward.reason_sealed, aad=aad, what="forward_reason"
+        )
+        forward.save(update_fields=["reason_sealed"])
+    for consent in ConsentRequest.objects.select_for_update().filter(item=item):
+        for field_name in ("justification", "decline_reason"):
+            sealed = getattr(consent, f"{field_name}_sealed")
+            if sealed is not None:
+                aad = consent_text_aad(item.pk, consent.pk, field_name)
+                resealed = _resealed(item, old_key, data_key, sealed, aad=aad, what=f"consent_{field_name}")
+                setattr(consent, f"{field_name}_sealed", resealed)
+        consent.save(update_fields=["justification_sealed", "decline_reason_sealed"])
 
 
 def _mark_delivery_read(actor: Actor, item: Item) -> None:

@@ -198,3 +198,65 @@ def escalate_flash() -> int:
     if steps:
         logger.info("messaging: %d FLASH escalation steps", steps)
     return steps
+
+
+# --- requests for information --------------------------------------------------------------------------------------
+
+
+@shared_task(
+    acks_late=True,
+    ignore_result=True,
+    autoretry_for=_TRANSIENT,
+    retry_backoff=True,
+    max_retries=3,
+    time_limit=120,
+    soft_time_limit=100,
+)
+def escalate_rfis() -> int:
+    """Beat's sweep: remind, then escalate, open requests for information past their due time."""
+    from messaging.rfis import rfis_escalate_due
+
+    steps = rfis_escalate_due()
+    if steps:
+        logger.info("messaging: %d RFI reminder and escalation steps", steps)
+    return steps
+
+
+# --- forwards and consent requests ---------------------------------------------------------------------------------
+
+
+@shared_task(**_ROUTING)
+def deliver_forward(outbox_id: int) -> int:
+    """Deliver a forwarded item to its receiving office or agency (delivery, notifications, webhook row)."""
+    from messaging.forwarding import forward_deliver
+
+    result = forward_deliver(outbox_id=outbox_id)
+    return result.deliveries if result is not None else 0
+
+
+@shared_task(**_ROUTING)
+def deliver_consent(outbox_id: int) -> int:
+    """Route an item to the country an approved consent request shared it with."""
+    from messaging.forwarding import consent_deliver
+
+    result = consent_deliver(outbox_id=outbox_id)
+    return result.deliveries if result is not None else 0
+
+
+@shared_task(
+    acks_late=True,
+    ignore_result=True,
+    autoretry_for=_TRANSIENT,
+    retry_backoff=True,
+    max_retries=3,
+    time_limit=120,
+    soft_time_limit=100,
+)
+def escalate_consents() -> int:
+    """Beat's sweep: remind, then escalate, consent requests still pending past their due time."""
+    from messaging.forwarding import consents_escalate_due
+
+    steps = consents_escalate_due()
+    if steps:
+        logger.info("messaging: %d consent reminder and escalation steps", steps)
+    return steps

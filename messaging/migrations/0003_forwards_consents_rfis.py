@@ -117,7 +117,7 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='outboxmessage',
             name='kind',
-            field=models.CharField(choices=[('item.route', 'Route an item to its recipients'), ('item.revoke', 'Tell holders that their access was removed'), ('notify.email', 'E-mail the people notified about an item'), ('notify.webhook', "Call an agency's webhook"), ('item.forward', 'Deliver a forwarded item'), ('consent.notify', 'Tell people about a consent request'), ('rfi.notify', 'Tell people about a request for information')], max_length=32),
+            field=models.CharField(choices=[('item.route', 'Route an item to its recipients'), ('item.revoke', 'Tell holders that their access was removed'), ('notify.email', 'E-mail the people notified about an item'), ('notify.webhook', "Call an agency's webhook"), ('item.forward', 'Deliver a forwarded item'), ('consent.deliver', "Deliver an item shared with the originator's consent")], max_length=32),
         ),
         migrations.AddField(
             model_name='consentrequest',

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -74,3 +75,98 @@ def test_routine_and_withdrawn_items_never_escalate(net):
     withdrawn = flash(net)
     item_withdraw(actor=net.user("vn.officer"), item_id=withdrawn.pk)
     assert flash_escalate_due(now=timezone.now() + timedelta(hours=1)) == 0
+
+
+# --- escalation by webhook -----------------------------------------------------------------------------------------
+
+
+def escalation_calls(item):
+    return sorted(
+        (row.payload["agency_id"], row.payload["event"], row.queue)
+        for row in OutboxMessage.objects.filter(item=item, kind=OutboxKind.NOTIFY_WEBHOOK)
+        if row.payload["event"].startswith("item.escalated")
+    )
+
+
+def test_each_escalation_step_queues_one_signed_webhook_call_for_the_escalated_agency(net):
+    from messaging.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify, webhook_configure, webhook_send
+    from tests.messaging.workers import webhook_receiver
+
+    with webhook_receiver(200) as receiver:
+        _, secret = webhook_configure(actor=net.user("kh.admin"), url=receiver.url)  # ADD has one; GDCE none
+        item = flash(net)
+        routed_at = Delivery.objects.filter(item=item).first().routed_at
+
+        assert flash_escalate_due(now=routed_at + timedelta(seconds=61)) == 2
+        assert escalation_calls(item) == [(net.kh.pk, "item.escalated", "urgent")]
+        assert flash_escalate_due(now=routed_at + timedelta(seconds=90)) == 0  # a second sweep adds nothing
+        assert flash_escalate_due(now=routed_at + timedelta(seconds=122)) == 2
+        assert escalation_calls(item) == [
+            (net.kh.pk, "item.escalated", "urgent"),
+            (net.kh.pk, "item.escalated_national", "urgent"),
+        ]
+        assert flash_escalate_due(now=routed_at + timedelta(seconds=1000)) == 0
+        assert len(escalation_calls(item)) == 2
+
+        first = OutboxMessage.objects.get(item=item, payload__event="item.escalated")
+        assert webhook_send(outbox_id=first.pk).status == "sent"
+        assert webhook_send(outbox_id=first.pk).status == "skipped"  # a repeated message: sent once
+        [(headers, body)] = receiver.received()
+    assert verify(secret.encode(), headers[TIMESTAMP_HEADER.lower()], body, headers[SIGNATURE_HEADER.lower()])
+    assert headers["x-isn-event"] == "item.escalated"
+    payload = json.loads(body)
+    assert (payload["event"], payload["agency"], payload["delivery"]) == ("item.escalated", net.kh.pk, str(first.pk))
+    assert payload["item"]["item_id"] == str(item.pk)
+    assert payload["item"]["priority"] == "flash"
+    assert b"lorries" not in body
+    assert b"Meth pills shipment" not in body
+
+
+def test_no_webhook_call_without_an_active_webhook_or_after_acknowledgement(net):
+    from messaging.models import AgencyWebhook
+    from messaging.webhooks import webhook_configure
+
+    webhook_configure(actor=net.user("kh.admin"), url="https://kh.example.org/isn")
+    AgencyWebhook.objects.update(is_active=False)
+    switched_off = flash(net)
+    assert flash_escalate_due(now=timezone.now() + timedelta(seconds=61)) == 2
+    assert escalation_calls(switched_off) == []
+
+    AgencyWebhook.objects.update(is_active=True)
+    acknowledged = flash(net)
+    item_acknowledge(actor=net.user("kh.officer"), item_id=acknowledged.pk)
+    assert flash_escalate_due(now=timezone.now() + timedelta(seconds=61)) == 1  # GDCE only, which has no webhook
+    assert escalation_calls(acknowledged) == []
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_real_worker_delivers_the_escalation_webhook(tmp_path):
+    from messaging.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify, webhook_configure
+    from tests.messaging.workers import private_broker, start_worker, wait_for, webhook_receiver
+
+    net = build_network()
+    with private_broker(tmp_path) as redis, webhook_receiver(200) as receiver:
+        worker = start_worker(redis.url, tmp_path, name="flash-webhook")
+        try:
+            _, secret = webhook_configure(actor=net.user("kh.admin"), url=receiver.url)
+            item = post_item(net.user("vn.officer"), priority="flash", countries=["VN", "KH"])
+            # The worker routes (published on commit) and calls the webhook about the routing.
+            wait_for(
+                lambda: [b for _, b in receiver.received() if json.loads(b)["event"] == "item.routed"],
+                timeout=30,
+                what=worker.output(),
+            )
+            routed_at = Delivery.objects.filter(item=item).first().routed_at
+            assert flash_escalate_due(now=routed_at + timedelta(seconds=61)) == 2
+
+            def escalated():
+                return [(h, b) for h, b in receiver.received() if json.loads(b)["event"] == "item.escalated"]
+
+            [(headers, body)] = wait_for(escalated, timeout=30, what=worker.output())
+        finally:
+            worker.stop()
+    assert verify(secret.encode(), headers[TIMESTAMP_HEADER.lower()], body, headers[SIGNATURE_HEADER.lower()])
+    assert json.loads(body)["item"]["item_id"] == str(item.pk)
+    row = OutboxMessage.objects.get(item=item, payload__event="item.escalated")
+    assert (row.processed_at is not None, row.queue, headers["x-isn-delivery"]) == (True, "urgent", str(row.pk))

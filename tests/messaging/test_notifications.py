@@ -116,6 +116,8 @@ def test_notification_list_shows_only_ones_own_with_metadata_only(net, api):
     assert set(results[0]) == {
         "id",
         "kind",
+        "consent",
+        "rfi",
         "item",
         "priority",
         "category",

@@ -168,3 +168,162 @@ def test_configure_api_returns_the_secret_once(net, api):
     assert len(response.json()["secret"]) >= 40
     api.force_authenticate(net.user("kh.officer"))
     assert api.post("/api/v1/webhooks/", {"url": "https://x.example.org/"}, format="json").status_code == 403
+
+
+# --- the agency admin's view: see, remove, rotate, retry ------------------------------------------------------------
+
+
+def test_the_agency_admin_sees_the_webhook_but_never_its_secret(net, api):
+    webhook, secret = configure(net, "https://kh.example.org/isn?token=abc")
+    api.force_authenticate(net.user("kh.admin"))
+
+    listed = api.get("/api/v1/webhooks/")
+    one = api.get(f"/api/v1/webhooks/{webhook.pk}/")
+
+    assert listed.status_code == 200
+    [row] = listed.json()
+    assert set(row) == {"id", "url", "is_active", "created_at", "updated_at"}
+    assert (row["id"], row["url"], row["is_active"]) == (webhook.pk, "https://kh.example.org/isn?token=abc", True)
+    assert one.status_code == 200
+    assert one.json() == row
+    assert secret not in listed.content.decode() + one.content.decode()
+    events = AuditEvent.objects.filter(action="messaging.webhook.view")
+    assert [e.details["ids"] for e in events] == [[webhook.pk], [webhook.pk]]
+    assert "token" not in str([e.details for e in events])
+
+    # Another agency's admin sees none and cannot reach this one; officers are refused as before.
+    th_admin = net.user("th.officer")
+    from agencies.models import Membership, Role
+
+    Membership.objects.filter(user=th_admin).update(role=Role.AGENCY_ADMIN)
+    api.force_authenticate(type(th_admin).objects.get(pk=th_admin.pk))
+    assert api.get("/api/v1/webhooks/").json() == []
+    assert api.get(f"/api/v1/webhooks/{webhook.pk}/").status_code == 404
+    assert api.delete(f"/api/v1/webhooks/{webhook.pk}/").status_code == 404
+    assert api.post(f"/api/v1/webhooks/{webhook.pk}/rotate-secret/").status_code == 404
+    for username in ("kh.officer", "kh.supervisor", "kh.auditor"):
+        api.force_authenticate(net.user(username))
+        assert api.get("/api/v1/webhooks/").status_code == 403
+        assert api.get(f"/api/v1/webhooks/{webhook.pk}/").status_code == 403
+        assert api.delete(f"/api/v1/webhooks/{webhook.pk}/").status_code == 403
+    assert AgencyWebhook.objects.filter(pk=webhook.pk).exists()
+
+
+def test_removing_the_webhook_stops_its_calls(net, api):
+    with webhook_receiver(200) as receiver:
+        webhook, _ = configure(net, receiver.url)
+        _, row = webhook_row(net)
+        api.force_authenticate(net.user("kh.admin"))
+
+        response = api.delete(f"/api/v1/webhooks/{webhook.pk}/")
+
+        assert response.status_code == 204
+        assert not AgencyWebhook.objects.exists()
+        assert webhook_send(outbox_id=row.pk).status == "skipped"
+        assert receiver.received() == []
+    event = AuditEvent.objects.get(action="messaging.webhook.delete")
+    assert (event.target_id, event.details) == (str(webhook.pk), {"host": "127.0.0.1", "agency_id": net.kh.pk})
+    assert api.get("/api/v1/webhooks/").json() == []
+    assert api.delete(f"/api/v1/webhooks/{webhook.pk}/").status_code == 404
+
+
+def test_rotating_the_secret_signs_with_the_new_one_only(net, api):
+    with webhook_receiver(200) as receiver:
+        webhook, old = configure(net, receiver.url)
+        api.force_authenticate(net.user("kh.admin"))
+
+        response = api.post(f"/api/v1/webhooks/{webhook.pk}/rotate-secret/")
+
+        assert response.status_code == 200, response.content
+        new = response.json()["secret"]
+        assert new != old
+        assert len(new) >= 40
+        assert response.json()["url"] == receiver.url
+        _, row = webhook_row(net)
+        assert webhook_send(outbox_id=row.pk).status == "sent"
+        [(headers, body)] = receiver.received()
+    timestamp, signature = headers[TIMESTAMP_HEADER.lower()], headers[SIGNATURE_HEADER.lower()]
+    assert verify(new.encode(), timestamp, body, signature)
+    assert not verify(old.encode(), timestamp, body, signature)
+    event = AuditEvent.objects.get(action="messaging.webhook.rotate_secret")
+    assert event.details == {"agency_id": net.kh.pk}
+    assert new not in str(event.details)
+    assert old not in str(event.details)
+
+
+def dead_letter(net, receiver_url):
+    """A call to KH's webhook that failed every try (ISN_WEBHOOK_MAX_ATTEMPTS is 3 here)."""
+    configure(net, receiver_url)
+    item, row = webhook_row(net)
+    for _ in range(3):
+        OutboxMessage.objects.filter(pk=row.pk).update(available_at=row.created_at)
+        webhook_send(outbox_id=row.pk)
+    return item, row, WebhookDeadLetter.objects.get(outbox_message_id=row.pk)
+
+
+def test_a_dead_letter_is_retried_with_its_original_delivery_id(net, api):
+    with webhook_receiver(500) as receiver:
+        item, row, letter = dead_letter(net, receiver.url)
+        receiver.status = 200
+        api.force_authenticate(net.user("kh.admin"))
+
+        response = api.post(f"/api/v1/webhooks/dead-letters/{letter.pk}/retry/")
+
+        assert response.status_code == 202, response.content
+        assert response.json() == {"delivery": str(row.pk), "event": "item.routed"}
+        again = OutboxMessage.objects.get(pk=row.pk)
+        assert (again.attempts, again.processed_at) == (0, None)
+        assert not WebhookDeadLetter.objects.exists()
+        assert webhook_send(outbox_id=row.pk).status == "sent"
+        calls = receiver.received()
+    assert len(calls) == 4
+    assert {headers["x-isn-delivery"] for headers, _ in calls} == {str(row.pk)}
+    event = AuditEvent.objects.get(action="messaging.webhook.dead_letter_retry")
+    assert event.details == {
+        "dead_letter_id": letter.pk,
+        "agency_id": net.kh.pk,
+        "event": "item.routed",
+        "outbox_id": row.pk,
+    }
+    assert event.target_id == str(item.pk)
+    # Gone once retried.
+    assert api.post(f"/api/v1/webhooks/dead-letters/{letter.pk}/retry/").status_code == 404
+
+
+def test_a_dead_letter_whose_outbox_row_was_pruned_gets_a_new_row(net, api):
+    item, row, letter = dead_letter(net, "http://127.0.0.1:9/closed")
+    OutboxMessage.objects.filter(pk=row.pk).delete()
+    api.force_authenticate(net.user("kh.admin"))
+    response = api.post(f"/api/v1/webhooks/dead-letters/{letter.pk}/retry/")
+    assert response.status_code == 202
+    new = OutboxMessage.objects.get(kind=OutboxKind.NOTIFY_WEBHOOK, item=item, processed_at__isnull=True)
+    assert response.json()["delivery"] == str(new.pk)
+    assert new.payload == {"item_id": str(item.pk), "agency_id": net.kh.pk, "event": "item.routed"}
+
+
+def test_a_dead_letter_is_retried_only_by_its_agencys_admin_and_only_when_it_makes_sense(net, api):
+    from messaging.services import item_withdraw
+
+    item, _row, letter = dead_letter(net, "http://127.0.0.1:9/closed")
+    url = f"/api/v1/webhooks/dead-letters/{letter.pk}/retry/"
+    for username in ("kh.officer", "kh.auditor"):
+        api.force_authenticate(net.user(username))
+        assert api.post(url).status_code == 403
+    th_admin = net.user("th.officer")
+    from agencies.models import Membership, Role
+
+    Membership.objects.filter(user=th_admin).update(role=Role.AGENCY_ADMIN)
+    api.force_authenticate(type(th_admin).objects.get(pk=th_admin.pk))
+    assert api.post(url).status_code == 404
+    api.force_authenticate(net.user("kh.admin"))
+    assert api.post("/api/v1/webhooks/dead-letters/not-a-number/retry/").status_code == 404
+
+    AgencyWebhook.objects.update(is_active=False)
+    assert api.post(url).status_code == 409
+    AgencyWebhook.objects.update(is_active=True)
+    item_withdraw(actor=net.user("vn.officer"), item_id=item.pk)
+    response = api.post(url)
+    assert response.status_code == 409
+    assert "no longer released" in response.json()["detail"]
+    assert WebhookDeadLetter.objects.filter(pk=letter.pk).exists()
+    assert not AuditEvent.objects.filter(action="messaging.webhook.dead_letter_retry").exists()
