@@ -34,6 +34,7 @@ COPY isn ./isn
 COPY agencies ./agencies
 COPY audit ./audit
 COPY messaging ./messaging
+COPY locale ./locale
 
 # Production settings refuse to load without these, but collectstatic never connects to the database or broker,
 # so throwaway values set for this one command suffice; none of them stays in the image. STATIC_ROOT is

@@ -203,6 +203,21 @@ LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# Django knows no Lao: its name for get_language_info, and date and number formats for it (and for Burmese, and
+# unambiguous ones for English) in isn/formats/.
+import django.conf.locale  # noqa: E402 - with the setting it serves
+
+django.conf.locale.LANG_INFO.setdefault("lo", {"bidi": False, "code": "lo", "name": "Lao", "name_local": "ພາສາລາວ"})
+FORMAT_MODULE_PATH = ["isn.formats"]
+# A member's saved portal language (agencies.Membership.language) wins over the browser's: applied once the user is
+# known, right after authentication.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+    "isn.middleware.MemberLanguageMiddleware",
+)
+LANGUAGE_COOKIE_HTTPONLY = True
+LANGUAGE_COOKIE_SAMESITE = "Lax"
+LANGUAGE_COOKIE_SECURE = PRODUCTION
 
 # --- static files ------------------------------------------------------------------------------------------------
 STATIC_URL = "/static/"
@@ -333,6 +348,10 @@ CELERY_TASK_SOFT_TIME_LIMIT = 100
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fixup closes every database connection before and after every task unless this is set, so each
+# task paid for a new PostgreSQL backend with cold caches. isn.celery instead closes connections as Django does
+# around a request: past CONN_MAX_AGE, after an error, or when the health check fails; this bounds reuse as well.
+CELERY_DB_REUSE_MAX = 500
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
@@ -469,6 +488,10 @@ ISN_WEBHOOK_BACKOFF_SECONDS = env_int("ISN_WEBHOOK_BACKOFF_SECONDS", 10, minimum
 ISN_WEBHOOK_ALLOW_HTTP = env_bool("ISN_WEBHOOK_ALLOW_HTTP", not PRODUCTION)
 if PRODUCTION and ISN_WEBHOOK_ALLOW_HTTP:
     raise ConfigError("ISN_WEBHOOK_ALLOW_HTTP must not be true in production: webhook bodies travel over TLS")
+# Off: a webhook's host must resolve only to public unicast addresses, checked when set and at every call (no
+# loopback, private, link-local, metadata... address: messaging.webhooks). On in development and tests, whose
+# receivers listen on 127.0.0.1; in production only for a receiver deliberately reached over a private network.
+ISN_WEBHOOK_ALLOW_PRIVATE_TARGETS = env_bool("ISN_WEBHOOK_ALLOW_PRIVATE_TARGETS", not PRODUCTION)
 # Fault injection for tests only: routing sleeps this long per new delivery, inside its transaction.
 ISN_ROUTING_PAUSE_MS = env_int("ISN_ROUTING_PAUSE_MS", 0, minimum=0)
 if PRODUCTION and ISN_ROUTING_PAUSE_MS:
@@ -500,3 +523,50 @@ CELERY_BEAT_SCHEDULE |= {
     },
 }
 # --- end of routing and notifications -----------------------------------------------------------------------------
+
+# --- requests for information (issue 6; owned by the messaging app) ------------------------------------------------
+# When the asker names no due time, the asked side has this long to answer, by priority; a due time the asker names
+# may be at most ISN_RFI_MAX_DUE_DAYS ahead.
+ISN_RFI_DUE_SECONDS = {
+    "flash": env_int("ISN_RFI_DUE_FLASH_SECONDS", 2 * 3600, minimum=60),
+    "priority": env_int("ISN_RFI_DUE_PRIORITY_SECONDS", 24 * 3600, minimum=60),
+    "routine": env_int("ISN_RFI_DUE_ROUTINE_SECONDS", 7 * 24 * 3600, minimum=60),
+}
+ISN_RFI_MAX_DUE_DAYS = env_int("ISN_RFI_MAX_DUE_DAYS", 90, minimum=1)
+# An open request past its due time reminds the asked side; this long after its due time it escalates to the asked
+# agency's supervisors and its country's national focal points (0: as long again as the priority's answer time).
+ISN_RFI_ESCALATE_AFTER_SECONDS = env_int("ISN_RFI_ESCALATE_AFTER_SECONDS", 0, minimum=0)
+ISN_RFI_CHECK_SECONDS = env_int("ISN_RFI_CHECK_SECONDS", 60, minimum=1)
+CELERY_BEAT_SCHEDULE |= {
+    # On the urgent queue, like the FLASH sweep: a FLASH request has two hours, not a backlog's worth.
+    "messaging-escalate-rfis": {
+        "task": "messaging.tasks.escalate_rfis",
+        "schedule": float(ISN_RFI_CHECK_SECONDS),
+        "options": {"queue": "urgent", "expires": float(ISN_RFI_CHECK_SECONDS) * 2},
+    },
+}
+# --- end of requests for information ------------------------------------------------------------------------------
+
+# --- forwards and consent requests (issue 6; owned by the messaging app) ------------------------------------------
+# A consent request waits this long for the originating agency's decision (FLASH items: minutes, not hours); at its
+# due time its supervisors are reminded, and as long again later the originator country's national focal points.
+ISN_CONSENT_DUE_HOURS = env_int("ISN_CONSENT_DUE_HOURS", 24, minimum=1)
+ISN_CONSENT_FLASH_DUE_MINUTES = env_int("ISN_CONSENT_FLASH_DUE_MINUTES", 60, minimum=1)
+ISN_CONSENT_CHECK_SECONDS = env_int("ISN_CONSENT_CHECK_SECONDS", 60, minimum=1)
+CELERY_BEAT_SCHEDULE |= {
+    "messaging-escalate-consents": {
+        "task": "messaging.tasks.escalate_consents",
+        "schedule": float(ISN_CONSENT_CHECK_SECONDS),
+        "options": {"queue": "urgent", "expires": float(ISN_CONSENT_CHECK_SECONDS) * 2},
+    },
+}
+# One schema name per choice set: a consent request's status is not an item's, and a target country is a country code.
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(
+    {
+        "ConsentStatusEnum": "messaging.models.ConsentStatus",
+        "CountryCodeEnum": "agencies.models.CountryCode",
+        "ItemStatusEnum": "messaging.models.ItemStatus",
+        "RfiStatusEnum": "messaging.models.RfiStatus",
+    }
+)
+# --- end of forwards and consent requests -------------------------------------------------------------------------

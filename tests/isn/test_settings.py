@@ -21,8 +21,15 @@ GOOD_PRODUCTION = {
 }
 
 
+def _outside_environment() -> dict[str, str]:
+    """This process's environment without ISN's settings and the test harness's own switches."""
+    # The browser tests' async-safety switch is the harness's, never a deployment's: keep it out of the checks.
+    harness = ("DATABASE_URL", "REDIS_URL", "DJANGO_ALLOW_ASYNC_UNSAFE")
+    return {k: v for k, v in os.environ.items() if not k.startswith("ISN_") and k not in harness}
+
+
 def _manage(*args: str, **overrides: str | None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ISN_") and k not in ("DATABASE_URL", "REDIS_URL")}
+    env = _outside_environment()
     env["ISN_DATA_DIR"] = os.environ["ISN_DATA_DIR"]
     for key, value in {**GOOD_PRODUCTION, **overrides}.items():
         if value is not None:
@@ -75,7 +82,7 @@ def test_production_settings_pass_the_deployment_checklist():
 
 
 def test_development_generates_its_secret_key_privately(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ISN_") and k not in ("DATABASE_URL", "REDIS_URL")}
+    env = _outside_environment()
     env["ISN_DATA_DIR"] = str(tmp_path)
     result = subprocess.run(
         [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120

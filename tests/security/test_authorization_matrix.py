@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+import pytest
+from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
@@ -76,6 +78,69 @@ def agency_admin(p: Persona, n: Network) -> bool:
     return p.session and p.role == "agency_admin"
 
 
+def rfi_party(p: Persona, n: Network) -> bool:
+    """A content member of the asking (Viet Nam's) or the asked (Cambodia's) agency of the matrix's RFI."""
+    return p.content and p.agency_id in (n.originator_agency_id, n.agency_id)
+
+
+def rfi_asker(p: Persona, n: Network) -> bool:
+    return p.content and p.agency_id == n.originator_agency_id
+
+
+def officer_person(p: Persona, n: Network) -> bool:
+    """A content member in person (the portal's sharing pages take no API key)."""
+    return p.content and p.session
+
+
+def item_reader_person(p: Persona, n: Network) -> bool:
+    return item_reader(p, n) and p.session
+
+
+def party_person(p: Persona, n: Network) -> bool:
+    """In person, of the Viet Nam (originating, asking) or Cambodian (asked, consent-requesting) agency of the matrix's
+    RFI and consent request."""
+    return rfi_party(p, n) and p.session
+
+
+def consent_decider_person(p: Persona, n: Network) -> bool:
+    """A supervisor of the originating agency, in person: decides on the matrix's consent request."""
+    return party_person(p, n) and p.agency_id == n.originator_agency_id and p.role == "supervisor"
+
+
+def consent_requester_person(p: Persona, n: Network) -> bool:
+    return party_person(p, n) and p.agency_id == n.agency_id
+
+
+def rfi_asker_person(p: Persona, n: Network) -> bool:
+    return rfi_asker(p, n) and p.session
+
+
+def consent_party(p: Persona, n: Network) -> bool:
+    """A content member of the item's originating (Viet Nam's) or the asking (Cambodia's) agency of the matrix's
+    consent request."""
+    return p.content and p.agency_id in (n.originator_agency_id, n.agency_id)
+
+
+def consent_decider(p: Persona, n: Network) -> bool:
+    """A supervisor of the originating agency, in person or not (national focal points decide too; none here)."""
+    return consent_party(p, n) and p.agency_id == n.originator_agency_id and p.role == "supervisor"
+
+
+def consent_requester(p: Persona, n: Network) -> bool:
+    return consent_party(p, n) and p.agency_id == n.agency_id
+
+
+def originator_person(p: Persona, n: Network) -> bool:
+    return originator(p, n) and p.session
+
+
+def statistician_person(p: Persona, n: Network) -> bool:
+    """Supervisors and national focal points (a state's: their country; UNODC's: all), and the regional auditor."""
+    if not p.session or not p.member:
+        return False
+    return p.role in ("supervisor", "national_focal_point") or (p.role == "regional_auditor" and p.country == "UN")
+
+
 def platform_admin(p: Persona, n: Network) -> bool:
     return p.name == "platform_admin"
 
@@ -111,6 +176,24 @@ RULES: list[Rule] = [
     # The portal.
     Rule("portal:home", ("GET",), allow=verified_person, scoped=False),
     Rule("portal:directory", ("GET",), allow=member_person, scoped=False),
+    # The language picker: before sign-in too (the sign-in page has it); a member's choice is kept on them.
+    Rule("portal:language", PUBLIC, maybe=everyone, scoped=False),
+    Rule("portal:account", ("GET", "POST"), allow=member_person, scoped=False),
+    Rule("portal:notifications", ("GET",), allow=member_person, scoped=False),
+    Rule("portal:notification_read", ("POST",), maybe=member_person, scoped=False),  # one's own only (none here)
+    Rule("portal:statistics", ("GET",), allow=statistician_person, scoped=False),
+    # Items in the portal (messaging.views): officers in person, the matrix's item by its readers (everyone else
+    # 404), its release, reads and withdrawal by the originating agency. It is not routed, so no agency may
+    # acknowledge it (403): MAY.
+    Rule("portal:inbox", ("GET",), allow=officer_person, scoped=False),
+    Rule("portal:item_new", ("GET", "POST"), allow=officer_person, scoped=False),
+    Rule("portal:item", ("GET",), allow=item_reader_person, scoped=False),
+    Rule("portal:item_attachment", ("GET",), allow=item_reader_person, scoped=False),
+    Rule("portal:item_acknowledge", ("POST",), maybe=item_reader_person, scoped=False),
+    Rule("portal:item_attach", ("POST",), allow=originator_person, scoped=False),
+    Rule("portal:item_tracking", ("GET",), allow=originator_person, scoped=False),
+    Rule("portal:item_narrow", ("GET", "POST"), allow=originator_person, scoped=False),
+    Rule("portal:item_withdraw", ("GET", "POST"), allow=originator_person, scoped=False),
     Rule("password_change", ("GET", "POST", "PUT"), allow=verified_person, scoped=False),
     Rule("password_change_done", ("GET",), allow=verified_person, scoped=False),
     Rule("audit:*", ("GET",), allow=auditor_person, scoped=False),
@@ -146,12 +229,77 @@ RULES: list[Rule] = [
     Rule("notification-list", ("GET",), allow=member),
     Rule("notification-unread-count", ("GET",), allow=member),
     Rule("notification-read", ("POST",), maybe=member),
-    # An agency's webhook: its admins, in person.
-    Rule("webhook-list", ("POST",), allow=agency_admin),
+    # An agency's webhook: its admins, in person. The detail routes name no webhook of the matrix (404).
+    Rule("webhook-list", ("GET", "POST"), allow=agency_admin),
+    Rule("webhook-detail", ("GET", "DELETE"), maybe=agency_admin),
+    Rule("webhook-rotate-secret", ("POST",), maybe=agency_admin),
     Rule("webhook-dead-letters", ("GET",), allow=agency_admin),
+    Rule("webhook-dead-letter-retry", ("POST",), maybe=agency_admin),
+    # Subscriptions: everyone who receives items manages their own (an admin, the agency's); an auditor's list is
+    # empty and posting is refused. The detail route names no subscription of the matrix (404 for everyone).
+    Rule("subscription-list", ("GET",), allow=member),
+    Rule("subscription-list", ("POST",), allow=content),
+    Rule("subscription-detail", ("GET", "PUT", "PATCH", "DELETE"), maybe=content),
+    # Requests for information: content members ask and list; a request is seen and replied to by its two agencies
+    # only (everyone else gets 404), and closed by the asking one.
+    Rule("rfi-list", ("GET", "POST"), allow=content),
+    Rule("rfi-detail", ("GET",), allow=rfi_party),
+    Rule("rfi-replies", ("POST",), allow=rfi_party),
+    Rule("rfi-close", ("POST",), allow=rfi_asker),
+    # The portal's sharing pages (messaging.sharing_views): officers in person. The matrix's item is forwarded and
+    # shared by its readers; its consent request (Cambodia asks to share with Thailand) and its RFI are seen by their
+    # two agencies only (everyone else 404); a supervisor of the originating agency decides, the asking agency cancels.
+    Rule("portal:item_forward", ("GET", "POST"), allow=item_reader_person, scoped=False),
+    Rule("portal:item_consent", ("GET", "POST"), allow=item_reader_person, scoped=False),
+    Rule("portal:consents", ("GET",), allow=officer_person, scoped=False),
+    Rule("portal:consent", ("GET",), allow=party_person, scoped=False),
+    Rule("portal:consent_approve", ("POST",), allow=consent_decider_person, scoped=False),
+    Rule("portal:consent_decline", ("POST",), allow=consent_decider_person, scoped=False),
+    Rule("portal:consent_cancel", ("POST",), allow=consent_requester_person, scoped=False),
+    Rule("portal:rfis", ("GET",), allow=officer_person, scoped=False),
+    Rule("portal:rfi_new", ("GET", "POST"), allow=officer_person, scoped=False),
+    Rule("portal:rfi", ("GET",), allow=party_person, scoped=False),
+    Rule("portal:rfi_reply", ("POST",), allow=party_person, scoped=False),
+    Rule("portal:rfi_close", ("POST",), allow=rfi_asker_person, scoped=False),
+    # Forwarding inside one's own country: the item's readers forward it and list their forwards. Consent requests
+    # (the third-party rule): content members ask and list; the matrix's request is seen by its two agencies only
+    # (everyone else 404), decided by a supervisor of the originating agency, and cancelled by the asking agency.
+    Rule("item-forward", ("POST",), allow=item_reader),
+    Rule("item-forwards", ("GET",), allow=item_reader),
+    Rule("consent-list", ("GET", "POST"), allow=content),
+    Rule("consent-detail", ("GET",), allow=consent_party),
+    Rule("consent-approve", ("POST",), allow=consent_decider),
+    Rule("consent-decline", ("POST",), allow=consent_decider),
+    Rule("consent-cancel", ("POST",), allow=consent_requester),
     # The auditors' workspace API: auditors, in person or by an audit key.
     Rule("audit-*", ("GET",), allow=auditor),
 ]
+
+RFI_CANARY = "Matrix RFI canary W8PD"
+
+
+@pytest.fixture(autouse=True)
+def _rfi(network: Network) -> None:
+    """A request for information from the matrix's Viet Nam agency to its Cambodian one, for the RFI routes."""
+    from messaging.rfis import rfi_create
+
+    asker = get_user_model().objects.get(username="vn.officer")
+    rfi = rfi_create(
+        actor=asker, target_agency=network.agency_id, subject=RFI_CANARY, question=RFI_CANARY, priority="routine"
+    ).rfi
+    network.extra["rfi_id"] = str(rfi.pk)
+
+
+@pytest.fixture(autouse=True)
+def _consent(network: Network) -> None:
+    """Cambodia's officer asks consent to share the matrix's item with Thailand, for the consent pages."""
+    from messaging.forwarding import consent_request_create
+
+    asker = get_user_model().objects.get(username="kh.officer")
+    consent = consent_request_create(
+        actor=asker, item_id=network.item_id, target_country="TH", justification=RFI_CANARY
+    ).consent
+    network.extra["consent_id"] = str(consent.pk)
 
 
 @dataclass(frozen=True)
@@ -203,6 +351,8 @@ def _values(network: Network, view: str) -> Callable[[str], str]:
         "office": str(network.office_id),
         "agency": str(network.agency_id),
         "api": str(network.api_key_id),
+        "rfi": network.extra.get("rfi_id", network.item_id),
+        "consent": network.extra.get("consent_id", network.item_id),
     }
 
     def value(name: str) -> str:
@@ -215,6 +365,8 @@ def _values(network: Network, view: str) -> Callable[[str], str]:
             "object_id": str(network.office_id),
             "content_type_id": "1",
             "url": "nowhere/",
+            "rfi_id": network.extra.get("rfi_id", network.item_id),
+            "consent_id": network.extra.get("consent_id", network.item_id),
         }.get(name, "1")
 
     return value
@@ -289,6 +441,14 @@ def _body(endpoint: Endpoint, method: str, persona: Persona) -> dict:
         expires = (timezone.now() + timedelta(days=30)).isoformat()
         payload = {"name": "matrix key", "scopes": ["read"], "expires_at": expires}
         return {"data": json.dumps(payload), "content_type": "application/json"}
+    if view == "rfi-list":
+        from agencies.models import Agency
+
+        target = Agency.objects.get(short_name="VN-M" if persona.country == "KH" else "KH-M")
+        payload = {"target_agency": target.pk, "subject": "Matrix question", "question": "Who?"}
+        return {"data": json.dumps(payload), "content_type": "application/json"}
+    if view == "rfi-replies":
+        return {"data": json.dumps({"body": "Matrix reply."}), "content_type": "application/json"}
     if view == "webhook-list":
         return {"data": json.dumps({"url": "https://hooks.example.org/isn"}), "content_type": "application/json"}
     if view == "item-attachments":
@@ -328,6 +488,17 @@ def _request(persona: Persona, method: str, endpoint: Endpoint):
 # is requested with GET and POST by these personas; the admin index by everyone with every method.
 _ADMIN_PERSONAS = {"anonymous", "vn.officer", "vn.agency_admin", "un.regional_auditor", "disabled_user"}
 _ADMIN_PERSONAS |= {"password_only_session", "vn_key_read_write", "platform_admin"}
+# Portal pages take GET and POST only, through one gate (isn.views.portal_view) that refuses every other method
+# before looking at the caller: every persona tries GET and POST, these personas the other methods.
+_PORTAL_SPARE_METHODS = ("PATCH", "PUT", "DELETE")
+
+
+def _personas_for(endpoint: Endpoint, method: str, personas: list[Persona]) -> list[Persona]:
+    admin_page = endpoint.view.startswith("admin:") and endpoint.view != "admin:index"
+    portal_page = endpoint.view.startswith(("portal:", "audit:")) and method in _PORTAL_SPARE_METHODS
+    if admin_page or portal_page:
+        return [p for p in personas if p.name in _ADMIN_PERSONAS]
+    return personas
 
 
 def test_every_endpoint_method_and_persona_gets_what_the_table_says(network):
@@ -336,12 +507,11 @@ def test_every_endpoint_method_and_persona_gets_what_the_table_says(network):
     seen_views: set[str] = set()
     for endpoint in endpoints(network):
         seen_views.add(endpoint.view)
-        personas, methods = network.personas, METHODS
+        methods = METHODS
         if endpoint.view.startswith("admin:") and endpoint.view != "admin:index":
-            personas = [p for p in personas if p.name in _ADMIN_PERSONAS]
             methods = ("GET", "POST")
         for method in methods:
-            for persona in personas:
+            for persona in _personas_for(endpoint, method, network.personas):
                 want = expected(endpoint, method, persona, network)
                 if want is None:
                     missing.add(f"{endpoint.view} ({endpoint.route})")
@@ -351,6 +521,8 @@ def test_every_endpoint_method_and_persona_gets_what_the_table_says(network):
                 body = response.body.decode(errors="replace")
                 if CANARY_TITLE in body and not item_reader(persona, network):
                     unexpected.append(f"{persona.name} {method} {endpoint.path}: the item's title leaked")
+                if RFI_CANARY in body and not rfi_party(persona, network):
+                    unexpected.append(f"{persona.name} {method} {endpoint.path}: the RFI's subject leaked")
                 if got.startswith("server error") or (want != MAY and got != want):
                     unexpected.append(
                         f"{persona.name} {method} {endpoint.path} [{endpoint.view}]: expected {want}, got "
@@ -381,6 +553,8 @@ _ITEM_REQUESTS = [
     ("GET", "access/", "item-access"),
     ("POST", "attachments/", "item-attachments"),
     ("GET", "attachments/{attachment}/", "item-attachment-download"),
+    ("POST", "forward/", "item-forward"),
+    ("GET", "forwards/", "item-forwards"),
 ]
 
 

@@ -100,3 +100,12 @@ def test_production_cookies_are_host_only_and_secure():
         True,
         "django.contrib.auth.hashers.Argon2PasswordHasher",
     ]
+
+
+def test_the_portals_item_pages_carry_the_headers_and_no_inline_script(client, vn_officer, bavet):
+    sign_in(client, vn_officer)
+    for path in ("/items/", "/items/new/", "/notifications/", "/account/", "/statistics/"):
+        response = client.get(path)
+        assert response.status_code == (403 if path == "/statistics/" else 200), path
+        _assert_hardened(response)
+        assert _INLINE_SCRIPT.findall(response.content.decode()) == [], path
