@@ -6,6 +6,11 @@ posted it, (b) the offices and people whose subscriptions match it, and (c) the 
 (a) nor (b) matched. People named on the item get a delivery of their own. Each consumer here runs in one
 transaction with its audit event and is idempotent: a repeated message finds its outbox row processed, and the
 unique constraint on deliveries would stop a second copy anyway.
+
+Routing is the hot path of ingest (an item released to every member reaches sixty agencies), so on PostgreSQL the
+release, the candidate recipients, their people and the new deliveries are each one statement with array parameters
+(BENCHMARKS.md, "Routing"). Other databases (SQLite, for ``make run``) use the equivalent ORM queries; a test holds
+the two to the same answers.
 """
 
 from __future__ import annotations
@@ -14,9 +19,10 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -27,16 +33,14 @@ from messaging.models import (
     Delivery,
     DeliveryReason,
     Item,
-    ItemAgencyGrant,
-    ItemCountryGrant,
     ItemStatus,
-    ItemUserObjectPermission,
     NotificationKind,
     OutboxKind,
     Subscription,
 )
 from messaging.notifications import notify_people
-from messaging.outbox import outbox_add_many, outbox_claim, outbox_done
+from messaging.outbox import outbox_add_many, outbox_claim, outbox_done, outbox_take
+from messaging.sql import fetch_all
 
 # Roles that never receive content, so are never routed to or notified (DESIGN.md: auditors see no content).
 NO_CONTENT_ROLES = (Role.NATIONAL_AUDITOR, Role.REGIONAL_AUDITOR)
@@ -80,20 +84,110 @@ class Release:
         )
 
 
+def _postgresql() -> bool:
+    return connection.vendor == "postgresql"
+
+
+# Table names are Django's defaults for these models; the routing tests run every statement below.
+# The grants of one item, as (kind, country, agency or person): one statement for the three kinds (portable SQL).
+_RELEASE_SQL = """
+    SELECT 'country', country_id, NULL FROM messaging_itemcountrygrant WHERE item_id = %s
+    UNION ALL
+    SELECT 'agency', country_id, agency_id FROM messaging_itemagencygrant WHERE item_id = %s
+    UNION ALL
+    SELECT 'person', NULL, grant_.user_id
+    FROM messaging_itemuserobjectpermission grant_
+    JOIN auth_permission permission ON permission.id = grant_.permission_id
+    WHERE grant_.content_object_id = %s AND permission.codename = 'view_item'
+"""
+
+
 def release_of(item: Item) -> Release:
+    item_id = Item._meta.pk.get_db_prep_value(item.pk, connection)  # a uuid, or its text on SQLite
+    countries: set[str] = set()
     restricted: dict[str, set[int]] = defaultdict(set)
-    for agency_id, country in ItemAgencyGrant.objects.filter(item=item).values_list("agency_id", "country_id"):
-        restricted[country].add(agency_id)
+    named: set[int] = set()
+    for kind, country, pk in fetch_all(_RELEASE_SQL, [item_id, item_id, item_id]):
+        if kind == "country":
+            countries.add(country)
+        elif kind == "agency":
+            restricted[country].add(pk)
+        else:
+            named.add(pk)
     return Release(
         active=item.status == ItemStatus.ACTIVE,
-        countries=frozenset(ItemCountryGrant.objects.filter(item=item).values_list("country_id", flat=True)),
+        countries=frozenset(countries),
         restricted={country: frozenset(ids) for country, ids in restricted.items()},
-        named=frozenset(
-            ItemUserObjectPermission.objects.filter(content_object=item, permission__codename="view_item").values_list(
-                "user_id", flat=True
-            )
-        ),
+        named=frozenset(named),
     )
+
+
+# Candidates for ``recipients_for``, as (step, agency, office, person, country), in the order they are considered:
+# counterpart offices (by office), matching subscriptions (by subscription), every receiving agency with its duty
+# desk if it has one (by agency), people named on the item (by person, with their agency's country).
+_COUNTERPART, _SUBSCRIPTION, _AGENCY, _NAMED = 1, 2, 3, 4
+Candidate = tuple[int, int, int | None, int | None, str]
+
+_CANDIDATES_SQL = """
+    WITH receiving AS (
+        SELECT id FROM agencies_agency
+        WHERE is_active AND country_id = ANY(%(countries)s) AND id <> %(originator)s
+            AND (country_id <> ALL(%(restricted_countries)s) OR id = ANY(%(restricted_agencies)s))
+    )
+    SELECT 1, office.agency_id, office.id, NULL::bigint, '', office.id
+    FROM agencies_office office
+    JOIN agencies_office_counterparts pair ON pair.from_office_id = office.id
+    WHERE pair.to_office_id = %(office)s AND office.is_active AND office.agency_id IN (SELECT id FROM receiving)
+    UNION ALL
+    SELECT 2, sub.agency_id, sub.office_id, sub.user_id, '', sub.id
+    FROM messaging_subscription sub
+    LEFT JOIN agencies_office office ON office.id = sub.office_id
+    LEFT JOIN auth_user person ON person.id = sub.user_id
+    LEFT JOIN agencies_membership member ON member.user_id = sub.user_id
+    WHERE sub.is_active AND sub.agency_id IN (SELECT id FROM receiving)
+        AND (sub.category = '' OR sub.category = %(category)s)
+        AND (sub.priority = '' OR sub.priority = %(priority)s)
+        AND (sub.originator_country = '' OR sub.originator_country = %(country)s)
+        AND (sub.border_crossing = '' OR UPPER(sub.border_crossing) = UPPER(%(border_crossing)s))
+        AND (sub.province = '' OR UPPER(sub.province) = UPPER(COALESCE(
+            (SELECT province FROM agencies_office WHERE id = %(office)s), '')))
+        AND (sub.office_id IS NULL OR (office.is_active AND office.agency_id = sub.agency_id))
+        AND (sub.user_id IS NULL OR (person.is_active AND member.is_active AND member.agency_id = sub.agency_id
+            AND member.role <> ALL(%(no_content)s)))
+    UNION ALL
+    SELECT 3, receiving.id, desk.id, NULL, '', receiving.id
+    FROM receiving
+    LEFT JOIN agencies_office desk ON desk.agency_id = receiving.id AND desk.kind = %(duty_desk)s AND desk.is_active
+    UNION ALL
+    SELECT 4, member.agency_id, NULL, member.user_id, agency.country_id, member.user_id
+    FROM agencies_membership member
+    JOIN auth_user person ON person.id = member.user_id
+    JOIN agencies_agency agency ON agency.id = member.agency_id
+    WHERE member.user_id = ANY(%(named)s) AND member.is_active AND person.is_active AND agency.is_active
+        AND member.role <> ALL(%(no_content)s) AND member.agency_id <> %(originator)s
+    ORDER BY 1, 6
+"""
+
+
+def _candidates_sql(item: Item, release: Release) -> list[Candidate]:
+    rows = fetch_all(
+        _CANDIDATES_SQL,
+        {
+            "countries": sorted(release.countries),
+            "originator": item.originator_agency_id,
+            "restricted_countries": sorted(release.restricted),
+            "restricted_agencies": sorted(pk for ids in release.restricted.values() for pk in ids),
+            "office": item.originator_office_id,
+            "category": item.category,
+            "priority": item.priority,
+            "country": item.originator_country,
+            "border_crossing": item.border_crossing,
+            "no_content": list(NO_CONTENT_ROLES),
+            "duty_desk": OfficeKind.DUTY_DESK,
+            "named": sorted(release.named),
+        },
+    )
+    return [row[:5] for row in rows]  # type: ignore[misc]
 
 
 def _matching_subscriptions(item: Item, agency_ids: Iterable[int]) -> list[Subscription]:
@@ -119,50 +213,116 @@ def _matching_subscriptions(item: Item, agency_ids: Iterable[int]) -> list[Subsc
     )
 
 
+def _candidates_orm(item: Item, release: Release) -> list[Candidate]:
+    """``_CANDIDATES_SQL`` with the ORM, for databases other than PostgreSQL."""
+    agencies = (
+        Agency.objects.filter(is_active=True, country_id__in=release.countries)
+        .exclude(pk=item.originator_agency_id)
+        .values_list("pk", "country_id")
+    )
+    receiving = sorted(pk for pk, country in agencies if release.agency_may_see(pk, country))
+    rows: list[Candidate] = []
+    if item.originator_office_id:
+        counterparts = Office.objects.filter(
+            counterparts=item.originator_office_id, is_active=True, agency_id__in=receiving
+        ).order_by("pk")
+        rows += [
+            (_COUNTERPART, agency_id, pk, None, "") for agency_id, pk in counterparts.values_list("agency_id", "pk")
+        ]
+    rows += [
+        (_SUBSCRIPTION, sub.agency_id, sub.office_id, sub.user_id, "")
+        for sub in _matching_subscriptions(item, receiving)
+    ]
+    desks = dict(
+        Office.objects.filter(agency_id__in=receiving, kind=OfficeKind.DUTY_DESK, is_active=True).values_list(
+            "agency_id", "pk"
+        )
+    )
+    rows += [(_AGENCY, agency_id, desks.get(agency_id), None, "") for agency_id in receiving]
+    if release.named:
+        named = (
+            Membership.objects.filter(
+                user_id__in=release.named, is_active=True, user__is_active=True, agency__is_active=True
+            )
+            .exclude(role__in=NO_CONTENT_ROLES)
+            .exclude(agency_id=item.originator_agency_id)
+            .order_by("user_id")
+            .values_list("agency_id", "user_id", "agency__country_id")
+        )
+        rows += [(_NAMED, agency_id, None, user_id, country) for agency_id, user_id, country in named]
+    return rows
+
+
 def recipients_for(item: Item, release: Release | None = None) -> list[Recipient]:
     """Everyone the item is routed to, each recipient once (the first reason that applies is kept)."""
     release = release or release_of(item)
     if not release.active:
         return []
-    agencies = Agency.objects.filter(is_active=True, country_id__in=release.countries).exclude(
-        pk=item.originator_agency_id
-    )
-    receiving = {agency.pk for agency in agencies if release.agency_may_see(agency.pk, agency.country_id)}
+    candidates = _candidates_sql(item, release) if _postgresql() else _candidates_orm(item, release)
     chosen: dict[tuple[int, int | None, int | None], Recipient] = {}
 
     def add(recipient: Recipient) -> None:
         chosen.setdefault(recipient.key, recipient)
 
-    covered: set[int] = set()
-    if item.originator_office_id:
-        counterparts = Office.objects.filter(
-            counterparts=item.originator_office_id, is_active=True, agency_id__in=receiving
-        ).order_by("pk")
-        for office in counterparts:
-            add(Recipient(office.agency_id, office.pk, None, DeliveryReason.COUNTERPART))
-            covered.add(office.agency_id)
-    for subscription in _matching_subscriptions(item, receiving):
-        office_id = None if subscription.user_id else subscription.office_id
-        add(Recipient(subscription.agency_id, office_id, subscription.user_id, DeliveryReason.SUBSCRIPTION))
-        covered.add(subscription.agency_id)
-    uncovered = receiving - covered
-    desks = dict(
-        Office.objects.filter(agency_id__in=uncovered, kind=OfficeKind.DUTY_DESK, is_active=True).values_list(
-            "agency_id", "pk"
-        )
-    )
-    for agency_id in sorted(uncovered):
-        add(Recipient(agency_id, desks.get(agency_id), None, DeliveryReason.DUTY_DESK))
-    if release.named:
-        named = Membership.objects.filter(
-            user_id__in=release.named, is_active=True, user__is_active=True, agency__is_active=True
-        ).exclude(role__in=NO_CONTENT_ROLES)
-        for membership in named.select_related("agency").order_by("user_id"):
-            if membership.agency_id == item.originator_agency_id:
-                continue  # the originating agency sees its own items; it is never a recipient
-            if release.person_may_see(membership.user_id, membership.agency_id, membership.agency.country_id):
-                add(Recipient(membership.agency_id, None, membership.user_id, DeliveryReason.NAMED))
+    covered: set[int] = set()  # agencies reached by a counterpart office or a subscription: no duty desk for them
+    for step, agency_id, office_id, user_id, country in candidates:
+        if step == _COUNTERPART:
+            add(Recipient(agency_id, office_id, None, DeliveryReason.COUNTERPART))
+            covered.add(agency_id)
+        elif step == _SUBSCRIPTION:
+            # A person's subscription reaches the person, wherever their office is.
+            add(Recipient(agency_id, None if user_id else office_id, user_id, DeliveryReason.SUBSCRIPTION))
+            covered.add(agency_id)
+        elif step == _AGENCY:
+            if agency_id not in covered:
+                add(Recipient(agency_id, office_id, None, DeliveryReason.DUTY_DESK))
+        elif release.person_may_see(user_id, agency_id, country):  # type: ignore[arg-type]
+            add(Recipient(agency_id, None, user_id, DeliveryReason.NAMED))
     return list(chosen.values())
+
+
+# The people of offices and of whole agencies (their supervisors and focal points), as (1, office, person) and
+# (2, agency, person): active members of active agencies, never auditors.
+_MEMBERS_SQL = """
+    SELECT 1, member.office_id, member.user_id
+    FROM agencies_membership member
+    JOIN auth_user person ON person.id = member.user_id
+    JOIN agencies_agency agency ON agency.id = member.agency_id
+    WHERE member.office_id = ANY(%(offices)s) AND member.is_active AND person.is_active AND agency.is_active
+        AND member.role <> ALL(%(no_content)s)
+    UNION ALL
+    SELECT 2, member.agency_id, member.user_id
+    FROM agencies_membership member
+    JOIN auth_user person ON person.id = member.user_id
+    JOIN agencies_agency agency ON agency.id = member.agency_id
+    WHERE member.agency_id = ANY(%(agencies)s) AND member.role = ANY(%(agency_level)s)
+        AND member.is_active AND person.is_active AND agency.is_active AND member.role <> ALL(%(no_content)s)
+"""
+
+
+def _members(office_ids: set[int], agency_ids: set[int]) -> list[tuple[int, int, int]]:
+    if not office_ids and not agency_ids:
+        return []
+    if _postgresql():
+        return fetch_all(  # type: ignore[return-value]
+            _MEMBERS_SQL,
+            {
+                "offices": sorted(office_ids),
+                "agencies": sorted(agency_ids),
+                "agency_level": list(AGENCY_LEVEL_ROLES),
+                "no_content": list(NO_CONTENT_ROLES),
+            },
+        )
+    members = Membership.objects.filter(is_active=True, user__is_active=True, agency__is_active=True).exclude(
+        role__in=NO_CONTENT_ROLES
+    )
+    of_offices = members.filter(office_id__in=office_ids).values_list("office_id", "user_id")
+    of_agencies = members.filter(agency_id__in=agency_ids, role__in=AGENCY_LEVEL_ROLES).values_list(
+        "agency_id", "user_id"
+    )
+    rows = [(1, office_id, user_id) for office_id, user_id in of_offices] if office_ids else []
+    rows += [(2, agency_id, user_id) for agency_id, user_id in of_agencies] if agency_ids else []
+    return rows
 
 
 def people_for(recipients: Iterable[Recipient]) -> dict[tuple[int, int | None, int | None], set[int]]:
@@ -170,36 +330,30 @@ def people_for(recipients: Iterable[Recipient]) -> dict[tuple[int, int | None, i
     points; auditors and inactive accounts never."""
     recipients = list(recipients)
     people: dict[tuple[int, int | None, int | None], set[int]] = {recipient.key: set() for recipient in recipients}
-    members = Membership.objects.filter(is_active=True, user__is_active=True, agency__is_active=True).exclude(
-        role__in=NO_CONTENT_ROLES
-    )
     by_office = [r for r in recipients if r.office_id is not None and r.user_id is None]
-    if by_office:
-        found: dict[int, set[int]] = defaultdict(set)
-        for office_id, user_id in members.filter(office_id__in={r.office_id for r in by_office}).values_list(
-            "office_id", "user_id"
-        ):
-            found[office_id].add(user_id)
-        for recipient in by_office:
-            people[recipient.key] |= found[recipient.office_id]  # type: ignore[index]
+    whole = [r for r in recipients if r.office_id is None and r.user_id is None]
+    found: dict[tuple[int, int], set[int]] = defaultdict(set)
+    for kind, pk, user_id in _members({r.office_id for r in by_office}, {r.agency_id for r in whole}):  # type: ignore[misc]
+        found[(kind, pk)].add(user_id)
+    for recipient in by_office:
+        people[recipient.key] |= found[(1, recipient.office_id)]  # type: ignore[arg-type]
     for recipient in recipients:
         if recipient.user_id is not None:
             people[recipient.key].add(recipient.user_id)
-    whole = [r for r in recipients if r.office_id is None and r.user_id is None]
-    if whole:
-        found = defaultdict(set)
-        for agency_id, user_id in members.filter(
-            agency_id__in={r.agency_id for r in whole}, role__in=AGENCY_LEVEL_ROLES
-        ).values_list("agency_id", "user_id"):
-            found[agency_id].add(user_id)
-        for recipient in whole:
-            people[recipient.key] |= found[recipient.agency_id]
+    for recipient in whole:
+        people[recipient.key] |= found[(2, recipient.agency_id)]
     return people
 
 
 def _webhook_agencies(agency_ids: Iterable[int]) -> list[int]:
+    agency_ids = sorted(set(agency_ids))
+    if not agency_ids:
+        return []
+    if _postgresql():  # one array parameter rather than one parameter per agency
+        sql = "SELECT agency_id FROM messaging_agencywebhook WHERE is_active AND agency_id = ANY(%s) ORDER BY 1"
+        return [pk for (pk,) in fetch_all(sql, [agency_ids])]
     return sorted(
-        AgencyWebhook.objects.filter(agency_id__in=list(agency_ids), is_active=True).values_list("agency_id", flat=True)
+        AgencyWebhook.objects.filter(agency_id__in=agency_ids, is_active=True).values_list("agency_id", flat=True)
     )
 
 
@@ -216,24 +370,42 @@ def _pause_for_fault_tests(count: int) -> None:
         time.sleep(pause * count / 1000)
 
 
-@dataclass(frozen=True)
-class RouteResult:
-    deliveries: int
-    agencies: int
-    notified: int
+# New deliveries in one statement; the unique constraint (nulls equal) skips those an earlier run made, and what was
+# inserted is returned.
+_DELIVER_SQL = """
+    INSERT INTO messaging_delivery (item_id, agency_id, office_id, user_id, reason, priority, routed_at,
+        escalation_level)
+    SELECT %(item)s, recipient.agency_id, recipient.office_id, recipient.user_id, recipient.reason, %(priority)s,
+        %(now)s, 0
+    FROM unnest(%(agencies)s::bigint[], %(offices)s::bigint[], %(users)s::bigint[], %(reasons)s::text[])
+        AS recipient (agency_id, office_id, user_id, reason)
+    ON CONFLICT DO NOTHING
+    RETURNING agency_id, office_id, user_id
+"""
 
 
-@transaction.atomic
-def item_route(*, outbox_id: int) -> RouteResult | None:
-    """Route the item of an ``item.route`` outbox row; None when that row was already processed."""
-    message = outbox_claim(outbox_id, OutboxKind.ITEM_ROUTE)
-    if message is None:
-        return None
-    item = Item.objects.select_related("originator_office").get(pk=message.item_id)
-    recipients = recipients_for(item)
+def _deliver(item: Item, recipients: list[Recipient], now: datetime) -> list[Recipient]:
+    """Delivery rows for the recipients that have none yet; returns those."""
+    if not recipients:
+        return []
+    if _postgresql():
+        made = set(
+            fetch_all(
+                _DELIVER_SQL,
+                {
+                    "item": item.pk,
+                    "priority": item.priority,
+                    "now": now,
+                    "agencies": [r.agency_id for r in recipients],
+                    "offices": [r.office_id for r in recipients],
+                    "users": [r.user_id for r in recipients],
+                    "reasons": [r.reason for r in recipients],
+                },
+            )
+        )
+        return [recipient for recipient in recipients if recipient.key in made]
     existing = set(Delivery.objects.filter(item=item).values_list("agency_id", "office_id", "user_id"))
     new = [recipient for recipient in recipients if recipient.key not in existing]
-    now = timezone.now()
     Delivery.objects.bulk_create(
         [
             Delivery(
@@ -249,6 +421,24 @@ def item_route(*, outbox_id: int) -> RouteResult | None:
         ],
         ignore_conflicts=True,
     )
+    return new
+
+
+@dataclass(frozen=True)
+class RouteResult:
+    deliveries: int
+    agencies: int
+    notified: int
+
+
+@transaction.atomic
+def item_route(*, outbox_id: int) -> RouteResult | None:
+    """Route the item of an ``item.route`` outbox row; None when that row was already processed."""
+    item_id = outbox_take(outbox_id, OutboxKind.ITEM_ROUTE)  # marked processed now, and undone by a rollback
+    if item_id is None:
+        return None
+    item = Item.objects.get(pk=item_id)
+    new = _deliver(item, recipients_for(item), timezone.now())
     _pause_for_fault_tests(len(new))
     people = people_for(new)
     notified = notify(item, NotificationKind.ROUTED, (pk for users in people.values() for pk in users))
@@ -267,7 +457,6 @@ def item_route(*, outbox_id: int) -> RouteResult | None:
             "notified_users": notified,
         },
     )
-    outbox_done(message)
     return RouteResult(deliveries=len(new), agencies=len(agencies), notified=len(notified))
 
 
@@ -296,7 +485,14 @@ def item_revoke_notify(*, outbox_id: int) -> RouteResult | None:
         .order_by("pk")
     )
 
+    # An agency holding the item by an active forward still sees it while its country keeps the grant; the
+    # narrowing has already revoked every forward it cut off.
+    forwarded = set(item.forwards.filter(revoked_at__isnull=True).values_list("to_agency_id", flat=True))
+
     def still_sees(delivery: Delivery) -> bool:
+        country = delivery.agency.country_id
+        if release.active and country in release.countries and delivery.agency_id in forwarded:
+            return True
         if delivery.reason == DeliveryReason.NAMED and delivery.user_id is not None:
             return release.person_may_see(delivery.user_id, delivery.agency_id, delivery.agency.country_id)
         return release.agency_may_see(delivery.agency_id, delivery.agency.country_id)
