@@ -2,10 +2,10 @@
 
 On PostgreSQL these few statements bind their parameters on the server (an array of sixty agency ids is one
 parameter, not sixty literals spliced into the text) and are prepared once per connection: planning the routing
-statements cost PostgreSQL more than running them (BENCHMARKS.md, "Routing"). Django leaves prepared statements off
-for its own queries so that a connection pooler in transaction mode keeps working; behind such a pooler use
-PgBouncer 1.21 or later with ``max_prepared_statements`` set. Other databases get Django's usual cursor. Django's
-query logging and error wrapping apply either way.
+statements cost PostgreSQL nearly as much as running them (BENCHMARKS.md, "Routing"). Django leaves prepared
+statements off for its own queries so that a connection pooler in transaction mode keeps working; behind such a
+pooler use PgBouncer 1.21 or later with ``max_prepared_statements`` set. Other databases get Django's usual cursor.
+Django's query logging and error wrapping apply either way.
 """
 
 from __future__ import annotations
