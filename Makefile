@@ -42,9 +42,11 @@ run: seed
 test: install
 	$(PY) -m tests.servers -m pytest $(PYTEST_ARGS)
 
+# ruff, then the layers of DESIGN.md (import-linter's contracts in pyproject.toml).
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 format: install
 	$(VENV)/bin/ruff check --fix .

@@ -112,7 +112,7 @@ def _queries(username: str) -> dict[str, Callable[[], object]]:
     from guardian.shortcuts import get_objects_for_user
 
     from messaging.models import Item
-    from messaging.selectors import items_for_listing, items_visible_to
+    from messaging.selectors.items import items_for_listing, items_visible_to
 
     viewer = get_user_model().objects.get(username=username)
     return {
@@ -132,7 +132,7 @@ def _same_answer(username: str, depth: int = 500) -> None:
     from guardian.shortcuts import get_objects_for_user
 
     from messaging.models import Item
-    from messaging.selectors import items_visible_to
+    from messaging.selectors.items import items_visible_to
 
     viewer = get_user_model().objects.get(username=username)
     ours = list(items_visible_to(viewer).values_list("pk", flat=True)[:depth])
@@ -285,7 +285,7 @@ def _detail_ids(username: str, count: int) -> list[str]:
     from django.contrib.auth import get_user_model
 
     from messaging.models import Item
-    from messaging.selectors import items_visible_to
+    from messaging.selectors.items import items_visible_to
 
     viewer = get_user_model().objects.get(username=username)
     newest = Item.objects.order_by("-created_at").values_list("created_at", flat=True).first()
@@ -330,7 +330,7 @@ def run(items: int, *, quick: bool = False, workers: int = 2, threads: int = 8) 
     from django.contrib.auth import get_user_model
 
     from messaging.models import Item
-    from messaging.selectors import items_visible_to
+    from messaging.selectors.items import items_visible_to
 
     existing = Item.objects.count()
     generated = None

@@ -3,7 +3,7 @@
     python -m tests.servers -m bench.items_data --items 1000000   (on throwaway PostgreSQL and Redis)
 
 The base network comes from ``seed_demo``; ``ensure_network`` adds provincial agencies (sixty in all), their duty
-desks and four officers in each. Items are sealed for real, exactly as ``messaging.services.item_create`` seals
+desks and four officers in each. Items are sealed for real, exactly as ``messaging.items.lifecycle.item_create`` seals
 them (its own associated-data helpers, every country's primary key, a fresh data key and nonce per item), but
 without calling it a million times: worker processes seal chunks of items and format them as COPY text, and the
 parent streams them into PostgreSQL. Item creation events are not written to the audit trail (bench.verify loads
@@ -291,7 +291,7 @@ def _text(value: str) -> str:
 def seal_chunk(bounds: tuple[int, int]) -> Chunk:
     """Items ``start`` to ``stop`` (in time order) as COPY text for each table."""
     from isn.crypto import new_key, seal, wrap_key
-    from messaging.services import _data_key_aad, _field_aad
+    from messaging.core.sealing import item_field_aad, item_key_aad
 
     plan = _plan
     assert plan is not None
@@ -331,7 +331,7 @@ def seal_chunk(bounds: tuple[int, int]) -> Chunk:
         restricted: list[tuple[int, str]] = []
         named: list[int] = []
         if status != "active":
-            # Withdrawal and expiry shred every other country and drop restrictions and names (services._end).
+            # Withdrawal and expiry shred every other country and drop restrictions and names (item_withdraw).
             released = {country}
             chunk.ended += 1
         elif rng.random() < RESTRICTED_SHARE:
@@ -359,8 +359,8 @@ def seal_chunk(bounds: tuple[int, int]) -> Chunk:
         sentences = rng.randint(3, 14)
         body = " ".join(rng.choice(_SENTENCES) for _ in range(sentences)).format(s=subject, x=where)
         data_key = new_key()
-        title_sealed = seal(data_key, title.encode(), aad=_field_aad(item_id, "title", 1))
-        body_sealed = seal(data_key, body.encode(), aad=_field_aad(item_id, "body", 1))
+        title_sealed = seal(data_key, title.encode(), aad=item_field_aad(item_id, "title", 1))
+        body_sealed = seal(data_key, body.encode(), aad=item_field_aad(item_id, "body", 1))
         language = LANGUAGES[country] if rng.random() < 0.8 else "en"
         office = poster.office_id or NULL
         items.append(
@@ -371,7 +371,7 @@ def seal_chunk(bounds: tuple[int, int]) -> Chunk:
         )
         for code in sorted(released):
             version, kek = plan.keks[code]
-            wrapped = wrap_key(kek, data_key, aad=_data_key_aad(item_id, code, version))
+            wrapped = wrap_key(kek, data_key, aad=item_key_aad(item_id, code, version))
             keys.append(f"{item_id}\t{code}\t{version}\t{_bytea(wrapped)}\n")
             country_grants.append(f"{item_id}\t{code}\t{created_text}\n")
         chunk.grants += len(released)
@@ -535,8 +535,8 @@ def check_sample(size: int = 12, *, seed: int = 7) -> int:
 
     from agencies.models import Membership, Role
     from isn.errors import NotFound
+    from messaging.items.lifecycle import item_read
     from messaging.models import Item, ItemAgencyGrant, ItemCountryGrant, ItemStatus
-    from messaging.services import item_read
 
     rng = random.Random(seed)
     User = get_user_model()

@@ -2,7 +2,7 @@
 deliveries, FLASH posted behind that backlog), sustained ingest with fan-out to sixty agencies, worker memory.
 
 Latency is ``min(Delivery.routed_at) - Item.created_at`` per item, both stamped on this host. Items are posted
-through ``messaging.services.item_create`` in this process (published to Redis on commit, exactly as a request
+through ``messaging.items.lifecycle.item_create`` in this process (published to Redis on commit, exactly as a request
 does); the worker is ``celery -A isn worker --queues urgent,default --concurrency 2`` as in the Makefile.
 
 Sustained ingest is measured twice, with three posting processes while the worker routes: paced at the target
@@ -169,7 +169,7 @@ def _agencies() -> tuple[Any, list[Any]]:
 def _post(poster: Any, **fields: Any) -> Any:
     from django.utils import timezone
 
-    from messaging.services import item_create
+    from messaging.items.lifecycle import item_create
 
     values: dict[str, Any] = {
         "title": "Bench item",
@@ -219,7 +219,7 @@ def _ingest(poster: Any, countries: list[str], seconds: float, offered: float | 
     routes; then wait until every item is routed."""
     from django.db import connections
 
-    from messaging.models import Delivery
+    from messaging.models.delivery import Delivery
 
     connections.close_all()  # the children must not share this process's database connection
     interval = POSTERS / offered if offered else 0.0
@@ -257,7 +257,8 @@ def _wait_idle(timeout: float) -> None:
 def _latencies(item_ids: list[Any]) -> list[float]:
     from django.db.models import Min
 
-    from messaging.models import Delivery, Item
+    from messaging.models import Item
+    from messaging.models.delivery import Delivery
 
     created = dict(Item.objects.filter(pk__in=item_ids).values_list("pk", "created_at"))
     routed = dict(
@@ -270,7 +271,7 @@ def _latencies(item_ids: list[Any]) -> list[float]:
 
 
 def _wait_routed(item_ids: list[Any], timeout: float) -> None:
-    from messaging.models import Delivery
+    from messaging.models.delivery import Delivery
 
     deadline = time.monotonic() + timeout
     while Delivery.objects.filter(item_id__in=item_ids).values("item_id").distinct().count() < len(item_ids):
@@ -281,7 +282,7 @@ def _wait_routed(item_ids: list[Any], timeout: float) -> None:
 
 def run(*, quick: bool = False) -> RoutingFigures:
     from agencies.models import Agency
-    from messaging.models import Delivery
+    from messaging.models.delivery import Delivery
 
     poster, backlog_agencies = _agencies()
     own_agency = poster.membership.agency_id

@@ -19,9 +19,9 @@ from agencies.selectors import offices_visible_to
 from audit.services import record
 from isn.crypto import new_key, seal
 from isn.errors import NotFound
-from messaging.api import ItemDetailSerializer
-from messaging.selectors import NOT_FOUND_MESSAGE, items_visible_to, parse_item_id
-from messaging.services import ItemContent
+from messaging.api.items import ItemDetailSerializer
+from messaging.items.lifecycle import ItemContent
+from messaging.selectors.items import NOT_FOUND_MESSAGE, items_visible_to, parse_item_id
 
 BENCH_USERNAME = "vn.officer"
 

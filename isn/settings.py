@@ -489,7 +489,7 @@ ISN_WEBHOOK_ALLOW_HTTP = env_bool("ISN_WEBHOOK_ALLOW_HTTP", not PRODUCTION)
 if PRODUCTION and ISN_WEBHOOK_ALLOW_HTTP:
     raise ConfigError("ISN_WEBHOOK_ALLOW_HTTP must not be true in production: webhook bodies travel over TLS")
 # Off: a webhook's host must resolve only to public unicast addresses, checked when set and at every call (no
-# loopback, private, link-local, metadata... address: messaging.webhooks). On in development and tests, whose
+# loopback, private, link-local, metadata... address: messaging.delivery.webhooks). On in development and tests, whose
 # receivers listen on 127.0.0.1; in production only for a receiver deliberately reached over a private network.
 ISN_WEBHOOK_ALLOW_PRIVATE_TARGETS = env_bool("ISN_WEBHOOK_ALLOW_PRIVATE_TARGETS", not PRODUCTION)
 # Fault injection for tests only: routing sleeps this long per new delivery, inside its transaction.

@@ -12,11 +12,12 @@ from agencies.api import AgencyViewSet, ApiKeyViewSet, OfficeViewSet
 from audit import api as audit_api
 from audit import views as audit_views
 from isn import health, twofactor, views
-from messaging import sharing_views
-from messaging import views as messaging_views
-from messaging.api import ItemViewSet, NotificationViewSet, SubscriptionViewSet, WebhookViewSet
-from messaging.forwarding_api import ConsentViewSet
-from messaging.rfis_api import RfiViewSet
+from messaging.api.consents import ConsentViewSet
+from messaging.api.delivery import NotificationViewSet, SubscriptionViewSet, WebhookViewSet
+from messaging.api.items import ItemViewSet
+from messaging.api.rfis import RfiViewSet
+from messaging.portal import sharing_views
+from messaging.portal import views as messaging_views
 
 api_v1 = DefaultRouter(trailing_slash=True)
 api_v1.include_root_view = False

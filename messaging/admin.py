@@ -8,7 +8,6 @@ from isn.admin_audit import AuditedModelAdmin, ReadOnlyAuditedModelAdmin
 from messaging.models import (
     AgencyWebhook,
     ConsentRequest,
-    Delivery,
     Forward,
     Item,
     OutboxMessage,
@@ -17,6 +16,7 @@ from messaging.models import (
     TaskDeadLetter,
     WebhookDeadLetter,
 )
+from messaging.models.delivery import Delivery
 
 
 @admin.register(Item)

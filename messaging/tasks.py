@@ -24,7 +24,7 @@ REWRAP_TIME_BUDGET_SECONDS = 60.0
 )
 def rewrap_country_keys(self, country_code: str, old_version: int) -> int:  # type: ignore[no-untyped-def]
     """Re-wrap a country's data keys from ``old_version`` to its primary key, then retire ``old_version``."""
-    from messaging.services import country_keys_rewrap
+    from messaging.items.keys import country_keys_rewrap
 
     result = country_keys_rewrap(
         actor=None, country_code=country_code, old_version=old_version, time_budget=REWRAP_TIME_BUDGET_SECONDS
@@ -58,7 +58,7 @@ def rewrap_country_keys(self, country_code: str, old_version: int) -> int:  # ty
 )
 def expire_items() -> int:
     """Expire items past their review date and shred their keys (beat sends it daily)."""
-    from messaging.services import items_expire
+    from messaging.items.changes import items_expire
 
     count = items_expire(actor=None)
     if count:
@@ -77,7 +77,7 @@ class DeadLetteringTask(Task):
     """A task that, once it has used up its retries (or failed outright), leaves a ``TaskDeadLetter``."""
 
     def on_failure(self, exc, task_id, args, kwargs, einfo):  # type: ignore[no-untyped-def]
-        from messaging.outbox import task_dead_letter_record
+        from messaging.core.outbox import task_dead_letter_record
 
         try:
             task_dead_letter_record(
@@ -117,7 +117,7 @@ _ROUTING = {
 @shared_task(**_ROUTING)
 def route_item(outbox_id: int) -> int:
     """Route an item to its recipients (deliveries, in-portal notifications, e-mail and webhook rows)."""
-    from messaging.routing import item_route
+    from messaging.delivery.routing import item_route
 
     result = item_route(outbox_id=outbox_id)
     return result.deliveries if result is not None else 0
@@ -126,7 +126,7 @@ def route_item(outbox_id: int) -> int:
 @shared_task(**_ROUTING)
 def notify_revoked(outbox_id: int) -> int:
     """Mark deliveries that a narrowing or withdrawal cut off, and tell their holders."""
-    from messaging.routing import item_revoke_notify
+    from messaging.delivery.routing import item_revoke_notify
 
     result = item_revoke_notify(outbox_id=outbox_id)
     return result.deliveries if result is not None else 0
@@ -143,7 +143,7 @@ def notify_revoked(outbox_id: int) -> int:
 )
 def send_notification_emails(outbox_id: int) -> int:
     """E-mail the people notified about an item, each once."""
-    from messaging.notifications import notification_emails_send
+    from messaging.delivery.notifications import notification_emails_send
 
     return notification_emails_send(outbox_id=outbox_id)
 
@@ -159,7 +159,7 @@ def send_notification_emails(outbox_id: int) -> int:
 )
 def send_webhook(self, outbox_id: int) -> str:  # type: ignore[no-untyped-def]
     """One try of a webhook call; retried with exponential back-off, then dead-lettered."""
-    from messaging.webhooks import webhook_send
+    from messaging.delivery.webhooks import webhook_send
 
     outcome = webhook_send(outbox_id=outbox_id)
     if outcome.status == "retry":
@@ -171,7 +171,7 @@ def send_webhook(self, outbox_id: int) -> str:  # type: ignore[no-untyped-def]
 def relay_outbox() -> int:
     """Beat's sweep: publish outbox rows left over (broker down at commit time) and republish lost ones."""
     from isn.broker import breaker
-    from messaging.outbox import outbox_relay
+    from messaging.core.outbox import outbox_relay
 
     # This message came through the broker, so the broker is back: stop skipping publishes in this process.
     breaker.reset()
@@ -192,7 +192,7 @@ def relay_outbox() -> int:
 )
 def escalate_flash() -> int:
     """Beat's sweep: escalate FLASH items a receiving agency has not acknowledged in time."""
-    from messaging.escalation import flash_escalate_due
+    from messaging.delivery.flash import flash_escalate_due
 
     steps = flash_escalate_due()
     if steps:
@@ -214,7 +214,7 @@ def escalate_flash() -> int:
 )
 def escalate_rfis() -> int:
     """Beat's sweep: remind, then escalate, open requests for information past their due time."""
-    from messaging.rfis import rfis_escalate_due
+    from messaging.rfis.services import rfis_escalate_due
 
     steps = rfis_escalate_due()
     if steps:
@@ -228,7 +228,7 @@ def escalate_rfis() -> int:
 @shared_task(**_ROUTING)
 def deliver_forward(outbox_id: int) -> int:
     """Deliver a forwarded item to its receiving office or agency (delivery, notifications, webhook row)."""
-    from messaging.forwarding import forward_deliver
+    from messaging.sharing.forwards import forward_deliver
 
     result = forward_deliver(outbox_id=outbox_id)
     return result.deliveries if result is not None else 0
@@ -237,7 +237,7 @@ def deliver_forward(outbox_id: int) -> int:
 @shared_task(**_ROUTING)
 def deliver_consent(outbox_id: int) -> int:
     """Route an item to the country an approved consent request shared it with."""
-    from messaging.forwarding import consent_deliver
+    from messaging.sharing.consents import consent_deliver
 
     result = consent_deliver(outbox_id=outbox_id)
     return result.deliveries if result is not None else 0
@@ -254,7 +254,7 @@ def deliver_consent(outbox_id: int) -> int:
 )
 def escalate_consents() -> int:
     """Beat's sweep: remind, then escalate, consent requests still pending past their due time."""
-    from messaging.forwarding import consents_escalate_due
+    from messaging.sharing.consents import consents_escalate_due
 
     steps = consents_escalate_due()
     if steps:

@@ -10,10 +10,10 @@ from django.http import HttpRequest
 
 from agencies.selectors import membership_for
 from audit.selectors import is_auditor
+from messaging.core.people import content_membership
+from messaging.delivery.notifications import notifications_unread_count
 from messaging.models import AcknowledgementNote, ConsentStatus, NotificationKind
-from messaging.notifications import notifications_unread_count
-from messaging.selectors import content_membership
-from messaging.statistics import statistics_scope
+from messaging.selectors.statistics import statistics_scope
 
 register = template.Library()
 

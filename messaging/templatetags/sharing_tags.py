@@ -1,25 +1,47 @@
-"""Template helpers for the sharing pages: the item page's sharing block and the navigation's waiting counts."""
+"""The navigation's waiting counts for the sharing pages (consent requests and requests for information)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django import template
+from django.db.models import Q
 from django.http import HttpRequest
 
-from messaging.sharing_views import item_sharing, waiting_counts
+from messaging.core.people import content_membership
+from messaging.models import ConsentStatus, RfiStatus
+from messaging.rfis.services import rfis_visible_to
+from messaging.selectors.sharing import consents_visible_to
+from messaging.sharing.consents import DECIDING_ROLES
 
 register = template.Library()
 
 
-@register.simple_tag(takes_context=True)
-def item_sharing_block(context: template.Context) -> dict[str, Any]:
-    """What the item page's sharing block offers: computed once the page's view has opened the item for the viewer."""
-    request: HttpRequest | None = context.get("request")
-    item = context.get("item")
-    if request is None or item is None:
-        return {"member": False}
-    return item_sharing(request.user, item)
+def waiting_counts(viewer: Any) -> dict[str, int] | None:
+    """What waits for the viewer (two counting queries on indexed columns), or None for those without these pages:
+    consent requests about the agency's items waiting for a decision (for those who decide), and requests for
+    information received and still open, or sent and answered."""
+    membership = content_membership(viewer)
+    if membership is None:
+        return None
+    agency = membership.agency_id
+    consents = 0
+    if membership.role in DECIDING_ROLES:
+        consents = (
+            consents_visible_to(viewer)
+            .filter(status=ConsentStatus.PENDING, item__originator_agency_id=agency)
+            .order_by()
+            .count()
+        )
+    rfis = (
+        rfis_visible_to(viewer)
+        .filter(
+            Q(target_agency_id=agency, status=RfiStatus.OPEN) | Q(requester_agency_id=agency, status=RfiStatus.ANSWERED)
+        )
+        .order_by()
+        .count()
+    )
+    return {"consents": consents, "rfis": rfis}
 
 
 @register.simple_tag(takes_context=True)

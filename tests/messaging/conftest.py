@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from agencies.keyring import forget_cached_keys
 from agencies.models import AgencyKind, Role
-from messaging.services import ItemContent, item_create
+from messaging.items.lifecycle import ItemContent, item_create
 from tests.factories import AgencyFactory, MembershipFactory, UserFactory, country
 
 

@@ -19,8 +19,8 @@ import pytest
 from django_otp.oath import TOTP
 
 from agencies.keyring import forget_cached_keys
+from messaging.delivery.routing import item_route
 from messaging.models import Item, OutboxKind, OutboxMessage
-from messaging.routing import item_route
 from tests.auth import totp_device
 from tests.factories import UserFactory
 from tests.messaging.network import Network, build_network, post_item

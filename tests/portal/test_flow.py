@@ -30,14 +30,13 @@ from messaging.models import (
     Acknowledgement,
     ConsentRequest,
     ConsentStatus,
-    Delivery,
     Forward,
     Item,
     ItemCountryGrant,
     Rfi,
 )
-from tests.messaging.network import post_item
-from tests.messaging.sharing import Sharing, build_sharing, run_outbox
+from messaging.models.delivery import Delivery
+from tests.messaging.network import Sharing, build_sharing, post_item, run_outbox
 from tests.portal.conftest import screenshot, sign_in_through_ui
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True, serialized_rollback=True)]

@@ -13,8 +13,8 @@ from django.test import Client
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from messaging.items.attachments import attachment_add
 from messaging.models import Acknowledgement, Attachment, Item, ItemCountryGrant, ItemStatus, Notification
-from messaging.services import attachment_add
 from tests.auth import sign_in
 from tests.portal.conftest import route
 
@@ -75,7 +75,7 @@ def test_auditors_and_outsiders_are_refused_the_item_pages(net, post, outsider):
         client = _client(user)
         for path in ("/items/", "/items/new/"):
             assert client.get(path).status_code == 403, (user, path)
-        assert client.get(f"/items/{item.pk}/").status_code in (403, 404)
+        assert client.get(f"/items/{item.pk}/").status_code == 403  # the role is refused before any item is looked up
         assert TITLE not in client.get(f"/items/{item.pk}/").content.decode()
     assert _client(outsider).get("/notifications/").status_code == 403
     assert _client(outsider).get("/account/").status_code == 403
@@ -396,3 +396,14 @@ def test_no_page_has_inline_script_or_style(net, post):
 def test_a_random_id_is_not_found(net):
     client = _client(net.user("kh.officer"))
     assert client.get(f"/items/{uuid.uuid4()}/").status_code == 404
+
+
+def test_inbox_costs_the_same_for_one_item_or_a_full_page(net, post, django_assert_max_num_queries):
+    vn = net.user("vn.officer")
+    for number in range(30):
+        route(post(vn, title=f"Convoy {number}", priority="flash" if number % 5 == 0 else "routine"))
+    kh = _client(net.user("kh.officer"))
+    with django_assert_max_num_queries(16):
+        page = kh.get("/items/")
+    assert page.status_code == 200
+    assert page.content.decode().count("Convoy ") >= 30

@@ -13,9 +13,13 @@ from django.utils import timezone
 
 from agencies.models import AgencyKind, Role
 from audit.models import AuditEvent
-from messaging.models import ConsentRequest, Delivery, Rfi
-from messaging.services import item_acknowledge
-from messaging.statistics import Period, items_exchanged, statistics_scope
+from messaging.items.acknowledgement import item_acknowledge
+from messaging.models import (
+    ConsentRequest,
+    Rfi,
+)
+from messaging.models.delivery import Delivery
+from messaging.selectors.statistics import Period, items_exchanged, statistics_scope
 from tests.auth import sign_in
 from tests.factories import AgencyFactory, MembershipFactory, UserFactory, country
 from tests.portal.conftest import route

@@ -16,7 +16,8 @@ from agencies.api_keys import api_key_issue, api_key_revoke
 from agencies.keyring import forget_cached_keys
 from agencies.models import Agency, AgencyKind, ApiKey, Office, Role
 from audit.models import AuditEvent
-from messaging.services import attachment_add, item_create
+from messaging.items.attachments import attachment_add
+from messaging.items.lifecycle import item_create
 from tests.auth import sign_in, totp_device
 from tests.factories import AgencyFactory, MembershipFactory, OfficeFactory, UserFactory, country
 

@@ -182,7 +182,7 @@ RULES: list[Rule] = [
     Rule("portal:notifications", ("GET",), allow=member_person, scoped=False),
     Rule("portal:notification_read", ("POST",), maybe=member_person, scoped=False),  # one's own only (none here)
     Rule("portal:statistics", ("GET",), allow=statistician_person, scoped=False),
-    # Items in the portal (messaging.views): officers in person, the matrix's item by its readers (everyone else
+    # Items in the portal (messaging.portal.views): officers in person, the matrix's item by its readers (everyone else
     # 404), its release, reads and withdrawal by the originating agency. It is not routed, so no agency may
     # acknowledge it (403): MAY.
     Rule("portal:inbox", ("GET",), allow=officer_person, scoped=False),
@@ -246,9 +246,10 @@ RULES: list[Rule] = [
     Rule("rfi-detail", ("GET",), allow=rfi_party),
     Rule("rfi-replies", ("POST",), allow=rfi_party),
     Rule("rfi-close", ("POST",), allow=rfi_asker),
-    # The portal's sharing pages (messaging.sharing_views): officers in person. The matrix's item is forwarded and
-    # shared by its readers; its consent request (Cambodia asks to share with Thailand) and its RFI are seen by their
-    # two agencies only (everyone else 404); a supervisor of the originating agency decides, the asking agency cancels.
+    # The portal's sharing pages (messaging.portal.sharing_views): officers in person. The matrix's item is forwarded
+    # and shared by its readers; its consent request (Cambodia asks to share with Thailand) and its RFI are seen
+    # by their two agencies only (everyone else 404); a supervisor of the originating agency decides,
+    # the asking agency cancels.
     Rule("portal:item_forward", ("GET", "POST"), allow=item_reader_person, scoped=False),
     Rule("portal:item_consent", ("GET", "POST"), allow=item_reader_person, scoped=False),
     Rule("portal:consents", ("GET",), allow=officer_person, scoped=False),
@@ -281,7 +282,7 @@ RFI_CANARY = "Matrix RFI canary W8PD"
 @pytest.fixture(autouse=True)
 def _rfi(network: Network) -> None:
     """A request for information from the matrix's Viet Nam agency to its Cambodian one, for the RFI routes."""
-    from messaging.rfis import rfi_create
+    from messaging.rfis.services import rfi_create
 
     asker = get_user_model().objects.get(username="vn.officer")
     rfi = rfi_create(
@@ -293,7 +294,7 @@ def _rfi(network: Network) -> None:
 @pytest.fixture(autouse=True)
 def _consent(network: Network) -> None:
     """Cambodia's officer asks consent to share the matrix's item with Thailand, for the consent pages."""
-    from messaging.forwarding import consent_request_create
+    from messaging.sharing.consents import consent_request_create
 
     asker = get_user_model().objects.get(username="kh.officer")
     consent = consent_request_create(

@@ -31,8 +31,8 @@ from rest_framework.test import APIClient
 from agencies.keyring import forget_cached_keys
 from agencies.models import Role
 from agencies.services import office_link_counterpart
-from messaging.models import Delivery
-from messaging.webhooks import webhook_configure
+from messaging.delivery.webhooks import webhook_configure
+from messaging.models.delivery import Delivery
 from tests.factories import AgencyFactory, MembershipFactory, OfficeFactory, UserFactory, country
 from tests.messaging.workers import private_broker, smtp_sink, start_worker, wait_for, webhook_receiver
 from tests.servers import _find

@@ -58,7 +58,7 @@ class Command(BaseCommand):
             self.stdout.write(f"{code}: re-wrap of v{old_version} keys queued; v{old_version} retires when it is done.")
 
     def _rewrap_here(self, code: str, old_version: int) -> None:
-        from messaging.services import country_keys_rewrap
+        from messaging.items.keys import country_keys_rewrap
 
         result = country_keys_rewrap(actor=None, country_code=code, old_version=old_version)
         if not result.retired:

@@ -1,0 +1,459 @@
+"""The items API, /api/v1/items/: thin views over messaging's selectors and services.
+
+An item the caller may not see answers 404 with the same body as one that does not exist or an id that is not an
+id. Errors are ``{"detail", "code"}`` (and ``errors`` per field for bad input), from ``isn.api.exception_handler``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.http import HttpResponse
+from django.utils.http import content_disposition_header
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.parsers import MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from agencies.models import Agency, CountryCode
+from isn.errors import InvalidInput, PermissionDenied
+from messaging.api.common import (
+    ERROR,
+    AccessCursorPagination,
+    AgencyRefSerializer,
+    CountSerializer,
+    ItemFilterBackend,
+    NewestFirstPagination,
+    OfficeRefSerializer,
+    validated,
+)
+from messaging.items.acknowledgement import item_acknowledge, item_deliveries_view
+from messaging.items.attachments import attachment_add, attachment_download
+from messaging.items.changes import item_change, item_withdraw
+from messaging.items.lifecycle import item_access_view, item_count, item_create, item_list, item_read
+from messaging.models import (
+    ACKNOWLEDGEMENT_TEXT_MAX_LENGTH,
+    BODY_MAX_LENGTH,
+    BORDER_CROSSING_MAX_LENGTH,
+    FORWARD_REASON_MAX_LENGTH,
+    TITLE_MAX_LENGTH,
+    AcknowledgementNote,
+    Category,
+    HandlingCode,
+    InfoCredibility,
+    Item,
+    ItemStatus,
+    Priority,
+    SourceReliability,
+)
+from messaging.selectors import items as selectors
+from messaging.selectors.filters import ItemFilter
+from messaging.sharing.forwards import item_forward, item_forwards_view
+
+# --- serializers: input --------------------------------------------------------------------------------------------
+
+
+class ItemCreateSerializer(serializers.Serializer):
+    title = serializers.CharField(max_length=TITLE_MAX_LENGTH)
+    body = serializers.CharField(max_length=BODY_MAX_LENGTH, trim_whitespace=False)
+    language = serializers.ChoiceField(choices=[], help_text="The language the text is written in.")
+    category = serializers.ChoiceField(choices=Category.choices)
+    priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.ROUTINE)
+    source_reliability = serializers.ChoiceField(choices=SourceReliability.choices)
+    info_credibility = serializers.ChoiceField(choices=InfoCredibility.choices)
+    handling_code = serializers.ChoiceField(choices=HandlingCode.choices)
+    border_crossing = serializers.CharField(
+        max_length=BORDER_CROSSING_MAX_LENGTH, required=False, allow_blank=True, default=""
+    )
+    review_date = serializers.DateField(help_text="After this date the item expires and its keys are shredded.")
+    countries = serializers.ListField(
+        child=serializers.CharField(max_length=8),
+        allow_empty=False,
+        max_length=len(CountryCode.values),
+        help_text="Country codes to release to; must include your own country.",
+    )
+    agencies = serializers.ListField(
+        child=serializers.IntegerField(min_value=1),
+        required=False,
+        default=list,
+        max_length=200,
+        help_text="Agency ids: within each of their countries, only these agencies see the item.",
+    )
+    named_users = serializers.ListField(
+        child=serializers.CharField(max_length=150),
+        required=False,
+        default=list,
+        max_length=200,
+        help_text="Usernames of people (in released countries) who see it even outside the named agencies.",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Read when a serializer is made, not when this module is imported.
+        self.fields["language"].choices = settings.LANGUAGES
+
+
+class ItemChangeSerializer(serializers.Serializer):
+    """Every field optional; the release lists, when given, are complete and may only narrow."""
+
+    countries = serializers.ListField(
+        child=serializers.CharField(max_length=8), required=False, max_length=len(CountryCode.values)
+    )
+    agencies = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, max_length=200)
+    named_users = serializers.ListField(child=serializers.CharField(max_length=150), required=False, max_length=200)
+    review_date = serializers.DateField(required=False)
+    title = serializers.CharField(max_length=TITLE_MAX_LENGTH, required=False)
+    body = serializers.CharField(max_length=BODY_MAX_LENGTH, trim_whitespace=False, required=False)
+
+
+# --- serializers: output -------------------------------------------------------------------------------------------
+
+
+class _ItemMetadataSerializer(serializers.Serializer):
+    id = serializers.UUIDField(source="item.id")
+    originator_agency = AgencyRefSerializer(source="item.originator_agency")
+    originator_country = serializers.CharField(source="item.originator_country")
+    language = serializers.CharField(source="item.language")
+    category = serializers.ChoiceField(choices=Category.choices, source="item.category")
+    priority = serializers.ChoiceField(choices=Priority.choices, source="item.priority")
+    source_reliability = serializers.ChoiceField(choices=SourceReliability.choices, source="item.source_reliability")
+    info_credibility = serializers.ChoiceField(choices=InfoCredibility.choices, source="item.info_credibility")
+    handling_code = serializers.ChoiceField(choices=HandlingCode.choices, source="item.handling_code")
+    border_crossing = serializers.CharField(source="item.border_crossing")
+    review_date = serializers.DateField(source="item.review_date")
+    status = serializers.ChoiceField(choices=ItemStatus.choices, source="item.status")
+    content_version = serializers.IntegerField(source="item.content_version")
+    created_at = serializers.DateTimeField(source="item.created_at")
+    updated_at = serializers.DateTimeField(source="item.updated_at")
+    read = serializers.BooleanField(source="is_read")
+
+
+class ItemSummarySerializer(_ItemMetadataSerializer):
+    title = serializers.CharField(allow_null=True, help_text="Null when it could not be opened (recorded).")
+
+
+class AttachmentSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    filename = serializers.CharField()
+    content_type = serializers.CharField(help_text="Detected from the content, not from the name.")
+    size = serializers.IntegerField()
+    sha256 = serializers.CharField(help_text="SHA-256 of the plaintext, hex.")
+    created_at = serializers.DateTimeField()
+
+
+class ReleaseSerializer(serializers.Serializer):
+    countries = serializers.ListField(child=serializers.CharField())
+    agencies = serializers.ListField(
+        child=inline_serializer(
+            "ReleasedAgency",
+            {
+                "id": serializers.IntegerField(),
+                "short_name": serializers.CharField(),
+                "country_id": serializers.CharField(),
+            },
+        )
+    )
+    named_users = serializers.ListField(child=serializers.CharField())
+
+
+class ItemDetailSerializer(_ItemMetadataSerializer):
+    originator_office = OfficeRefSerializer(source="item.originator_office", allow_null=True)
+    title = serializers.CharField()
+    body = serializers.CharField()
+    attachments = AttachmentSerializer(many=True)
+    release = ReleaseSerializer(
+        allow_null=True, help_text="Who the item is released to: shown to the originating agency only."
+    )
+
+
+class ItemChangeResultSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=ItemStatus.choices)
+    content_version = serializers.IntegerField()
+    review_date = serializers.DateField()
+
+
+class AccessEventSerializer(serializers.Serializer):
+    action = serializers.CharField()
+    at = serializers.DateTimeField(source="created_at")
+    actor = serializers.CharField(source="actor_label")
+    agency = serializers.SerializerMethodField()
+    country = serializers.CharField(source="actor_country")
+    attachment_id = serializers.SerializerMethodField()
+
+    def get_agency(self, event: Any) -> str | None:
+        agency = self.context["agencies"].get(event.actor_agency_id)
+        return agency.short_name if agency is not None else None
+
+    def get_attachment_id(self, event: Any) -> str | None:
+        return (event.details or {}).get("attachment_id")
+
+
+class AcknowledgeSerializer(serializers.Serializer):
+    note = serializers.ChoiceField(choices=AcknowledgementNote.choices, required=False, allow_blank=True, default="")
+    note_text = serializers.CharField(
+        max_length=ACKNOWLEDGEMENT_TEXT_MAX_LENGTH,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Free text for the originator; stored sealed like the item.",
+    )
+
+
+class AcknowledgementSerializer(serializers.Serializer):
+    item = serializers.UUIDField(source="item_id")
+    agency = serializers.IntegerField(source="agency_id")
+    acknowledged_at = serializers.DateTimeField(source="created_at")
+    note = serializers.CharField()
+
+
+class AgencyDeliverySerializer(serializers.Serializer):
+    agency = AgencyRefSerializer()
+    routed_at = serializers.DateTimeField()
+    notified_at = serializers.DateTimeField(allow_null=True)
+    read_at = serializers.DateTimeField(allow_null=True)
+    acknowledged_at = serializers.DateTimeField(allow_null=True)
+    acknowledged_by = serializers.CharField(allow_null=True)
+    note = serializers.CharField()
+    note_text = serializers.CharField(allow_null=True)
+    escalation_level = serializers.IntegerField(help_text="0: none; 1: supervisors and duty desk; 2: national.")
+    revoked = serializers.BooleanField(help_text="True when a narrowing or withdrawal took the item away again.")
+
+
+class ForwardCreateSerializer(serializers.Serializer):
+    to_agency = serializers.IntegerField(
+        min_value=1, max_value=2**63 - 1, help_text="An active agency of your own country."
+    )
+    to_office = serializers.IntegerField(
+        min_value=1,
+        max_value=2**63 - 1,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="One of that agency's offices.",
+    )
+    reason = serializers.CharField(
+        max_length=FORWARD_REASON_MAX_LENGTH,
+        trim_whitespace=False,
+        help_text="Why the recipient needs it; sealed like the item, shown to the originator and your agency only.",
+    )
+
+
+class ForwardSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="forward.id")
+    from_agency = AgencyRefSerializer(source="forward.from_agency")
+    from_user = serializers.CharField(source="forward.from_user.username")
+    to_agency = AgencyRefSerializer(source="forward.to_agency")
+    to_office = OfficeRefSerializer(source="forward.to_office", allow_null=True)
+    created_at = serializers.DateTimeField(source="forward.created_at")
+    active = serializers.BooleanField(help_text="False once a narrowing or withdrawal cut the forward off.")
+    revoked_at = serializers.DateTimeField(source="forward.revoked_at", allow_null=True)
+    reason = serializers.CharField(allow_null=True, help_text="Null when your country no longer holds the item.")
+
+
+_ITEM_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The item's id.")
+_ATTACHMENT_ID = OpenApiParameter("attachment_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
+_NOT_FOUND = OpenApiResponse(ERROR, description="No such item, or not one you may see (indistinguishable).")
+
+
+# --- the viewset ---------------------------------------------------------------------------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Your inbox: items you may see, newest first (metadata and title; every id listed is recorded)",
+        responses=ItemSummarySerializer(many=True),
+    ),
+    create=extend_schema(
+        summary="Post an item",
+        request=ItemCreateSerializer,
+        responses={201: ItemDetailSerializer, 400: ERROR, 403: ERROR},
+    ),
+    retrieve=extend_schema(
+        summary="Open an item (recorded)",
+        parameters=[_ITEM_ID],
+        responses={200: ItemDetailSerializer, 404: _NOT_FOUND, 409: ERROR},
+    ),
+    partial_update=extend_schema(
+        summary="Originator: narrow the release, move the review date, or correct the text",
+        parameters=[_ITEM_ID],
+        request=ItemChangeSerializer,
+        responses={200: ItemChangeResultSerializer, 400: ERROR, 403: ERROR, 404: _NOT_FOUND, 409: ERROR},
+    ),
+)
+class ItemViewSet(viewsets.GenericViewSet):
+    """Intelligence items, scoped to the caller by ``messaging.selectors.items.items_visible_to``."""
+
+    queryset = Item.objects.none()  # names the model for the schema and denial records; see get_queryset
+    serializer_class = ItemDetailSerializer
+    pagination_class = NewestFirstPagination
+    filter_backends = [ItemFilterBackend]
+    filterset_class = ItemFilter
+    # Any segment reaches the view, so a malformed id gets the same JSON 404 as an unknown one.
+    lookup_value_regex = "[^/]+"
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+    def get_queryset(self) -> QuerySet[Item]:
+        return selectors.items_for_listing(self.request.user)
+
+    def list(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        summaries = item_list(actor=request.user, items=page or [])
+        return self.get_paginated_response(ItemSummarySerializer(summaries, many=True).data)
+
+    def create(self, request: Request) -> Response:
+        if selectors.content_membership(request.user) is None:  # refused before the body is judged
+            raise PermissionDenied("Only officers of a member agency may post items.")
+        content = item_create(actor=request.user, **validated(ItemCreateSerializer, request.data))
+        return Response(ItemDetailSerializer(content).data, status=status.HTTP_201_CREATED)
+
+    def retrieve(self, request: Request, pk: str) -> Response:
+        content = item_read(actor=request.user, item_id=pk)
+        return Response(ItemDetailSerializer(content).data)
+
+    def partial_update(self, request: Request, pk: str) -> Response:
+        item = item_change(actor=request.user, item_id=pk, **validated(ItemChangeSerializer, request.data))
+        return Response(ItemChangeResultSerializer(item).data)
+
+    @extend_schema(
+        summary="Count the items you may see (same filters as the list)",
+        responses=CountSerializer,
+        filters=True,
+    )
+    @action(detail=False, methods=["get"], pagination_class=None)
+    def count(self, request: Request) -> Response:
+        items = self.filter_queryset(selectors.items_visible_to(request.user))
+        filters = {key: request.query_params[key] for key in ItemFilter.base_filters if key in request.query_params}
+        return Response({"count": item_count(actor=request.user, items=items, filters=filters)})
+
+    @extend_schema(
+        summary="Originator: withdraw the item (recipients lose it at once; their keys are shredded)",
+        parameters=[_ITEM_ID],
+        request=None,
+        responses={200: ItemChangeResultSerializer, 403: ERROR, 404: _NOT_FOUND, 409: ERROR},
+    )
+    @action(detail=True, methods=["post"], filter_backends=[])
+    def withdraw(self, request: Request, pk: str) -> Response:
+        item = item_withdraw(actor=request.user, item_id=pk)
+        return Response(ItemChangeResultSerializer(item).data)
+
+    @extend_schema(
+        summary="Originator: attach a file (multipart field 'file'; its type is judged from its content)",
+        parameters=[_ITEM_ID],
+        request={
+            "multipart/form-data": inline_serializer("AttachmentUpload", {"file": serializers.FileField()}),
+        },
+        responses={201: AttachmentSerializer, 400: ERROR, 403: ERROR, 404: _NOT_FOUND, 409: ERROR},
+    )
+    @action(detail=True, methods=["post"], parser_classes=[MultiPartParser], filter_backends=[])
+    def attachments(self, request: Request, pk: str) -> Response:
+        limit = settings.ISN_ATTACHMENT_MAX_BYTES
+        # Refused before the body is read: a bigger request would not fit the in-memory upload handler anyway.
+        declared = request.META.get("CONTENT_LENGTH") or "0"
+        if not declared.isdigit() or int(declared) > settings.FILE_UPLOAD_MAX_MEMORY_SIZE:
+            raise InvalidInput(f"The attachment is larger than the limit of {limit} bytes.")
+        upload = request.FILES.get("file")
+        if upload is None:
+            raise InvalidInput("Send the file as the multipart form field 'file'.")
+        summary = attachment_add(actor=request.user, item_id=pk, filename=upload.name, content=upload.read())
+        return Response(AttachmentSerializer(summary).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Download an attachment (recorded)",
+        parameters=[_ITEM_ID, _ATTACHMENT_ID],
+        responses={
+            (200, "application/octet-stream"): OpenApiResponse(
+                OpenApiTypes.BINARY, description="The file, with the content type detected at upload."
+            ),
+            404: _NOT_FOUND,
+            409: ERROR,
+        },
+    )
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path=r"attachments/(?P<attachment_id>[^/]+)",
+        url_name="attachment-download",
+        filter_backends=[],
+    )
+    def download(self, request: Request, pk: str, attachment_id: str) -> HttpResponse:
+        file = attachment_download(actor=request.user, item_id=pk, attachment_id=attachment_id)
+        response = HttpResponse(file.content, content_type=file.content_type)
+        response["Content-Disposition"] = content_disposition_header(True, file.filename)
+        response["X-Content-Type-Options"] = "nosniff"
+        response["Cache-Control"] = "no-store"
+        response["Content-Length"] = str(len(file.content))
+        return response
+
+    @extend_schema(
+        summary="Acknowledge the item for your agency (once per agency; a second time answers 409)",
+        parameters=[_ITEM_ID],
+        request=AcknowledgeSerializer,
+        responses={201: AcknowledgementSerializer, 400: ERROR, 403: ERROR, 404: _NOT_FOUND, 409: ERROR},
+    )
+    @action(detail=True, methods=["post"], filter_backends=[])
+    def acknowledge(self, request: Request, pk: str) -> Response:
+        acknowledgement = item_acknowledge(
+            actor=request.user, item_id=pk, **validated(AcknowledgeSerializer, request.data)
+        )
+        return Response(AcknowledgementSerializer(acknowledgement).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Originator: per recipient agency, when the item was routed, notified, read and acknowledged",
+        parameters=[_ITEM_ID],
+        responses={200: AgencyDeliverySerializer(many=True), 403: ERROR, 404: _NOT_FOUND},
+        filters=False,
+    )
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
+    def deliveries(self, request: Request, pk: str) -> Response:
+        states = item_deliveries_view(actor=request.user, item_id=pk)
+        return Response(AgencyDeliverySerializer(states, many=True).data)
+
+    @extend_schema(
+        summary="Originator: who opened the item or downloaded its attachments, and when (newest first)",
+        parameters=[_ITEM_ID],
+        responses={200: AccessEventSerializer(many=True), 403: ERROR, 404: _NOT_FOUND},
+        filters=False,
+    )
+    @action(detail=True, methods=["get"], pagination_class=AccessCursorPagination, filter_backends=[])
+    def access(self, request: Request, pk: str) -> Response:
+        page = self.paginate_queryset(item_access_view(actor=request.user, item_id=pk)) or []
+        agencies = Agency.objects.in_bulk({event.actor_agency_id for event in page if event.actor_agency_id})
+        return self.get_paginated_response(AccessEventSerializer(page, many=True, context={"agencies": agencies}).data)
+
+    @extend_schema(
+        summary="Forward the item inside your own country, as its handling code allows (never TLP:RED; "
+        "TLP:AMBER+STRICT only to offices of your own agency); another country needs a consent request",
+        parameters=[_ITEM_ID],
+        request=ForwardCreateSerializer,
+        responses={201: ForwardSerializer, 400: ERROR, 403: ERROR, 404: _NOT_FOUND, 409: ERROR},
+    )
+    @action(detail=True, methods=["post"], filter_backends=[])
+    def forward(self, request: Request, pk: str) -> Response:
+        selectors.item_get(request.user, item_id=pk)  # a hidden item is refused before the body is judged
+        data = validated(ForwardCreateSerializer, request.data)
+        view = item_forward(actor=request.user, item_id=pk, **data)
+        return Response(ForwardSerializer(view).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="The item's forwards with their reasons: all of them for the originator, your agency's own for a "
+        "forwarding agency (recorded)",
+        parameters=[_ITEM_ID],
+        responses={200: ForwardSerializer(many=True), 404: _NOT_FOUND, 409: ERROR},
+        filters=False,
+    )
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
+    def forwards(self, request: Request, pk: str) -> Response:
+        views = item_forwards_view(actor=request.user, item_id=pk)
+        return Response(ForwardSerializer(views, many=True).data)
