@@ -156,23 +156,21 @@ class Sharing:
         return self.net.user(name)
 
 
-def _member(net: Network, username: str, agency: Any, role: str = Role.OFFICER, office: Any = None) -> None:
-    user = UserFactory(username=username, email=f"{username}@isn-test.example.org")
-    MembershipFactory(user=user, agency=agency, role=role, office=office)
-    net.users[username] = user
-
-
 def build_sharing() -> Sharing:
     net = build_network()
-    _member(net, "vn.supervisor", net.vn, Role.SUPERVISOR)
-    _member(net, "vn.auditor", net.vn, Role.NATIONAL_AUDITOR)
+    _member(net.users, "vn.supervisor", net.vn, Role.SUPERVISOR)
+    _member(net.users, "vn.auditor", net.vn, Role.NATIONAL_AUDITOR)
     kh_police = AgencyFactory(country=country("KH"), name="Cambodian National Police", short_name="CNP")
-    _member(net, "kh.police", kh_police, office=OfficeFactory(agency=kh_police, name="CNP Phnom Penh"))
+    _member(
+        net.users, "kh.police", kh_police, Role.OFFICER, office=OfficeFactory(agency=kh_police, name="CNP Phnom Penh")
+    )
     kh_military = AgencyFactory(country=country("KH"), name="Cambodian Military Police", short_name="CMP")
-    _member(net, "kh.military", kh_military)
+    _member(net.users, "kh.military", kh_military, Role.OFFICER)
     th_police = AgencyFactory(country=country("TH"), name="Royal Thai Police", short_name="RTP")
-    _member(net, "th.police", th_police, office=OfficeFactory(agency=th_police, name="RTP Chiang Rai"))
-    _member(net, "la.officer", net.la)
+    _member(
+        net.users, "th.police", th_police, Role.OFFICER, office=OfficeFactory(agency=th_police, name="RTP Chiang Rai")
+    )
+    _member(net.users, "la.officer", net.la, Role.OFFICER)
     return Sharing(net=net, kh_police=kh_police, kh_military=kh_military, th_police=th_police)
 
 
