@@ -12,8 +12,9 @@ from django.db import connection, transaction
 from django.db.models import Model
 from django.utils import timezone
 
+from agencies.selectors import membership_for
+from audit.chain import SEAL_TASK
 from audit.models import AuditEvent, Outcome
-from audit.tasks import seal_events
 from isn import broker
 from isn.middleware import current_request
 
@@ -59,12 +60,10 @@ def _queue_sealing() -> None:
     if now < _next_seal_queue_at:
         return
     _next_seal_queue_at = now + _SEAL_QUEUE_INTERVAL
-    broker.publish(seal_events.name, [], queue="default")
+    broker.publish(SEAL_TASK, [], queue="default")
 
 
 def _actor_fields(actor: AbstractBaseUser | AnonymousUser | None) -> dict[str, Any]:
-    from agencies.selectors import membership_for
-
     if actor is None:
         return {"actor_label": "ISN"}
     if not actor.is_authenticated:
