@@ -13,6 +13,7 @@ from django.db.models import Model
 from django.utils import timezone
 
 from agencies.selectors import membership_for
+from audit.actions import kind_of
 from audit.chain import SEAL_TASK
 from audit.models import AuditEvent, Outcome
 from isn import broker
@@ -94,10 +95,12 @@ def record(
 ) -> AuditEvent:
     """Write one audit event in the caller's transaction; if this fails, the caller's act fails with it.
 
-    ``action`` is a stable dotted code (``messaging.item.read``). ``actor`` None means ISN itself; an anonymous
+    ``action`` is a stable dotted code (``messaging.item.read``) registered in ``audit.actions``: any other code
+    raises UnregisteredActionError and nothing is written. ``actor`` None means ISN itself; an anonymous
     user is recorded as anonymous with ``actor_label`` (e.g. the username tried at a failed sign-in).
     ``details`` must never hold intelligence content or secrets: ids, codes and counts only.
     """
+    kind_of(action)  # refuses an unregistered code before anything is written
     if not connection.in_atomic_block:
         # Outside a transaction there is no act to bind to: make one, so the event is at least atomic.
         with transaction.atomic():
