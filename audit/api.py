@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from django.utils import timezone
@@ -23,13 +22,19 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agencies.permissions import ApiKeyScopes
-from audit import flags as audit_flags
 from audit.exports import FIELDS, csv_cell, csv_lines, event_row
 from audit.filters import AuditEventFilter
 from audit.models import AuditCheckpoint, AuditEvent
 from audit.permissions import IsAuditor
-from audit.selectors import actor_timeline, chain_status, checkpoints_visible_to, events_visible_to
-from audit.services import record
+from audit.selectors import actor_timeline, checkpoints_visible_to, events_visible_to
+from audit.workspace import (
+    audit_checkpoints_view,
+    audit_events_export,
+    audit_events_search,
+    audit_flags_view,
+    audit_status_view,
+    audit_timeline_view,
+)
 
 DEFAULT_EXPORT_MAX_ROWS = 100_000
 # The schema lists a list view's filters by itself; the export and flags views declare theirs.
@@ -85,16 +90,10 @@ class AuditEventListView(ListAPIView):
         return events_visible_to(self.request.user)
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        filterset = AuditEventFilter(request.query_params, queryset=self.get_queryset(), request=request)
+        filterset = AuditEventFilter(request.query_params, queryset=AuditEvent.objects.none(), request=request)
         if not filterset.is_valid():
             raise serializers.ValidationError(filterset.errors)
-        with transaction.atomic():
-            page = self.paginate_queryset(filterset.qs)
-            record(
-                action="audit.events.search",
-                actor=request.user,
-                details={"filters": filterset.used(), "count": len(page or [])},
-            )
+        page = audit_events_search(actor=request.user, search=filterset, page=self.paginate_queryset)
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
 
@@ -110,15 +109,7 @@ class ActorTimelineView(ListAPIView):
         return actor_timeline(self.request.user, user_id=self.kwargs["user_id"])
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        with transaction.atomic():
-            page = self.paginate_queryset(self.get_queryset())
-            record(
-                action="audit.timeline.view",
-                actor=request.user,
-                target_type="auth.user",
-                target_id=self.kwargs["user_id"],
-                details={"count": len(page or [])},
-            )
+        page = audit_timeline_view(actor=request.user, user_id=self.kwargs["user_id"], page=self.paginate_queryset)
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
 
@@ -134,9 +125,7 @@ class CheckpointListView(ListAPIView):
         return checkpoints_visible_to(self.request.user)
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        with transaction.atomic():
-            page = self.paginate_queryset(self.get_queryset())
-            record(action="audit.checkpoints.view", actor=request.user, details={"count": len(page or [])})
+        page = audit_checkpoints_view(actor=request.user, page=self.paginate_queryset)
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
 
@@ -147,9 +136,7 @@ class ChainStatusView(APIView):
 
     @extend_schema(responses={200: dict})
     def get(self, request: Request) -> Response:
-        with transaction.atomic():
-            status = chain_status(request.user)
-            record(action="audit.status.view", actor=request.user)
+        status = audit_status_view(actor=request.user)
         assert status is not None  # IsAuditor let the caller in
         checkpoint, archive = status.latest_checkpoint, status.latest_archive
         return Response(
@@ -183,13 +170,7 @@ class FlagsView(APIView):
         if not period.is_valid():
             raise serializers.ValidationError(period.errors)
         since, until = period.form.cleaned_data.get("since"), period.form.cleaned_data.get("until")
-        with transaction.atomic():
-            found = audit_flags.flags_for(request.user, since=since, until=until)
-            record(
-                action="audit.flags.view",
-                actor=request.user,
-                details={"since": since, "until": until, "counts": {kind: len(rows) for kind, rows in found.items()}},
-            )
+        found = audit_flags_view(actor=request.user, since=since, until=until)
         return Response(
             {
                 kind: [
@@ -249,21 +230,12 @@ class AuditEventExportView(GenericAPIView):
         },
     )
     def get(self, request: Request) -> StreamingHttpResponse:
-        filterset = AuditEventFilter(request.query_params, queryset=self.get_queryset(), request=request)
+        filterset = AuditEventFilter(request.query_params, queryset=AuditEvent.objects.none(), request=request)
         if not filterset.is_valid():
             raise serializers.ValidationError(filterset.errors)
         export_format = request.accepted_renderer.format
         limit = getattr(settings, "AUDIT_EXPORT_MAX_ROWS", DEFAULT_EXPORT_MAX_ROWS)
-        # Fix the newest id first, so the count recorded is exactly what the file holds even as the log grows.
-        top = filterset.qs.values_list("id", flat=True).first()
-        events = filterset.qs.filter(id__lte=top or 0)[:limit]
-        with transaction.atomic():
-            count = events.count()
-            record(
-                action="audit.events.export",
-                actor=request.user,
-                details={"filters": filterset.used(), "count": count, "format": export_format, "limit": limit},
-            )
+        events = audit_events_export(actor=request.user, search=filterset, export_format=export_format, limit=limit)
         stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
         if export_format == "csv":
             response = StreamingHttpResponse(csv_lines(events.iterator(chunk_size=2000)), content_type="text/csv")

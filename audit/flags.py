@@ -19,6 +19,7 @@ from django.db.models.functions import Cast, Coalesce, Concat, TruncTime
 from django.utils import timezone
 
 from agencies.models import Country
+from audit.actions import READ_KINDS, codes_of_kind
 from audit.models import AuditEvent, Outcome
 from audit.selectors import events_visible_to
 
@@ -40,8 +41,8 @@ OFF_HOURS_READS = "off_hours_reads"
 REPEATED_DENIALS = "repeated_denials"
 MANY_COUNTRIES = "many_countries"
 
-# Reads of protected objects, whatever the app: messaging.item.read, messaging.item.list, messaging.attachment...
-READS = Q(action__endswith=".read") | Q(action__endswith=".list") | Q(action__endswith=".download")
+# Reads, lists and exports, whatever the app: by the kind each code is registered with, never by its spelling.
+READS = Q(action__in=codes_of_kind(READ_KINDS))
 
 
 def thresholds() -> dict[str, int]:

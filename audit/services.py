@@ -12,8 +12,10 @@ from django.db import connection, transaction
 from django.db.models import Model
 from django.utils import timezone
 
+from agencies.selectors import membership_for
+from audit.actions import kind_of
+from audit.chain import SEAL_TASK
 from audit.models import AuditEvent, Outcome
-from audit.tasks import seal_events
 from isn import broker
 from isn.middleware import current_request
 
@@ -59,12 +61,10 @@ def _queue_sealing() -> None:
     if now < _next_seal_queue_at:
         return
     _next_seal_queue_at = now + _SEAL_QUEUE_INTERVAL
-    broker.publish(seal_events.name, [], queue="default")
+    broker.publish(SEAL_TASK, [], queue="default")
 
 
 def _actor_fields(actor: AbstractBaseUser | AnonymousUser | None) -> dict[str, Any]:
-    from agencies.selectors import membership_for
-
     if actor is None:
         return {"actor_label": "ISN"}
     if not actor.is_authenticated:
@@ -95,10 +95,12 @@ def record(
 ) -> AuditEvent:
     """Write one audit event in the caller's transaction; if this fails, the caller's act fails with it.
 
-    ``action`` is a stable dotted code (``messaging.item.read``). ``actor`` None means ISN itself; an anonymous
+    ``action`` is a stable dotted code (``messaging.item.read``) registered in ``audit.actions``: any other code
+    raises UnregisteredActionError and nothing is written. ``actor`` None means ISN itself; an anonymous
     user is recorded as anonymous with ``actor_label`` (e.g. the username tried at a failed sign-in).
     ``details`` must never hold intelligence content or secrets: ids, codes and counts only.
     """
+    kind_of(action)  # refuses an unregistered code before anything is written
     if not connection.in_atomic_block:
         # Outside a transaction there is no act to bind to: make one, so the event is at least atomic.
         with transaction.atomic():

@@ -8,7 +8,6 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -18,8 +17,8 @@ from django.views.decorators.http import require_safe
 from audit import flags as audit_flags
 from audit.filters import AuditEventFilter
 from audit.models import AuditEvent
-from audit.selectors import actor_timeline, auditor_country, chain_status, events_visible_to
-from audit.services import record
+from audit.selectors import auditor_country, chain_status
+from audit.workspace import audit_events_search, audit_flags_view, audit_timeline_view
 
 PAGE_SIZE = 100
 
@@ -38,12 +37,20 @@ def auditor_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRes
     return wrapped
 
 
-def _page(events: QuerySet[AuditEvent], request: HttpRequest) -> tuple[list[AuditEvent], int | None]:
-    """One page, newest first, and the id to continue from (keyset paging: the log grows while it is read)."""
+def _pager(request: HttpRequest) -> Callable[[QuerySet[AuditEvent]], list[AuditEvent]]:
+    """Keyset paging, newest first (the log grows while it is read); one row extra says whether more follow."""
     before = request.GET.get("before", "")
-    if before.isdigit():
-        events = events.filter(id__lt=int(before))
-    rows = list(events.order_by("-id")[: PAGE_SIZE + 1])
+
+    def page(events: QuerySet[AuditEvent]) -> list[AuditEvent]:
+        if before.isdigit():
+            events = events.filter(id__lt=int(before))
+        return list(events.order_by("-id")[: PAGE_SIZE + 1])
+
+    return page
+
+
+def _split(rows: list[AuditEvent]) -> tuple[list[AuditEvent], int | None]:
+    """The page to show and the id to continue from."""
     return rows[:PAGE_SIZE], rows[PAGE_SIZE - 1].pk if len(rows) > PAGE_SIZE else None
 
 
@@ -57,17 +64,13 @@ def _query_without(request: HttpRequest, *names: str) -> str:
 @auditor_required
 def events(request: HttpRequest) -> HttpResponse:
     """Search the events in the auditor's scope, with links to export the same search."""
-    filterset = AuditEventFilter(request.GET, queryset=events_visible_to(request.user), request=request)
+    filterset = AuditEventFilter(request.GET, queryset=AuditEvent.objects.none(), request=request)
     rows: list[AuditEvent] = []
     next_before = None
     if filterset.is_valid():
-        with transaction.atomic():
-            rows, next_before = _page(filterset.qs, request)
-            record(
-                action="audit.events.search",
-                actor=request.user,
-                details={"filters": filterset.used(), "count": len(rows), "portal": True},
-            )
+        rows, next_before = _split(
+            audit_events_search(actor=request.user, search=filterset, page=_pager(request), portal=True)
+        )
     context = {
         "filter": filterset,
         "events": rows,
@@ -82,15 +85,9 @@ def events(request: HttpRequest) -> HttpResponse:
 @auditor_required
 def timeline(request: HttpRequest, user_id: int) -> HttpResponse:
     """What one person did, newest first, within the auditor's scope."""
-    with transaction.atomic():
-        rows, next_before = _page(actor_timeline(request.user, user_id=user_id), request)
-        record(
-            action="audit.timeline.view",
-            actor=request.user,
-            target_type="auth.user",
-            target_id=user_id,
-            details={"count": len(rows), "portal": True},
-        )
+    rows, next_before = _split(
+        audit_timeline_view(actor=request.user, user_id=user_id, page=_pager(request), portal=True)
+    )
     context = {"actor_id": user_id, "events": rows, "next_before": next_before}
     return render(request, "audit/timeline.html", context)
 
@@ -102,13 +99,7 @@ def flags(request: HttpRequest) -> HttpResponse:
     found: dict[str, list[audit_flags.Flag]] = {}
     if period.is_valid():
         since, until = period.form.cleaned_data.get("since"), period.form.cleaned_data.get("until")
-        with transaction.atomic():
-            found = audit_flags.flags_for(request.user, since=since, until=until)
-            record(
-                action="audit.flags.view",
-                actor=request.user,
-                details={"since": since, "until": until, "counts": {kind: len(rows) for kind, rows in found.items()}},
-            )
+        found = audit_flags_view(actor=request.user, since=since, until=until)
     limits = audit_flags.thresholds()
     sections = [
         (

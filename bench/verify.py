@@ -97,7 +97,7 @@ def load_events(count: int) -> tuple[int, float, float]:
 
 
 def run(count: int = 1_000_000) -> VerifyFigures:
-    from audit.chain import verify_chain
+    from audit.verify import verify_chain
 
     _, generate, load = load_events(count)
     report = verify_chain()

@@ -24,7 +24,7 @@ def in_request(
         middleware._current.reset(token)
 
 
-def write_events(count: int, actor: Any = None, *, action: str = "test.event") -> list[int]:
+def write_events(count: int, actor: Any = None, *, action: str = "messaging.item.read") -> list[int]:
     """``count`` events with every content column filled, in request context; their ids."""
     ids = []
     with in_request():

@@ -10,9 +10,11 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from audit.chain import BAD_ARCHIVE, MISSING, archive_create, event_hash, seal_pending, verify_chain
+from audit.archive import archive_create
+from audit.chain import event_hash, seal_pending
+from audit.checkpoints import checkpoint_create
 from audit.models import AuditArchive, AuditEvent
-from audit.signing import checkpoint_create
+from audit.verify import BAD_ARCHIVE, MISSING, verify_chain
 from isn.errors import InvalidInput
 from tests.audit.chain_helpers import raw_delete, triggers_disabled, write_events
 

@@ -12,34 +12,36 @@ pytestmark = pytest.mark.django_db
 
 def test_record_writes_who_what_and_where(vn_officer, bavet):
     event = record(
-        action="agencies.office.view", actor=vn_officer, target=bavet, target_country="KH", details={"fields": ["name"]}
+        action="agencies.office.read", actor=vn_officer, target=bavet, target_country="KH", details={"fields": ["name"]}
     )
     event.refresh_from_db()
-    assert (event.action, event.outcome, event.actor_label) == ("agencies.office.view", Outcome.OK, "vn.officer")
+    assert (event.action, event.outcome, event.actor_label) == ("agencies.office.read", Outcome.OK, "vn.officer")
     assert (event.actor_country, event.actor_agency_id) == ("VN", vn_officer.membership.agency_id)
     assert (event.target_type, event.target_id, event.target_country) == ("agencies.office", str(bavet.pk), "KH")
     assert event.created_at.tzinfo is not None
 
 
 def test_event_rolls_back_with_the_act(vn_officer):
+    before = AuditEvent.objects.count()
+
     def act() -> None:
         with transaction.atomic():
-            record(action="test.act", actor=vn_officer)
+            record(action="messaging.item.read", actor=vn_officer)
             raise RuntimeError("the act failed after recording")
 
     with pytest.raises(RuntimeError):
         act()
-    assert not AuditEvent.objects.filter(action="test.act").exists()
+    assert AuditEvent.objects.count() == before
 
 
 def test_port_records_through_the_audit_app(vn_officer):
-    event = audit_port.record(action="test.port", actor=vn_officer)
-    assert AuditEvent.objects.get(pk=event.pk).action == "test.port"
+    event = audit_port.record(action="auth.password_change", actor=vn_officer)
+    assert AuditEvent.objects.get(pk=event.pk).action == "auth.password_change"
 
 
 def test_injected_line_breaks_and_control_characters_are_neutralised(outsider):
     event = record(
-        action="test.inject",
+        action="access.denied",
         actor=None,
         actor_label="eve\r\nINFO forged line\x1b[31m",
         details={"query\n": "a\u2028b", "nested": ["c\x00d"]},
@@ -51,14 +53,14 @@ def test_injected_line_breaks_and_control_characters_are_neutralised(outsider):
 
 
 def test_target_fields_from_requests_are_neutralised():
-    event = record(action="test.inject", actor=None, target_type="item\n", target_id="42\r\nforged")
+    event = record(action="access.denied", actor=None, target_type="item\n", target_id="42\r\nforged")
     event.refresh_from_db()
     assert (event.target_type, event.target_id) == ("item ", "42  forged")
 
 
 def test_unknown_outcome_is_refused(vn_officer):
     with pytest.raises(ValueError, match="unknown audit outcome"):
-        record(action="test.bad", actor=vn_officer, outcome="maybe")
+        record(action="messaging.item.read", actor=vn_officer, outcome="maybe")
 
 
 def test_a_failing_audit_write_fails_the_act_it_records(vn_officer, vn_admin, moc_bai):

@@ -6,8 +6,8 @@ import pytest
 from django.db import DatabaseError, connection, transaction
 
 from audit.chain import seal_pending
+from audit.checkpoints import checkpoint_create
 from audit.models import AuditArchive, AuditCheckpoint, AuditEvent
-from audit.signing import checkpoint_create
 from tests.audit.chain_helpers import write_events
 
 pytestmark = pytest.mark.django_db
@@ -32,7 +32,7 @@ def test_a_sealed_event_cannot_be_updated(sealed):
         transaction.atomic(),
     ):
         AuditEvent.objects.filter(pk=sealed[0]).update(action="test.rewritten")
-    assert AuditEvent.objects.get(pk=sealed[0]).action == "test.event"
+    assert AuditEvent.objects.get(pk=sealed[0]).action == "messaging.item.read"
 
 
 def test_a_sealed_event_cannot_be_resealed(sealed):

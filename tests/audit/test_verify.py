@@ -10,20 +10,10 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from audit.chain import (
-    ALTERED,
-    BAD_CHECKPOINT,
-    GENESIS_HASH,
-    HASH_FIELDS,
-    MISSING,
-    REORDERED,
-    TRUNCATED,
-    event_hash,
-    seal_pending,
-    verify_chain,
-)
+from audit.chain import GENESIS_HASH, HASH_FIELDS, event_hash, seal_pending
+from audit.checkpoints import checkpoint_create, checkpoint_export, checkpoint_from_json
 from audit.models import AuditCheckpoint, AuditEvent
-from audit.signing import checkpoint_create, checkpoint_export, checkpoint_from_json
+from audit.verify import ALTERED, BAD_CHECKPOINT, MISSING, REORDERED, TRUNCATED, verify_chain
 from tests.audit.chain_helpers import raw_delete, raw_update, triggers_disabled, write_events
 
 pytestmark = pytest.mark.django_db

@@ -134,3 +134,31 @@ def test_flags_api_is_recorded(api, un_auditor, vn_officer):
     assert [(row["actor_label"], row["count"]) for row in response.json()[BULK_READS]] == [("vn.officer", 5)]
     event = AuditEvent.objects.get(action="audit.flags.view")
     assert event.details["counts"] == {BULK_READS: 1, OFF_HOURS_READS: 0, REPEATED_DENIALS: 0, MANY_COUNTRIES: 0}
+
+
+@pytest.mark.parametrize(
+    ("action", "is_read"),
+    [
+        ("messaging.notification.read", False),  # marks a notification read: a write, whatever its name says
+        ("messaging.item.create", False),
+        ("messaging.item.deliveries_view", True),
+        ("messaging.item.access_view", True),
+        ("messaging.item.sharing_view", True),
+        ("messaging.item.count", True),
+        ("messaging.consent.list", True),
+        ("messaging.statistics.export", True),
+        ("audit.events.export", True),
+    ],
+)
+def test_what_counts_as_a_read_comes_from_the_codes_registered_kind(un_auditor, vn_officer, action, is_read):
+    at(-8 * 60, user=vn_officer, action=action, target_country="VN")  # 02:00 at Moc Bai: out of hours
+    for minute, target in ((0, "KH"), (1, "TH"), (2, "LA"), (3, "KH")):
+        at(minute, user=vn_officer, action=action, target_country=target)
+    found = flags_for(un_auditor, **PERIOD)
+    expected = {
+        BULK_READS: [("vn.officer", 4)],
+        OFF_HOURS_READS: [("vn.officer", 1)],
+        MANY_COUNTRIES: [("vn.officer", 3)],
+    }
+    for kind, flagged in expected.items():
+        assert summary(found[kind]) == (flagged if is_read else []), kind

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from audit.chain import archive_create
+from audit.archive import archive_create
 from isn.errors import ApplicationError
 
 

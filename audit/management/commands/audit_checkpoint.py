@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from audit.checkpoints import checkpoint_create, checkpoint_file_write
 from audit.models import AuditCheckpoint
-from audit.services import record
-from audit.signing import checkpoint_create, checkpoint_export
 
 
 class Command(BaseCommand):
@@ -33,17 +30,8 @@ class Command(BaseCommand):
         if not path:
             self.stdout.write(f"checkpoint at event #{checkpoint.last_event_id}: {checkpoint.chain_hash}")
             return
-        data = json.dumps(checkpoint_export(checkpoint), indent=2, sort_keys=True) + "\n"
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(data)
+            checkpoint_file_write(actor=None, checkpoint=checkpoint, path=path)
         except OSError as exc:
             raise CommandError(f"cannot write {path}: {exc.strerror}") from None
-        record(
-            action="audit.checkpoint.export",
-            actor=None,
-            target=checkpoint,
-            details={"last_event_id": checkpoint.last_event_id},
-        )
         self.stdout.write(f"checkpoint at event #{checkpoint.last_event_id} written to {path}")

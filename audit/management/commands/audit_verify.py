@@ -7,8 +7,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from audit.chain import verify_chain
-from audit.signing import checkpoint_from_json
+from audit.checkpoints import checkpoint_from_json
+from audit.verify import verify_chain
 
 
 class Command(BaseCommand):

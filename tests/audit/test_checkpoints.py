@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from django.core.management import call_command
 
 from audit.chain import seal_pending
+from audit.checkpoints import checkpoint_create, checkpoint_message, parse_private_key, public_key_hex
 from audit.models import AuditCheckpoint, AuditEvent
-from audit.signing import checkpoint_create, checkpoint_message, parse_private_key, public_key_hex
 from isn.env import ConfigError
 from tests.audit.chain_helpers import write_events
 

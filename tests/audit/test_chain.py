@@ -9,9 +9,10 @@ import pytest
 from django.db import connection, transaction
 
 from audit import services
-from audit.chain import GAP_ACTION, GENESIS_HASH, HASH_FIELDS, event_hash, seal_pending, verify_chain
+from audit.chain import GAP_ACTION, GENESIS_HASH, HASH_FIELDS, event_hash, seal_pending
 from audit.models import AuditEvent, Outcome
 from audit.services import record
+from audit.verify import verify_chain
 from tests.audit.chain_helpers import write_events
 
 CHAIN_FIELDS = ("id", "prev_hash", "hash")
@@ -27,7 +28,7 @@ def _failed_act(events: int) -> list[int]:
 
     def act() -> None:
         with transaction.atomic():
-            ids.extend(record(action="test.rolled_back", actor=None).pk for _ in range(events))
+            ids.extend(record(action="messaging.item.read", actor=None).pk for _ in range(events))
             raise RuntimeError("the act failed")
 
     with pytest.raises(RuntimeError):
@@ -117,7 +118,7 @@ def test_an_id_still_in_flight_is_never_declared_a_gap(vn_officer, settings):
     def slow_act() -> None:
         try:
             with transaction.atomic():
-                in_flight.append(record(action="test.slow", actor=None).pk)
+                in_flight.append(record(action="messaging.item.list", actor=None).pk)
                 recorded.set()
                 release.wait(30)
         finally:
@@ -137,7 +138,7 @@ def test_an_id_still_in_flight_is_never_declared_a_gap(vn_officer, settings):
         worker.join(30)
     result = seal_pending()
     assert (result.sealed, result.gaps_filled, result.head_id) == (2, 0, later[0])
-    assert AuditEvent.objects.get(pk=in_flight[0]).action == "test.slow"
+    assert AuditEvent.objects.get(pk=in_flight[0]).action == "messaging.item.list"
     assert verify_chain().ok
 
 
@@ -184,7 +185,7 @@ def test_concurrent_writers_and_sealers_build_one_intact_chain(vn_officer):
         try:
             for _ in range(25):
                 with transaction.atomic():
-                    record(action="test.concurrent", actor=None)
+                    record(action="audit.status.view", actor=None)
         except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
             errors.append(exc)
         finally:
@@ -209,8 +210,8 @@ def test_concurrent_writers_and_sealers_build_one_intact_chain(vn_officer):
 
     report = verify_chain()
     assert report.ok, report.summary()
-    assert AuditEvent.objects.filter(action="test.concurrent", hash="").count() == 0
-    assert AuditEvent.objects.filter(action="test.concurrent").count() == 100
+    assert AuditEvent.objects.filter(action="audit.status.view", hash="").count() == 0
+    assert AuditEvent.objects.filter(action="audit.status.view").count() == 100
     assert sum(sealed_counts) + 0 <= 100  # each event is sealed exactly once, by whichever sealer held the lock
     assert len(set(AuditEvent.objects.values_list("hash", flat=True))) == AuditEvent.objects.count()
 
@@ -240,7 +241,7 @@ def test_record_queues_sealing_after_commit_and_not_before(
 ):
     waiting = _queued_seal_messages()
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        record(action="test.queued", actor=vn_officer)
+        record(action="messaging.item.read", actor=vn_officer)
     assert _queued_seal_messages() == waiting
     for callback in callbacks:
         callback()
@@ -256,7 +257,7 @@ def test_a_broker_outage_never_fails_the_act(
     with private_broker(tmp_path) as redis_server:
         redis_server.stop()
         with django_capture_on_commit_callbacks(execute=True):
-            event = record(action="test.outage", actor=vn_officer)
+            event = record(action="messaging.item.read", actor=vn_officer)
         assert fresh_breaker.is_open()  # backs off, so the next requests do not each wait on the broker
     assert AuditEvent.objects.filter(pk=event.pk).exists()
     assert "could not publish audit.tasks.seal_events" in caplog.text

@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import os
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -20,8 +22,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from audit.chain import CheckpointClaim, _wait_for_sealer_lock, chain_head, iso_utc, seal_pending
+from audit.chain import chain_head, iso_utc, seal_pending, wait_for_sealer_lock
 from audit.models import AuditCheckpoint
+from audit.services import record
 from isn.env import ConfigError
 
 if TYPE_CHECKING:
@@ -30,6 +33,22 @@ if TYPE_CHECKING:
 KEY_VARIABLE = "ISN_AUDIT_SIGNING_KEY"
 _MESSAGE_PREFIX = b"isn-audit-checkpoint-v1\n"
 EXPORT_FIELDS = ("last_event_id", "chain_hash", "created_at", "public_key", "signature")
+
+
+@dataclass(frozen=True)
+class CheckpointClaim:
+    """A signed checkpoint, from the database or from a file a member kept."""
+
+    last_event_id: int
+    chain_hash: str
+    created_at: str
+    public_key: str
+    signature: str
+    source: str = "database"
+
+    @classmethod
+    def from_row(cls, row: AuditCheckpoint) -> CheckpointClaim:
+        return cls(row.last_event_id, row.chain_hash, iso_utc(row.created_at), row.public_key, row.signature)
 
 
 def parse_private_key(text: str) -> Ed25519PrivateKey:
@@ -98,11 +117,9 @@ def checkpoint_signature_valid(claim: CheckpointClaim) -> bool:
 
 def checkpoint_create(*, actor: AbstractBaseUser | AnonymousUser | None = None) -> AuditCheckpoint | None:
     """Seal what is pending, then sign the chain head; None while nothing is sealed. Recorded as an event."""
-    from audit.services import record
-
     seal_pending()
     with transaction.atomic():
-        _wait_for_sealer_lock()  # the head cannot move while we sign it, and two creators cannot collide
+        wait_for_sealer_lock()  # the head cannot move while we sign it, and two creators cannot collide
         head_id, head_hash = chain_head()
         if head_id is None:
             return None
@@ -132,6 +149,23 @@ def checkpoint_export(checkpoint: AuditCheckpoint) -> dict[str, Any]:
     """The JSON a member keeps: enough to check the signature and, later, that the log still extends it."""
     claim = CheckpointClaim.from_row(checkpoint)
     return {name: getattr(claim, name) for name in EXPORT_FIELDS}
+
+
+@transaction.atomic
+def checkpoint_file_write(
+    *, actor: AbstractBaseUser | AnonymousUser | None, checkpoint: AuditCheckpoint, path: str
+) -> None:
+    """Write a checkpoint to ``path`` as JSON for a member to keep, recorded as an export; OSError if it cannot."""
+    data = json.dumps(checkpoint_export(checkpoint), indent=2, sort_keys=True) + "\n"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(data)
+    record(
+        action="audit.checkpoint.export",
+        actor=actor,
+        target=checkpoint,
+        details={"last_event_id": checkpoint.last_event_id},
+    )
 
 
 def checkpoint_from_json(data: Any) -> CheckpointClaim:
