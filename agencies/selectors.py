@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from django.db.models import Prefetch, QuerySet
 
-from agencies.models import Agency, ApiKey, Country, Membership, Office, Role
+from agencies.models import Agency, ApiKey, Country, CountryCode, Membership, Office, Role
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -29,6 +30,19 @@ def membership_for(viewer: Viewer) -> Membership | None:
     )
     setattr(viewer, _CACHE_ATTRIBUTE, membership)
     return membership
+
+
+def country_scope(viewer: Viewer, *, roles: Collection[str], network_wide: Collection[str] = ()) -> str | None:
+    """How far the viewer's role reaches across countries: ``""`` for the whole network, a country code for their own
+    country, None for nowhere. The regional auditor (UNODC) reaches the whole network, and so does a member of UNODC
+    with a role in ``network_wide``; a member of a state with a role in ``roles`` reaches their own country."""
+    membership = membership_for(viewer)
+    if membership is None:
+        return None
+    country, role = membership.agency.country_id, membership.role
+    if country == CountryCode.UNODC:
+        return "" if role == Role.REGIONAL_AUDITOR or role in network_wide else None
+    return country if role in roles else None
 
 
 def is_network_member(viewer: Viewer) -> bool:

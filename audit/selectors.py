@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING
 
 from django.db.models import Q, QuerySet
 
-from agencies.models import CountryCode, Role
-from agencies.selectors import membership_for
+from agencies.models import Role
+from agencies.selectors import (
+    country_scope,
+)
 from audit.models import AuditArchive, AuditCheckpoint, AuditEvent
 
 if TYPE_CHECKING:
@@ -24,15 +26,7 @@ if TYPE_CHECKING:
 
 def auditor_country(viewer: Viewer) -> str | None:
     """``""`` for the regional auditor (every country), the country code for a national auditor, else None."""
-    membership = membership_for(viewer)
-    if membership is None:
-        return None
-    country = membership.agency.country_id
-    if membership.role == Role.REGIONAL_AUDITOR and country == CountryCode.UNODC:
-        return ""
-    if membership.role == Role.NATIONAL_AUDITOR and country != CountryCode.UNODC:
-        return country
-    return None
+    return country_scope(viewer, roles=(Role.NATIONAL_AUDITOR,))
 
 
 def is_auditor(viewer: Viewer) -> bool:

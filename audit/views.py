@@ -19,6 +19,7 @@ from audit.filters import AuditEventFilter
 from audit.models import AuditEvent
 from audit.selectors import auditor_country, chain_status
 from audit.workspace import audit_events_search, audit_flags_view, audit_timeline_view
+from isn.paging import keyset_page
 
 PAGE_SIZE = 100
 
@@ -37,21 +38,17 @@ def auditor_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRes
     return wrapped
 
 
-def _pager(request: HttpRequest) -> Callable[[QuerySet[AuditEvent]], list[AuditEvent]]:
-    """Keyset paging, newest first (the log grows while it is read); one row extra says whether more follow."""
-    before = request.GET.get("before", "")
+class _Pager:
+    """Cuts the page after ``?before=`` (keyset paging by id, newest first: the log grows while it is read) and keeps
+    the cursor of the next page."""
 
-    def page(events: QuerySet[AuditEvent]) -> list[AuditEvent]:
-        if before.isdigit():
-            events = events.filter(id__lt=int(before))
-        return list(events.order_by("-id")[: PAGE_SIZE + 1])
+    def __init__(self, request: HttpRequest) -> None:
+        self.before = request.GET.get("before")
+        self.next_before: str | None = None
 
-    return page
-
-
-def _split(rows: list[AuditEvent]) -> tuple[list[AuditEvent], int | None]:
-    """The page to show and the id to continue from."""
-    return rows[:PAGE_SIZE], rows[PAGE_SIZE - 1].pk if len(rows) > PAGE_SIZE else None
+    def __call__(self, events: QuerySet[AuditEvent]) -> list[AuditEvent]:
+        rows, self.next_before = keyset_page(events, self.before, PAGE_SIZE, by_time=False)
+        return rows
 
 
 def _query_without(request: HttpRequest, *names: str) -> str:
@@ -68,9 +65,9 @@ def events(request: HttpRequest) -> HttpResponse:
     rows: list[AuditEvent] = []
     next_before = None
     if filterset.is_valid():
-        rows, next_before = _split(
-            audit_events_search(actor=request.user, search=filterset, page=_pager(request), portal=True)
-        )
+        pager = _Pager(request)
+        rows = audit_events_search(actor=request.user, search=filterset, page=pager, portal=True)
+        next_before = pager.next_before
     context = {
         "filter": filterset,
         "events": rows,
@@ -85,10 +82,9 @@ def events(request: HttpRequest) -> HttpResponse:
 @auditor_required
 def timeline(request: HttpRequest, user_id: int) -> HttpResponse:
     """What one person did, newest first, within the auditor's scope."""
-    rows, next_before = _split(
-        audit_timeline_view(actor=request.user, user_id=user_id, page=_pager(request), portal=True)
-    )
-    context = {"actor_id": user_id, "events": rows, "next_before": next_before}
+    pager = _Pager(request)
+    rows = audit_timeline_view(actor=request.user, user_id=user_id, page=pager, portal=True)
+    context = {"actor_id": user_id, "events": rows, "next_before": pager.next_before}
     return render(request, "audit/timeline.html", context)
 
 

@@ -136,7 +136,7 @@ class Unreadable(Exception):
 def decrypt_failure_record(actor: Any, failure: Unreadable, *, during: str) -> None:
     """The ``error`` event of a failure (in the caller's transaction: ``fails_closed`` gives it one of its own)."""
     record(
-        action=f"{failure.target_type}.decrypt_failed",
+        action="messaging.item.decrypt_failed" if failure.target_type == ITEM else "messaging.rfi.decrypt_failed",
         actor=actor,
         target_type=failure.target_type,
         target_id=str(failure.target_id),

@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING
 from django.db.models import Count, DateField, F, Min, Q
 from django.db.models.functions import TruncMonth
 
-from agencies.models import CountryCode, Role
-from agencies.selectors import membership_for
+from agencies.models import Role
+from agencies.selectors import (
+    country_scope,
+)
 from isn.errors import PermissionDenied
 from messaging.models import ConsentRequest, ItemCountryGrant, Priority, Rfi
 from messaging.models.delivery import Delivery
@@ -31,15 +33,7 @@ REFUSED_MESSAGE = "The network's statistics are for supervisors, national focal 
 def statistics_scope(viewer: Viewer) -> str | None:
     """``""`` for every country (UNODC's supervisors and focal points, the regional auditor), a country code for a
     state's supervisors and focal points, None for anyone else."""
-    membership = membership_for(viewer)
-    if membership is None:
-        return None
-    country = membership.agency.country_id
-    if membership.role == Role.REGIONAL_AUDITOR and country == CountryCode.UNODC:
-        return ""
-    if membership.role in _STATISTICS_ROLES:
-        return "" if country == CountryCode.UNODC else country
-    return None
+    return country_scope(viewer, roles=_STATISTICS_ROLES, network_wide=_STATISTICS_ROLES)
 
 
 def require_scope(viewer: Viewer) -> str:
