@@ -52,6 +52,9 @@ def archive_create(*, before: datetime, actor: Any = None) -> AuditArchive:
 
     Only events older than ISN_AUDIT_RETENTION_DAYS go, and only up to a checkpoint made before ``before``, so the
     remaining chain starts exactly where a signed checkpoint (and the archive row) says the archived one ended.
+
+    Long because archiving is one transaction whose steps (choose, write, verify the file, delete, record) must not be
+    called apart.
     """
     retention = timedelta(days=settings.ISN_AUDIT_RETENTION_DAYS)
     oldest_allowed = timezone.now() - retention

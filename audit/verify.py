@@ -185,6 +185,10 @@ def verify_chain(
 def _verify_events(
     report: VerifyReport, claims: list[CheckpointClaim], archives: list[AuditArchive], chunk_size: int
 ) -> ChainError | None:
+    """Check every event's link and hash, and every checkpoint's claim as the stream passes its event id.
+
+    Long because it is one pass over the chain, in chunks; split, the pass would be repeated or its state passed
+    around."""
     archive = max(archives, key=lambda a: a.last_event_id, default=None)
     expected: int | None = None
     prev = GENESIS_HASH

@@ -56,7 +56,10 @@ def country_keys_rewrap(
     time_budget: float | None = None,
 ) -> RewrapResult:
     """Re-wrap every data key of ``country_code`` held under ``old_version`` with the primary key, never opening
-    content; when none is left, retire the old version. Idempotent: run it again to continue where it stopped."""
+    content; when none is left, retire the old version. Idempotent: run it again to continue where it stopped.
+
+    Long because it reports (and records) what every batch did in one place, so a resumed run reads the same.
+    """
     old = CountryKey.objects.filter(country_id=country_code, version=old_version).first()
     if old is None or old.status == CountryKeyStatus.PRIMARY:
         raise Conflict(f"{country_code} key v{old_version} is not being rotated out.")

@@ -11,7 +11,10 @@ transaction of its own (so it survives), and the caller gets ``ContentUnavailabl
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import (
+    Iterable,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -168,7 +171,10 @@ def item_create(
     named_users: Sequence[str] = (),
 ) -> ItemContent:
     """Post an item released to ``countries`` (which must include the poster's own), optionally narrowed to
-    ``agencies`` within a country, and to ``named_users`` (usernames) on a need-to-know basis."""
+    ``agencies`` within a country, and to ``named_users`` (usernames) on a need-to-know basis.
+
+    Long for the fields an item has; each check and write is one line or one helper.
+    """
     membership = content_membership(actor)
     if membership is None:
         raise PermissionDenied("Only officers of a member agency may post items.")
@@ -179,12 +185,15 @@ def item_create(
     border_crossing = (border_crossing or "").strip()
     if len(border_crossing) > BORDER_CROSSING_MAX_LENGTH:
         problems.add("border_crossing", f"At most {BORDER_CROSSING_MAX_LENGTH} characters.")
-    check_choice(problems, "language", language, [code for code, _name in settings.LANGUAGES])
-    check_choice(problems, "category", category, Category.values)
-    check_choice(problems, "priority", priority, Priority.values)
-    check_choice(problems, "source_reliability", source_reliability, SourceReliability.values)
-    check_choice(problems, "info_credibility", info_credibility, InfoCredibility.values)
-    check_choice(problems, "handling_code", handling_code, HandlingCode.values)
+    metadata = {
+        "language": language,
+        "category": category,
+        "priority": priority,
+        "source_reliability": source_reliability,
+        "info_credibility": info_credibility,
+        "handling_code": handling_code,
+    }
+    _check_metadata(problems, metadata)
     check_review_date(problems, review_date)
     released = check_countries(problems, countries, originator_country)
     restricted_to = check_agencies(problems, agencies, released)
@@ -202,42 +211,11 @@ def item_create(
         title_sealed=sealed(data_key, title, aad=item_field_aad(item_id, "title", 1)),
         body_sealed=sealed(data_key, body, aad=item_field_aad(item_id, "body", 1)),
         content_version=1,
-        language=language,
-        category=category,
-        priority=priority,
-        source_reliability=source_reliability,
-        info_credibility=info_credibility,
-        handling_code=handling_code,
         border_crossing=border_crossing,
         review_date=review_date,
+        **metadata,
     )
-    keys = item_keys_wrapped(item_id, data_key, primary_keks(released))
-    # The poster has read what they wrote: their own posts never count as unread.
-    if connection.vendor == "postgresql":
-        execute_hot(
-            _POST_ROWS_SQL,
-            {
-                "item": item_id,
-                "key_countries": [key.country_id for key in keys],
-                "versions": [key.kek_version for key in keys],
-                "wrapped": [key.wrapped_key for key in keys],
-                "countries": released,
-                "reader": actor.pk,
-                "now": item.created_at,
-            },
-        )
-    else:
-        ItemKey.objects.bulk_create(keys)
-        ItemCountryGrant.objects.bulk_create([ItemCountryGrant(item=item, country_id=code) for code in released])
-        ItemRead.objects.create(item=item, user=actor, first_read_at=item.created_at)
-    ItemAgencyGrant.objects.bulk_create(
-        [ItemAgencyGrant(item=item, agency=agency, country_id=agency.country_id) for agency in restricted_to]
-    )
-    if named:
-        permission = _view_item_permission()
-        ItemUserObjectPermission.objects.bulk_create(
-            [ItemUserObjectPermission(content_object=item, user=m.user, permission=permission) for m in named]
-        )
+    _grants_write(item, data_key, actor=actor, countries=released, agencies=restricted_to, named=named)
     record(
         action="messaging.item.create",
         actor=actor,
@@ -255,6 +233,59 @@ def item_create(
     # Routing happens after commit, from the outbox: the post never waits for it, and a broker outage loses none.
     outbox_add(kind=OutboxKind.ITEM_ROUTE, item=item, payload={"item_id": str(item_id), "priority": priority})
     return ItemContent(item=item, title=title, body=body, release=_release_as_posted(released, restricted_to, named))
+
+
+def _check_metadata(problems: Problems, metadata: dict[str, Any]) -> None:
+    """Language, category, priority and grading, each one of its choices."""
+    choices: dict[str, Iterable[Any]] = {
+        "language": [code for code, _name in settings.LANGUAGES],
+        "category": Category.values,
+        "priority": Priority.values,
+        "source_reliability": SourceReliability.values,
+        "info_credibility": InfoCredibility.values,
+        "handling_code": HandlingCode.values,
+    }
+    for name, allowed in choices.items():
+        check_choice(problems, name, metadata[name], allowed)
+
+
+def _grants_write(
+    item: Item,
+    data_key: bytes,
+    *,
+    actor: Actor,
+    countries: list[str],
+    agencies: list[Agency],
+    named: list[Membership],
+) -> None:
+    """A new item's data key wrapped for each released country, its grants, and the poster's read mark (the poster
+    has read what they wrote: their own posts never count as unread)."""
+    keys = item_keys_wrapped(item.pk, data_key, primary_keks(countries))
+    if connection.vendor == "postgresql":
+        execute_hot(
+            _POST_ROWS_SQL,
+            {
+                "item": item.pk,
+                "key_countries": [key.country_id for key in keys],
+                "versions": [key.kek_version for key in keys],
+                "wrapped": [key.wrapped_key for key in keys],
+                "countries": countries,
+                "reader": actor.pk,
+                "now": item.created_at,
+            },
+        )
+    else:
+        ItemKey.objects.bulk_create(keys)
+        ItemCountryGrant.objects.bulk_create([ItemCountryGrant(item=item, country_id=code) for code in countries])
+        ItemRead.objects.create(item=item, user=actor, first_read_at=item.created_at)
+    ItemAgencyGrant.objects.bulk_create(
+        [ItemAgencyGrant(item=item, agency=agency, country_id=agency.country_id) for agency in agencies]
+    )
+    if named:
+        permission = _view_item_permission()
+        ItemUserObjectPermission.objects.bulk_create(
+            [ItemUserObjectPermission(content_object=item, user=m.user, permission=permission) for m in named]
+        )
 
 
 def _release_as_posted(countries: list[str], agencies: list[Agency], named: list[Membership]) -> dict[str, list[Any]]:

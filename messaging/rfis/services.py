@@ -375,7 +375,10 @@ def rfi_create(
     priority: str = Priority.ROUTINE,
     due_at: datetime | None = None,
 ) -> RfiContent:
-    """Ask another country's agency (optionally one of its offices) a question, sealed for the two countries."""
+    """Ask another country's agency (optionally one of its offices) a question, sealed for the two countries.
+
+    Long because the request, its two wrapped keys, the notices and the event are one act, written in one transaction.
+    """
     membership = content_membership(actor)
     if membership is None:
         raise PermissionDenied("Only officers of a member agency may send requests for information.")
@@ -497,7 +500,11 @@ def rfi_list(*, actor: Actor, rfis: Sequence[Rfi]) -> list[RfiSummary]:
 @transaction.atomic
 def rfi_reply(*, actor: Actor, rfi_id: object, body: str, item_id: object = None) -> RfiReplyContent:
     """Add a message to the thread. The asked side's reply answers an open request; the asker's reopens an answered
-    one (with a fresh due time); a closed request takes no more replies."""
+    one (with a fresh due time); a closed request takes no more replies.
+
+    Long because the reply, the state change it causes, the notices and the event are one act, written in one
+    transaction.
+    """
     rfi = rfi_get(actor, rfi_id=rfi_id, for_update=True)
     membership = content_membership(actor)
     side = _side(rfi, membership)

@@ -118,7 +118,10 @@ def consent_request_create(
     *, actor: Actor, item_id: object, target_country: str, target_agency: Any = None, justification: str
 ) -> ConsentView:
     """Ask the originating agency's consent to share an item with a country outside its release (optionally one
-    agency of it); its supervisors are told. Nothing is shared until a supervisor approves."""
+    agency of it); its supervisors are told. Nothing is shared until a supervisor approves.
+
+    Long because each refusal says why in words an officer can act on, before anything is written.
+    """
     membership = content_membership(actor)
     if membership is None:
         raise PermissionDenied("Only officers of a member agency may ask for consent.")

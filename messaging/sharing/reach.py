@@ -115,6 +115,8 @@ def release_follow(item: Item, *, before: Release | None, actor: Actor | None) -
     Removing a consented country can cut off more (a forward inside it, a consent it asked for), so this runs until
     nothing changes. Deliveries are marked, and their holders told, by the ``item.revoke`` outbox row the caller
     writes. Every revocation is recorded, filed under the country it happened in so its auditors see it.
+
+    Long because cutting off and recording must see the same rows: the loop and the records share its state.
     """
     now = timezone.now()
     forwards_cut: list[Forward] = []

@@ -494,3 +494,15 @@ def test_a_malformed_or_random_id_is_not_found(s):
     for path in (f"/consents/{uuid.uuid4()}/", f"/rfis/{uuid.uuid4()}/", f"/items/{uuid.uuid4()}/forward/"):
         assert kh.get(path).status_code == 404
     assert kh.get("/rfis/?before=garbage").status_code == 200
+
+
+def test_the_item_page_records_the_consent_requests_it_lists(s, item):
+    consent = ask(s, item)
+    page = client(s, "vn.supervisor").get(f"/items/{item.pk}/")
+    assert page.status_code == 200
+    assert f"/consents/{consent.pk}/" in page.content.decode()
+    [listed] = events("messaging.consent.list", actor_user=s.user("vn.supervisor"))
+    assert listed.details["consent_ids"] == [str(consent.pk)]
+    # A reader whose agency has no side in any request sees none listed, and no list is recorded for them.
+    assert client(s, "kh.customs").get(f"/items/{item.pk}/").status_code == 200
+    assert not events("messaging.consent.list", actor_user=s.user("kh.customs")).exists()
