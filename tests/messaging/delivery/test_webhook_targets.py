@@ -35,7 +35,7 @@ from tests.isn.test_settings import GOOD_PRODUCTION
 from tests.messaging.network import Network, build_network, post_item
 from tests.messaging.workers import webhook_receiver
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 NOT_PUBLIC = "not a public address"
 
 
