@@ -287,8 +287,8 @@ REST_FRAMEWORK = {
         # Last: throttles anonymous callers per address (DRF would refuse them before any throttle ran).
         "isn.throttling.AnonymousThrottleGate",
     ],
-    # Per API key and per signed-in person (isn.throttling); counted in the cache.
-    "DEFAULT_THROTTLE_CLASSES": ["isn.throttling.ApiKeyRateThrottle", "isn.throttling.PersonRateThrottle"],
+    # Per API key and per signed-in person (agencies.throttling); counted in the cache.
+    "DEFAULT_THROTTLE_CLASSES": ["agencies.throttling.ApiKeyRateThrottle", "agencies.throttling.PersonRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "api_key": env_str("ISN_API_RATE_PER_KEY", "1200/minute"),
         "person": env_str("ISN_API_RATE_PER_PERSON", "600/minute"),
