@@ -109,6 +109,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "isn.sessions.SessionLimitsMiddleware",
+    "agencies.middleware.MembershipSessionMiddleware",
     "isn.twofactor.RequireSecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -213,7 +214,7 @@ FORMAT_MODULE_PATH = ["isn.formats"]
 # known, right after authentication.
 MIDDLEWARE.insert(
     MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
-    "isn.middleware.MemberLanguageMiddleware",
+    "agencies.middleware.MemberLanguageMiddleware",
 )
 LANGUAGE_COOKIE_HTTPONLY = True
 LANGUAGE_COOKIE_SAMESITE = "Lax"
