@@ -39,11 +39,11 @@ audit_api_v1 = [
     path("flags/", audit_api.FlagsView.as_view(), name="audit-flags"),
 ]
 
-# The portal: server-rendered pages for signed-in members (isn.views.portal_view). /consents/<uuid>/ and
+# The portal: server-rendered pages for signed-in members (agencies.portal.portal_view). /consents/<uuid>/ and
 # /rfis/<uuid>/ are kept for the consent and RFI pages (names "consent" and "rfi": notifications link to them).
 portal = [
-    path("", views.home, name="home"),
-    path("language/", views.set_language, name="language"),
+    path("", agencies_views.home, name="home"),
+    path("language/", agencies_views.set_language, name="language"),
     path("items/", messaging_views.inbox, name="inbox"),
     path("items/new/", messaging_views.compose, name="item_new"),
     path("items/<uuid:item_id>/", messaging_views.item_detail, name="item"),
