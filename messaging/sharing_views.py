@@ -25,9 +25,9 @@ from django.utils.translation import gettext as _
 from agencies.models import Membership
 from agencies.portal import portal_view
 from agencies.selectors import agencies_visible_to, countries_visible_to, offices_visible_to
+from agencies.templatetags.member_tags import country_name
 from isn.errors import Conflict, InvalidInput
 from isn.errors import PermissionDenied as DomainPermissionDenied
-from isn.templatetags.portal_tags import country_name
 from messaging.forms import (
     RFI_RECEIVED,
     RFI_SENT,
