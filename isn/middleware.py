@@ -79,4 +79,3 @@ class PermissionsPolicyMiddleware:
         response = self.get_response(request)
         response.setdefault("Permissions-Policy", settings.ISN_PERMISSIONS_POLICY)
         return response
-

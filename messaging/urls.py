@@ -1,0 +1,20 @@
+"""Messaging's REST API, mounted at /api/v1/ by ``isn.urls``."""
+
+from __future__ import annotations
+
+from rest_framework.routers import DefaultRouter
+
+from messaging.api import ItemViewSet, NotificationViewSet, SubscriptionViewSet, WebhookViewSet
+from messaging.forwarding_api import ConsentViewSet
+from messaging.rfis_api import RfiViewSet
+
+router = DefaultRouter(trailing_slash=True)
+router.include_root_view = False
+router.register("items", ItemViewSet, basename="item")
+router.register("notifications", NotificationViewSet, basename="notification")
+router.register("webhooks", WebhookViewSet, basename="webhook")
+router.register("subscriptions", SubscriptionViewSet, basename="subscription")
+router.register("rfis", RfiViewSet, basename="rfi")
+router.register("consents", ConsentViewSet, basename="consent")
+
+urlpatterns = router.urls
