@@ -1,5 +1,5 @@
 """Session limits: a signed-in session ends after ISN_SESSION_IDLE_SECONDS without a request and ISN_SESSION_MAX_AGE_
-SECONDS after sign-in whatever happens (and, by ``agencies.sessions``, once its person's membership is disabled).
+SECONDS after sign-in whatever happens (and, by ``agencies.middleware``, once its person's membership is disabled).
 Each end is recorded as ``auth.session_expired`` with the reason.
 
 A disabled user (``is_active`` false) needs nothing here: Django's ModelBackend no longer returns them for the
@@ -16,7 +16,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 
-from isn import audit
+import isn.audit
 
 STARTED_KEY = "isn.session_started"
 SEEN_KEY = "isn.session_seen"
@@ -36,7 +36,7 @@ def session_end(request: HttpRequest, reason: str) -> None:
     """End the signed-in session now, recording why; the rest of the request is served as anonymous."""
     user = request.user
     with transaction.atomic():
-        audit.record(action="auth.session_expired", actor=user, target=user, details={"reason": reason})
+        isn.audit.record(action="auth.session_expired", actor=user, target=user, details={"reason": reason})
     # Not logout(): that would record a sign-out the person never asked for.
     request.session.flush()
     request.user = AnonymousUser()

@@ -19,7 +19,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext_lazy as _
 from django.views import defaults
 
-from isn import audit
+import isn.audit
 from isn.errors import ApplicationError, NotFound
 from isn.errors import PermissionDenied as DomainPermissionDenied
 
@@ -86,7 +86,7 @@ class PasswordChangeView(auth_views.PasswordChangeView):
     def form_valid(self, form: Form) -> HttpResponse:
         with transaction.atomic():
             response = super().form_valid(form)
-            audit.record(action="auth.password_change", actor=self.request.user, target=self.request.user)
+            isn.audit.record(action="auth.password_change", actor=self.request.user, target=self.request.user)
         return response
 
 
@@ -94,7 +94,7 @@ def _record_denial(request: HttpRequest, reason: str) -> None:
     match = request.resolver_match
     # A denial has no act to roll back: its own transaction. Refused before authentication ran: anonymous.
     with transaction.atomic():
-        audit.record(
+        isn.audit.record(
             action="access.denied",
             actor=getattr(request, "user", None) or AnonymousUser(),
             outcome="denied",
