@@ -9,7 +9,7 @@ from rest_framework.request import Request
 
 from agencies.api_keys import KeyRefused, api_key_authenticate, api_key_record_refusal
 from agencies.models import ApiKey
-from isn.throttling import RefusedKeyThrottle
+from agencies.throttling import RefusedKeyThrottle
 
 KEYWORD = "Api-Key"
 

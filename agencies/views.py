@@ -1,19 +1,52 @@
-"""The portal's directory and account pages."""
+"""The portal's pages of a member's place in the network: home, directory and account, and the language picker."""
 
 from __future__ import annotations
 
 from django import forms
 from django.conf import settings
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render, resolve_url
 from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_POST, require_safe
 
+from agencies.portal import portal_view
 from agencies.preferences import membership_preferences_update
-from agencies.selectors import membership_for, offices_visible_to
-from isn.views import portal_view, remember_language
+from agencies.selectors import is_network_member, membership_for, offices_visible_to
+from isn.errors import ApplicationError
+from isn.views import remember_language, safe_next
+
+
+@require_safe  # a page, not a form: anything but GET or HEAD is 405
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    """The signed-in member's place in the network: agency, office and counterpart offices."""
+    membership = membership_for(request.user)
+    counterparts = []
+    if membership is not None and membership.office_id is not None:
+        office = offices_visible_to(request.user).filter(pk=membership.office_id).first()
+        counterparts = list(office.counterparts.all()) if office else []
+    return render(request, "agencies/home.html", {"membership": membership, "counterparts": counterparts})
+
+
+@require_POST
+def set_language(request: HttpRequest) -> HttpResponse:
+    """The language picker: kept on the member (every device follows) and in a cookie (the sign-in page follows)."""
+    response = HttpResponseRedirect(safe_next(request, resolve_url("portal:home")))
+    language = request.POST.get("language", "")
+    if language not in dict(settings.LANGUAGES):
+        return response
+    user = request.user
+    if user.is_authenticated and getattr(user, "is_verified", lambda: False)() and is_network_member(user):
+        try:
+            membership_preferences_update(actor=user, language=language)
+        except ApplicationError as error:
+            messages.error(request, error.message)
+    remember_language(response, language)
+    return response
 
 
 @portal_view(("GET",))

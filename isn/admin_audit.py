@@ -15,7 +15,7 @@ from django.db.models import Model
 from django.forms import BaseForm
 from django.http import HttpRequest, HttpResponse
 
-from isn import audit
+import isn.audit
 
 # construct_change_message sees the form; log_change does not. The field names travel between them on the request.
 _CHANGED_FIELDS = "_isn_admin_changed_fields"
@@ -30,7 +30,7 @@ class AuditedAdminMixin:
         return value if isinstance(value, str) else ""
 
     def _audit(self, request: HttpRequest, obj: Model, verb: str, details: dict[str, Any]) -> None:
-        audit.record(
+        isn.audit.record(
             action=f"admin.{obj._meta.app_label}.{obj._meta.model_name}.{verb}",
             actor=request.user,
             target=obj,

@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from isn import audit
+import isn.audit
 from isn.errors import ApplicationError
 from isn.errors import NotFound as DomainNotFound
 from isn.errors import PermissionDenied as DomainPermissionDenied
@@ -69,7 +69,7 @@ def _record_denial(reason: str, context: dict[str, Any]) -> None:
         looked_up = ""
     # A denial has no act to roll back and must outlive whatever the view did: its own transaction.
     with transaction.atomic():
-        audit.record(
+        isn.audit.record(
             action="access.denied",
             actor=request.user,
             outcome="denied",

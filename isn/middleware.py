@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from django.utils import translation
 
 from isn.net import client_ip
 
@@ -80,26 +79,3 @@ class PermissionsPolicyMiddleware:
         response = self.get_response(request)
         response.setdefault("Permissions-Policy", settings.ISN_PERMISSIONS_POLICY)
         return response
-
-
-class MemberLanguageMiddleware:
-    """A member's saved portal language (``Membership.language``) wins over the browser's, once the user is known.
-
-    Runs after ``LocaleMiddleware`` (which picked the cookie's or the browser's language) and authentication.
-    """
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated:
-            # Imported here: the logging configuration imports this module before the app registry is ready.
-            from agencies.selectors import membership_for
-
-            membership = membership_for(user)
-            language = membership.language if membership is not None else ""
-            if language and language in dict(settings.LANGUAGES):
-                translation.activate(language)
-                request.LANGUAGE_CODE = translation.get_language()  # type: ignore[attr-defined]
-        return self.get_response(request)

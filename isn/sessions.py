@@ -1,9 +1,9 @@
-"""Session limits: a signed-in session ends after ISN_SESSION_IDLE_SECONDS without a request, ISN_SESSION_MAX_AGE_
-SECONDS after sign-in whatever happens, and at the next request once its person's membership or agency is
-disabled. Each end is recorded as ``auth.session_expired`` with the reason.
+"""Session limits: a signed-in session ends after ISN_SESSION_IDLE_SECONDS without a request and ISN_SESSION_MAX_AGE_
+SECONDS after sign-in whatever happens (and, by ``agencies.middleware``, once its person's membership is disabled).
+Each end is recorded as ``auth.session_expired`` with the reason.
 
 A disabled user (``is_active`` false) needs nothing here: Django's ModelBackend no longer returns them for the
-session, so their next request is anonymous. Agency API keys are refused by ``agencies.api_keys`` in the same cases.
+session, so their next request is anonymous.
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 
-from agencies.models import Membership
-from isn import audit
+import isn.audit
 
 STARTED_KEY = "isn.session_started"
 SEEN_KEY = "isn.session_seen"
@@ -33,29 +32,30 @@ def session_start(request: HttpRequest) -> None:
     request.session[SEEN_KEY] = now
 
 
-def _membership_ended(user: object) -> bool:
-    """True when the person had a membership and it, or its agency, has been disabled since."""
-    row = Membership.objects.filter(user_id=user.pk).values_list("is_active", "agency__is_active").first()  # type: ignore[attr-defined]
-    return row is not None and not all(row)
+def session_end(request: HttpRequest, reason: str) -> None:
+    """End the signed-in session now, recording why; the rest of the request is served as anonymous."""
+    user = request.user
+    with transaction.atomic():
+        isn.audit.record(action="auth.session_expired", actor=user, target=user, details={"reason": reason})
+    # Not logout(): that would record a sign-out the person never asked for.
+    request.session.flush()
+    request.user = AnonymousUser()
 
 
 class SessionLimitsMiddleware:
+    """The idle and absolute limits of every signed-in session."""
+
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        user = request.user
-        if user.is_authenticated:
-            reason = self._reason_to_end(request, user)
+        if request.user.is_authenticated:
+            reason = self._reason_to_end(request)
             if reason is not None:
-                with transaction.atomic():
-                    audit.record(action="auth.session_expired", actor=user, target=user, details={"reason": reason})
-                # Not logout(): that would record a sign-out the person never asked for.
-                request.session.flush()
-                request.user = AnonymousUser()
+                session_end(request, reason)
         return self.get_response(request)
 
-    def _reason_to_end(self, request: HttpRequest, user: object) -> str | None:
+    def _reason_to_end(self, request: HttpRequest) -> str | None:
         now = int(time.time())
         session = request.session
         started = session.get(STARTED_KEY)
@@ -67,8 +67,6 @@ class SessionLimitsMiddleware:
             return "absolute_timeout"
         if now - seen >= settings.ISN_SESSION_IDLE_SECONDS:
             return "idle_timeout"
-        if _membership_ended(user):
-            return "membership_disabled"
         if now - seen >= _SEEN_GRANULARITY_SECONDS:
             session[SEEN_KEY] = now
         return None

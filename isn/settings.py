@@ -109,6 +109,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "isn.sessions.SessionLimitsMiddleware",
+    "agencies.middleware.MembershipSessionMiddleware",
     "isn.twofactor.RequireSecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -213,7 +214,7 @@ FORMAT_MODULE_PATH = ["isn.formats"]
 # known, right after authentication.
 MIDDLEWARE.insert(
     MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
-    "isn.middleware.MemberLanguageMiddleware",
+    "agencies.middleware.MemberLanguageMiddleware",
 )
 LANGUAGE_COOKIE_HTTPONLY = True
 LANGUAGE_COOKIE_SAMESITE = "Lax"
@@ -287,8 +288,8 @@ REST_FRAMEWORK = {
         # Last: throttles anonymous callers per address (DRF would refuse them before any throttle ran).
         "isn.throttling.AnonymousThrottleGate",
     ],
-    # Per API key and per signed-in person (isn.throttling); counted in the cache.
-    "DEFAULT_THROTTLE_CLASSES": ["isn.throttling.ApiKeyRateThrottle", "isn.throttling.PersonRateThrottle"],
+    # Per API key and per signed-in person (agencies.throttling); counted in the cache.
+    "DEFAULT_THROTTLE_CLASSES": ["agencies.throttling.ApiKeyRateThrottle", "agencies.throttling.PersonRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "api_key": env_str("ISN_API_RATE_PER_KEY", "1200/minute"),
         "person": env_str("ISN_API_RATE_PER_PERSON", "600/minute"),

@@ -1,9 +1,8 @@
-"""API throttles: per agency API key, per signed-in person, and per address for anonymous callers.
+"""API throttles per address for anonymous callers (per agency API key and per person: ``agencies.throttling``).
 
-Counters live in the Django cache (Redis in production, shared by every web process). Rates come from
-``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]`` (ISN_API_RATE_PER_KEY, ISN_API_RATE_PER_PERSON,
-ISN_API_RATE_PER_ADDRESS). The caller's address is ``isn.net.client_ip``: a forged X-Forwarded-For is not a new
-address.
+Counters live in the Django cache (Redis in production, shared by every web process). The rate comes from
+``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["anonymous"]`` (ISN_API_RATE_PER_ADDRESS). The caller's address is
+``isn.net.client_ip``: a forged X-Forwarded-For is not a new address.
 """
 
 from __future__ import annotations
@@ -16,30 +15,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
-from agencies.models import ApiKey
 from isn.net import client_ip
-
-
-class ApiKeyRateThrottle(SimpleRateThrottle):
-    """Requests per agency API key, whichever address they come from."""
-
-    scope = "api_key"
-
-    def get_cache_key(self, request: Request, view: Any) -> str | None:
-        if not isinstance(request.auth, ApiKey):
-            return None
-        return self.cache_format % {"scope": self.scope, "ident": request.auth.pk}
-
-
-class PersonRateThrottle(SimpleRateThrottle):
-    """Requests per person signed in to the portal (a session, not a key)."""
-
-    scope = "person"
-
-    def get_cache_key(self, request: Request, view: Any) -> str | None:
-        if isinstance(request.auth, ApiKey) or not (request.user and request.user.is_authenticated):
-            return None
-        return self.cache_format % {"scope": self.scope, "ident": request.user.pk}
 
 
 class AnonymousIpRateThrottle(SimpleRateThrottle):
@@ -54,18 +30,6 @@ class AnonymousIpRateThrottle(SimpleRateThrottle):
         if request.user and request.user.is_authenticated:
             return None
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
-
-
-class RefusedKeyThrottle(AnonymousIpRateThrottle):
-    """Refused API keys per address. Authentication runs before DRF's throttles, so a caller trying keys would
-    never meet them; ``agencies.authentication`` counts each refusal here and answers 429 past the rate."""
-
-    scope = "anonymous"
-    cache_format = "throttle_refused_key_%(ident)s"
-
-    def get_cache_key(self, request: Request, view: Any) -> str | None:
-        # Never looks at request.user: it runs while authentication itself is in progress.
-        return self.cache_format % {"ident": self.get_ident(request)}
 
 
 class AnonymousThrottleGate(BaseAuthentication):

@@ -32,7 +32,7 @@ from django_otp import match_token, user_has_device
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from isn import audit
+import isn.audit
 from isn.sessions import session_start
 
 TOTP_DEVICE_NAME = "authenticator"
@@ -66,7 +66,7 @@ def _verified(request: HttpRequest, device: TOTPDevice | StaticDevice, *, action
     """Mark the session verified by ``device`` and give it a new key: whatever was known of the old one is void."""
     otp_login(request, device)
     request.session.cycle_key()
-    audit.record(
+    isn.audit.record(
         action=action,
         actor=request.user,
         target=request.user,
@@ -109,7 +109,9 @@ def second_factor(request: HttpRequest) -> HttpResponse:
             return HttpResponseRedirect(_next_url(request))
         failed = True
         with transaction.atomic():
-            audit.record(action="auth.second_factor_failed", actor=request.user, target=request.user, outcome="denied")
+            isn.audit.record(
+                action="auth.second_factor_failed", actor=request.user, target=request.user, outcome="denied"
+            )
     context = {"form": form, "failed": failed, "next": _next_url(request)}
     return render(request, "registration/two_factor.html", context)
 

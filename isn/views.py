@@ -1,35 +1,27 @@
-"""The portal's shared pieces: the home page, the language picker, the one gate every portal page goes through
-(``portal_view``), and the one place that turns domain errors into pages (``domain_error_response``)."""
+"""The portal's shared pieces that know no app: the one place that turns domain errors into pages
+(``domain_error_response``), the audited 403, the password change and the language cookie. The gate every portal page
+goes through, and the pages of a member's place in the network, are in ``agencies``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from functools import wraps
 from typing import Any
 
 from django.conf import settings
-from django.contrib import messages
 from django.contrib.auth import views as auth_views
-from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import transaction
 from django.forms import Form
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import render, resolve_url
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse, reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext_lazy as _
 from django.views import defaults
-from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from agencies.preferences import membership_preferences_update
-from agencies.selectors import is_network_member, membership_for, offices_visible_to
-from isn import audit
+import isn.audit
 from isn.errors import ApplicationError, NotFound
 from isn.errors import PermissionDenied as DomainPermissionDenied
-
-View = Callable[..., HttpResponse]
 
 # What a person is told when a service refuses, by the error's code; the service's own (English) message follows as
 # the detail. Codes not listed get the generic text of their class.
@@ -54,31 +46,11 @@ def domain_error_response(request: HttpRequest, error: ApplicationError, **view_
     if isinstance(error, DomainPermissionDenied):
         raise DjangoPermissionDenied(error.message)
     friendly = _FRIENDLY.get(error.code) or _FRIENDLY["conflict" if error.status == 409 else "invalid"]
-    context = {"friendly": friendly, "detail": error.message, "back": _safe_next(request, "")}
+    context = {"friendly": friendly, "detail": error.message, "back": safe_next(request, "")}
     return render(request, "portal/problem.html", context, status=error.status)
 
 
-def portal_view(methods: Sequence[str] = ("GET",), *, members_only: bool = True) -> Callable[[View], View]:
-    """Every portal page: only these methods (HEAD with GET), signed in with both factors (the two-factor middleware
-    sees to the second), a member of the network unless ``members_only`` is False, and domain errors as pages."""
-    allowed = [*methods, "HEAD"] if "GET" in methods else list(methods)
-
-    def decorate(view: View) -> View:
-        @wraps(view)
-        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            if members_only and not is_network_member(request.user):
-                raise DjangoPermissionDenied
-            try:
-                return view(request, *args, **kwargs)
-            except ApplicationError as error:
-                return domain_error_response(request, error, **kwargs)
-
-        return require_http_methods(allowed)(login_required(wrapped))
-
-    return decorate
-
-
-def _safe_next(request: HttpRequest, default: str) -> str:
+def safe_next(request: HttpRequest, default: str) -> str:
     """The ``next`` this request names (POST, then GET, then the Referer), when it is a page of ours."""
     for candidate in (request.POST.get("next"), request.GET.get("next"), request.headers.get("Referer")):
         if candidate and url_has_allowed_host_and_scheme(
@@ -86,35 +58,6 @@ def _safe_next(request: HttpRequest, default: str) -> str:
         ):
             return candidate
     return default
-
-
-@require_safe  # a page, not a form: anything but GET or HEAD is 405
-@login_required
-def home(request: HttpRequest) -> HttpResponse:
-    """The signed-in member's place in the network: agency, office and counterpart offices."""
-    membership = membership_for(request.user)
-    counterparts = []
-    if membership is not None and membership.office_id is not None:
-        office = offices_visible_to(request.user).filter(pk=membership.office_id).first()
-        counterparts = list(office.counterparts.all()) if office else []
-    return render(request, "portal/home.html", {"membership": membership, "counterparts": counterparts})
-
-
-@require_POST
-def set_language(request: HttpRequest) -> HttpResponse:
-    """The language picker: kept on the member (every device follows) and in a cookie (the sign-in page follows)."""
-    response = HttpResponseRedirect(_safe_next(request, resolve_url("portal:home")))
-    language = request.POST.get("language", "")
-    if language not in dict(settings.LANGUAGES):
-        return response
-    user = request.user
-    if user.is_authenticated and getattr(user, "is_verified", lambda: False)() and is_network_member(user):
-        try:
-            membership_preferences_update(actor=user, language=language)
-        except ApplicationError as error:
-            messages.error(request, error.message)
-    remember_language(response, language)
-    return response
 
 
 def remember_language(response: HttpResponse, language: str) -> None:
@@ -143,7 +86,7 @@ class PasswordChangeView(auth_views.PasswordChangeView):
     def form_valid(self, form: Form) -> HttpResponse:
         with transaction.atomic():
             response = super().form_valid(form)
-            audit.record(action="auth.password_change", actor=self.request.user, target=self.request.user)
+            isn.audit.record(action="auth.password_change", actor=self.request.user, target=self.request.user)
         return response
 
 
@@ -151,7 +94,7 @@ def _record_denial(request: HttpRequest, reason: str) -> None:
     match = request.resolver_match
     # A denial has no act to roll back: its own transaction. Refused before authentication ran: anonymous.
     with transaction.atomic():
-        audit.record(
+        isn.audit.record(
             action="access.denied",
             actor=getattr(request, "user", None) or AnonymousUser(),
             outcome="denied",

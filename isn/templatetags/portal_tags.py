@@ -1,5 +1,5 @@
-"""Template helpers shared by every portal page: the viewer's time zone, numbers and country names in the chosen
-language, and links that keep a page's query while changing one parameter."""
+"""Template helpers shared by every portal page: numbers in the chosen language, and links that keep a page's query
+while changing one parameter (the viewer's time zone and country names: ``agencies``' member_tags)."""
 
 from __future__ import annotations
 
@@ -9,21 +9,7 @@ from django import template
 from django.http import HttpRequest
 from django.utils import formats, numberformat
 
-from agencies.models import CountryCode
-from agencies.selectors import membership_for
-
 register = template.Library()
-
-
-@register.simple_tag(takes_context=True)
-def member_timezone(context: template.Context) -> str | None:
-    """The time zone of the signed-in member's country (times are shown there); None (UTC) for anyone else."""
-    request: HttpRequest | None = context.get("request")
-    user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated:
-        return None
-    membership = membership_for(user)
-    return membership.agency.country.timezone if membership is not None else None
 
 
 @register.filter
@@ -39,15 +25,6 @@ def grouped(value: Any) -> str:
         thousand_sep=formats.get_format("THOUSAND_SEPARATOR"),
         force_grouping=True,
     )
-
-
-@register.filter
-def country_name(code: str) -> str:
-    """A member's name in the chosen language, from its code (KH -> Cambodia); an unknown code as it is."""
-    try:
-        return str(CountryCode(code).label)
-    except ValueError:
-        return code
 
 
 @register.simple_tag(takes_context=True)

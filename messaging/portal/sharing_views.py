@@ -2,11 +2,11 @@
 third-party rule) and requests for information. Thin views over ``messaging.sharing`` and
 ``messaging.rfis.services``.
 
-Every page goes through ``isn.views.portal_view`` (signed in with both factors, a member, domain errors as pages). A
-consent request or a request for information the viewer's agency is not a side of answers 404, exactly like one that
-does not exist; a page the viewer's role does not allow answers 403. Every read, list and act is recorded by the
-service that does it. Pages work without JavaScript: every act is a plain POST form with its CSRF token, answered by
-a redirect (or by the same page with the form's errors).
+Every page goes through ``agencies.portal.portal_view`` (signed in with both factors, a member, domain errors as
+pages). A consent request or a request for information the viewer's agency is not a side of answers 404, exactly like
+one that does not exist; a page the viewer's role does not allow answers 403. Every read, list and act is recorded by
+the service that does it. Pages work without JavaScript: every act is a plain POST form with its CSRF token, answered
+by a redirect (or by the same page with the form's errors).
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 
 from agencies.models import Membership
+from agencies.portal import portal_view
 from agencies.selectors import agencies_visible_to, countries_visible_to, offices_visible_to
+from agencies.templatetags.member_tags import country_name
 from isn.errors import Conflict, InvalidInput
 from isn.errors import PermissionDenied as DomainPermissionDenied
 from isn.paging import keyset_page
-from isn.templatetags.portal_tags import country_name
-from isn.views import portal_view
 from messaging.core.people import content_membership
 from messaging.items.lifecycle import item_list
 from messaging.models import (

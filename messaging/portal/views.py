@@ -1,8 +1,8 @@
 """The portal's pages for items, notifications and statistics: thin views over messaging's selectors and services.
 
-Every page goes through ``isn.views.portal_view`` (signed in with both factors, a member, domain errors as pages).
-An item the viewer may not see answers 404, exactly like one that does not exist; a page the viewer's role does not
-allow answers 403. Every read, list and act is recorded by the service that does it. Pages work without
+Every page goes through ``agencies.portal.portal_view`` (signed in with both factors, a member, domain errors as
+pages). An item the viewer may not see answers 404, exactly like one that does not exist; a page the viewer's role
+does not allow answers 403. Every read, list and act is recorded by the service that does it. Pages work without
 JavaScript: every act is a plain form with its CSRF token, answered by a redirect.
 """
 
@@ -26,11 +26,12 @@ from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 
 from agencies.models import Agency, Membership
+from agencies.portal import portal_view
 from agencies.selectors import agencies_visible_to, offices_visible_to
 from isn.errors import Conflict, InvalidInput
 from isn.errors import PermissionDenied as DomainPermissionDenied
 from isn.paging import keyset_page
-from isn.views import portal_url, portal_view
+from isn.views import portal_url
 from messaging.core.people import content_membership
 from messaging.delivery.notifications import notification_list, notification_mark_read, notifications_for
 from messaging.items.acknowledgement import AlreadyAcknowledged, item_acknowledge, item_deliveries_view

@@ -8,8 +8,9 @@ from django.test import Client
 from django.utils import translation
 
 from agencies.models import Membership
+from agencies.templatetags.member_tags import country_name
 from audit.models import AuditEvent
-from isn.templatetags.portal_tags import country_name, grouped
+from isn.templatetags.portal_tags import grouped
 from tests.auth import sign_in
 
 pytestmark = pytest.mark.django_db

@@ -489,7 +489,7 @@ def _request(persona: Persona, method: str, endpoint: Endpoint):
 # is requested with GET and POST by these personas; the admin index by everyone with every method.
 _ADMIN_PERSONAS = {"anonymous", "vn.officer", "vn.agency_admin", "un.regional_auditor", "disabled_user"}
 _ADMIN_PERSONAS |= {"password_only_session", "vn_key_read_write", "platform_admin"}
-# Portal pages take GET and POST only, through one gate (isn.views.portal_view) that refuses every other method
+# Portal pages take GET and POST only, through one gate (agencies.portal.portal_view) that refuses every other method
 # before looking at the caller: every persona tries GET and POST, these personas the other methods.
 _PORTAL_SPARE_METHODS = ("PATCH", "PUT", "DELETE")
 

@@ -1,0 +1,15 @@
+"""The agencies' REST API, mounted at /api/v1/ by ``isn.urls``."""
+
+from __future__ import annotations
+
+from rest_framework.routers import DefaultRouter
+
+from agencies.api import AgencyViewSet, ApiKeyViewSet, OfficeViewSet
+
+router = DefaultRouter(trailing_slash=True)
+router.include_root_view = False
+router.register("agencies", AgencyViewSet, basename="agency")
+router.register("offices", OfficeViewSet, basename="office")
+router.register("api-keys", ApiKeyViewSet, basename="api-key")
+
+urlpatterns = router.urls
