@@ -108,7 +108,6 @@ ACTIONS: Mapping[str, ActionKind] = MappingProxyType(
         "messaging.item.release_narrow": _W,
         "messaging.item.revoke_notify": _W,
         "messaging.item.route": _W,
-        "messaging.item.sharing_view": _R,
         "messaging.item.withdraw": _W,
         "messaging.country_key.rewrap": _W,
         "messaging.flash.escalate": _W,

@@ -186,7 +186,6 @@ def test_reads_are_decided_by_kind_not_by_spelling():
         "messaging.attachment.download",
         "messaging.item.deliveries_view",
         "messaging.item.access_view",
-        "messaging.item.sharing_view",
         "messaging.item.count",
         "messaging.consent.list",
         "messaging.statistics.export",

@@ -143,7 +143,6 @@ def test_flags_api_is_recorded(api, un_auditor, vn_officer):
         ("messaging.item.create", False),
         ("messaging.item.deliveries_view", True),
         ("messaging.item.access_view", True),
-        ("messaging.item.sharing_view", True),
         ("messaging.item.count", True),
         ("messaging.consent.list", True),
         ("messaging.statistics.export", True),
