@@ -30,6 +30,7 @@ from messaging.core.release import Release, release_of
 from messaging.core.sql import fetch_all
 from messaging.delivery.notifications import notifications_mark_read_for_item
 from messaging.models import (
+    Acknowledgement,
     DeliveryReason,
     Forward,
     Item,
@@ -80,14 +81,15 @@ def _lock_item(item: Item) -> None:
 
 
 # New deliveries in one statement; the unique constraint (nulls equal) skips rows that exist already, and what was
-# inserted is returned.
+# inserted is returned. An agency that acknowledged the item before its deliveries were made gets them acknowledged.
 _DELIVER_SQL = """
     INSERT INTO messaging_delivery (item_id, agency_id, office_id, user_id, reason, priority, routed_at,
-        escalation_level)
+        escalation_level, acknowledged_at)
     SELECT %(item)s, recipient.agency_id, recipient.office_id, recipient.user_id, recipient.reason, %(priority)s,
-        %(now)s, 0
+        %(now)s, 0, ack.created_at
     FROM unnest(%(agencies)s::bigint[], %(offices)s::bigint[], %(users)s::bigint[], %(reasons)s::text[])
         AS recipient (agency_id, office_id, user_id, reason)
+    LEFT JOIN messaging_acknowledgement ack ON ack.item_id = %(item)s AND ack.agency_id = recipient.agency_id
     ON CONFLICT DO NOTHING
     RETURNING agency_id, office_id, user_id
 """
@@ -112,6 +114,7 @@ def _insert(item: Item, recipients: Sequence[Recipient], now: datetime) -> list[
         return [r for r in recipients if r.key in made]
     existing = set(Delivery.objects.filter(item=item).values_list("agency_id", "office_id", "user_id"))
     new = [r for r in recipients if r.key not in existing]
+    acknowledged = dict(Acknowledgement.objects.filter(item=item).values_list("agency_id", "created_at"))
     Delivery.objects.bulk_create(
         [
             Delivery(
@@ -122,6 +125,7 @@ def _insert(item: Item, recipients: Sequence[Recipient], now: datetime) -> list[
                 reason=r.reason,
                 priority=item.priority,
                 routed_at=now,
+                acknowledged_at=acknowledged.get(r.agency_id),
             )
             for r in new
         ],

@@ -6,7 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from django.db import transaction
+from django.db import (
+    IntegrityError,
+    transaction,
+)
 from django.utils import timezone
 
 from agencies.models import Agency
@@ -63,6 +66,9 @@ class AlreadyAcknowledged(Conflict):
 def item_acknowledge(*, actor: Actor, item_id: object, note: str = "", note_text: str = "") -> Acknowledgement:
     """A receiving agency acknowledges the item, once per agency; a second attempt is ``AlreadyAcknowledged`` (409).
 
+    Any agency that can see the item, other than its originator, may acknowledge it as soon as it sees it: a FLASH
+    item is in the inbox before the routing task has made the agency's deliveries, and those are made acknowledged.
+
     ``note`` is one of ``AcknowledgementNote``; ``note_text`` is sealed under the item's data key (it may say what
     the agency is doing about it), so only the originator and the acknowledging agency's country can open it.
     """
@@ -79,8 +85,6 @@ def item_acknowledge(*, actor: Actor, item_id: object, note: str = "", note_text
         note_text = check_text(problems, "note_text", note_text, limit=ACKNOWLEDGEMENT_TEXT_MAX_LENGTH, multiline=True)
     problems.raise_if_any("The acknowledgement was not stored.")
     deliveries = deliveries_for_acknowledging(item, reader.agency_id)
-    if not deliveries:
-        raise PermissionDenied("Only an agency this item was routed to may acknowledge it.")
     existing = Acknowledgement.objects.filter(item=item, agency_id=reader.agency_id).first()
     if existing is not None:
         raise AlreadyAcknowledged(
@@ -91,9 +95,18 @@ def item_acknowledge(*, actor: Actor, item_id: object, note: str = "", note_text
     if note_text:
         data_key = item_data_key(item, reader.country)
         note_sealed = sealed(data_key, note_text, aad=ack_note_aad(item.pk, reader.agency_id))
-    acknowledgement = Acknowledgement.objects.create(
-        item=item, agency_id=reader.agency_id, user=actor, note=note, note_text_sealed=note_sealed, created_at=now
-    )
+    try:
+        with transaction.atomic():  # two officers of an agency the item is not routed to yet: nothing else to lock
+            acknowledgement = Acknowledgement.objects.create(
+                item=item,
+                agency_id=reader.agency_id,
+                user=actor,
+                note=note,
+                note_text_sealed=note_sealed,
+                created_at=now,
+            )
+    except IntegrityError:
+        raise AlreadyAcknowledged("Your agency has just acknowledged this item.") from None
     deliveries_acknowledge(deliveries, now=now)
     record(
         action="messaging.item.acknowledge",

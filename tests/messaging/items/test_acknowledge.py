@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from isn.errors import NotFound, PermissionDenied
+from messaging.delivery.flash import flash_escalate_due
 from messaging.delivery.routing import item_route
-from messaging.items.acknowledgement import AlreadyAcknowledged, item_acknowledge
+from messaging.items.acknowledgement import (
+    AlreadyAcknowledged,
+    item_acknowledge,
+)
 from messaging.items.changes import item_change
 from messaging.items.lifecycle import item_read
 from messaging.models import (
@@ -59,10 +66,23 @@ def test_the_originator_cannot_acknowledge_its_own_item(net, routed):
         item_acknowledge(actor=net.user("vn.officer"), item_id=routed.pk)
 
 
-def test_an_agency_without_a_delivery_cannot_acknowledge(net):
-    item = post_item(net.user("vn.officer"))  # not routed yet
-    with pytest.raises(PermissionDenied):
-        item_acknowledge(actor=net.user("kh.officer"), item_id=item.pk)
+def test_a_flash_item_is_acknowledged_before_routing_and_routing_keeps_it_acknowledged(net, settings):
+    item = post_item(net.user("vn.officer"), priority="flash", countries=["VN", "KH"])  # in the inbox, not routed yet
+    assert not Delivery.objects.filter(item=item).exists()
+    acknowledgement = item_acknowledge(actor=net.user("kh.officer"), item_id=item.pk)
+    item_route(outbox_id=OutboxMessage.objects.get(item=item, kind=OutboxKind.ITEM_ROUTE).pk)
+    made = Delivery.objects.filter(item=item, agency=net.kh)
+    assert made.exists()
+    assert set(made.values_list("acknowledged_at", flat=True)) == {acknowledgement.created_at}
+    # However late the FLASH sweep runs, it escalates only the agency that has not acknowledged (Cambodia's customs).
+    later = timezone.now() + timedelta(seconds=settings.ISN_FLASH_ESCALATE_AFTER_SECONDS * 3)
+    assert flash_escalate_due(now=later) == 1
+    assert set(made.values_list("escalation_level", flat=True)) == {0}
+    assert set(
+        Delivery.objects.filter(item=item, agency=net.kh_customs).values_list("escalation_level", flat=True)
+    ) == {1}
+    with pytest.raises(AlreadyAcknowledged):
+        item_acknowledge(actor=net.user("kh.supervisor"), item_id=item.pk)
 
 
 def test_an_officer_of_an_unreleased_country_gets_not_found(net):
