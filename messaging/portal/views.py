@@ -51,7 +51,7 @@ from messaging.portal.forms import (
 )
 from messaging.portal.sharing_views import item_sharing
 from messaging.selectors.items import (
-    acknowledgement_state,
+    agency_acknowledgement,
     flash_awaiting_acknowledgement,
     item_get_as_originator,
     item_release,
@@ -126,9 +126,10 @@ def _acknowledgement_state(membership: Membership, item: Item) -> dict[str, Any]
     """
     if membership.agency_id == item.originator_agency_id:
         return {"can_acknowledge": False, "acknowledgement": None}
-    acknowledgement, routed = acknowledgement_state(item, agency_id=membership.agency_id)
+    # An agency that can see an item may acknowledge it, routed yet or not (item_acknowledge).
+    acknowledgement = agency_acknowledgement(item, agency_id=membership.agency_id)
     return {
-        "can_acknowledge": routed and acknowledgement is None and item.status == ItemStatus.ACTIVE,
+        "can_acknowledge": acknowledgement is None and item.status == ItemStatus.ACTIVE,
         "acknowledgement": acknowledgement,
     }
 

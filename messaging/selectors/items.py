@@ -253,11 +253,9 @@ def flash_awaiting_acknowledgement(viewer: Viewer | Reader) -> QuerySet[Any]:
     ).values("item_id")
 
 
-def acknowledgement_state(item: Item, *, agency_id: int) -> tuple[Acknowledgement | None, bool]:
-    """The agency's acknowledgement of an item it has just read (or None), and whether the item is routed to it."""
-    acknowledgement = Acknowledgement.objects.filter(item=item, agency_id=agency_id).select_related("user").first()
-    routed = Delivery.objects.filter(item=item, agency_id=agency_id, revoked_at__isnull=True).exists()
-    return acknowledgement, routed
+def agency_acknowledgement(item: Item, *, agency_id: int) -> Acknowledgement | None:
+    """The agency's acknowledgement of an item it has just read, or None."""
+    return Acknowledgement.objects.filter(item=item, agency_id=agency_id).select_related("user").first()
 
 
 def released_countries(item: Item) -> set[str]:

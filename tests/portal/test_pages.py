@@ -418,3 +418,14 @@ def test_inbox_costs_the_same_for_one_item_or_a_full_page(net, post):
         route(post(vn, title=f"Convoy {number}", priority="flash" if number % 5 == 0 else "routine"))
     assert queries() == few
     assert kh.get("/items/").content.decode().count("Convoy ") >= 30
+
+
+def test_a_flash_item_not_routed_yet_can_be_acknowledged_from_its_page(net, post):
+    flash = post(
+        net.user("vn.officer"), title="FLASH convoy at Bavet tonight", priority="flash", countries=["VN", "KH"]
+    )
+    kh = _client(net.user("kh.officer"))
+    page = kh.get(f"/items/{flash.pk}/").content.decode()
+    assert f'action="/items/{flash.pk}/acknowledge/"' in page
+    assert kh.post(f"/items/{flash.pk}/acknowledge/", {"note": "actioned"}).status_code == 302
+    assert Acknowledgement.objects.filter(item=flash, agency=net.kh).exists()
