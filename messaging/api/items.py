@@ -6,12 +6,15 @@ id. Errors are ``{"detail", "code"}`` (and ``errors`` per field for bad input), 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import QuerySet
 from django.http import HttpResponse
-from django.utils.http import content_disposition_header
+from django.utils.http import content_disposition_header, parse_etags, quote_etag
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -282,8 +285,21 @@ _NOT_FOUND = OpenApiResponse(ERROR, description="No such item, or not one you ma
     ),
     retrieve=extend_schema(
         summary="Open an item (recorded)",
-        parameters=[_ITEM_ID],
-        responses={200: ItemDetailSerializer, 404: _NOT_FOUND, 409: ERROR},
+        description=(
+            "The answer carries an `ETag`; send it back in `If-None-Match` to get 304 Not Modified while the item "
+            "reads the same to you. A 304 is still a read, and recorded as one."
+        ),
+        parameters=[
+            _ITEM_ID,
+            OpenApiParameter("If-None-Match", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False),
+            OpenApiParameter("ETag", OpenApiTypes.STR, OpenApiParameter.HEADER, response=[200, 304]),
+        ],
+        responses={
+            200: ItemDetailSerializer,
+            304: OpenApiResponse(description="Unchanged since the ETag sent in If-None-Match."),
+            404: _NOT_FOUND,
+            409: ERROR,
+        },
     ),
     partial_update=extend_schema(
         summary="Originator: narrow the release, move the review date, or correct the text",
@@ -320,7 +336,14 @@ class ItemViewSet(viewsets.GenericViewSet):
 
     def retrieve(self, request: Request, pk: str) -> Response:
         content = item_read(actor=request.user, item_id=pk)
-        return Response(ItemDetailSerializer(content).data)
+        data = ItemDetailSerializer(content).data
+        # A digest of what this caller was shown: it changes with the content version, the release the originator
+        # sees, the read flag and the attachments, and tells nothing the body did not.
+        shown = json.dumps(data, sort_keys=True, cls=DjangoJSONEncoder).encode("utf-8")
+        etag = quote_etag(hashlib.sha256(shown).hexdigest()[:32])
+        if etag in parse_etags(request.headers.get("If-None-Match", "")):
+            return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
+        return Response(data, headers={"ETag": etag})
 
     def partial_update(self, request: Request, pk: str) -> Response:
         item = item_change(actor=request.user, item_id=pk, **validated(ItemChangeSerializer, request.data))

@@ -117,6 +117,26 @@ def test_detail_opens_body_and_is_recorded(api, post, vn_officer, kh_officer):
     assert len(_events("messaging.item.read")) == 2
 
 
+def test_an_unchanged_item_answers_304_and_is_still_recorded_as_a_read(api, post, vn_officer, kh_officer):
+    item = post(vn_officer).item
+    api.force_authenticate(kh_officer)
+    first = api.get(f"/api/v1/items/{item.pk}/")
+    etag = first["ETag"]
+    assert etag[0] == etag[-1] == '"'
+    again = api.get(f"/api/v1/items/{item.pk}/", HTTP_IF_NONE_MATCH=etag)
+    assert (again.status_code, again.content, again["ETag"]) == (304, b"", etag)
+    assert api.get(f"/api/v1/items/{item.pk}/", HTTP_IF_NONE_MATCH='"other", ' + etag).status_code == 304
+    assert len(_events("messaging.item.read")) == 3
+    # A correction changes what the reader is shown, and so the tag.
+    api.force_authenticate(vn_officer)
+    api.patch(f"/api/v1/items/{item.pk}/", {"body": "Three lorries, not two."}, format="json")
+    api.force_authenticate(kh_officer)
+    changed = api.get(f"/api/v1/items/{item.pk}/", HTTP_IF_NONE_MATCH=etag)
+    assert changed.status_code == 200
+    assert changed.json()["body"] == "Three lorries, not two."
+    assert changed["ETag"] != etag
+
+
 def test_service_read_and_api_agree(post, vn_officer, kh_officer):
     content = post(vn_officer, title="ត្រួតពិនិត្យ", language="km")
     opened = item_read(actor=kh_officer, item_id=content.item.pk)
