@@ -202,10 +202,12 @@ def item_create(
     named = check_named_users(problems, named_users, released)
     problems.raise_if_any("The item was not stored.")
 
+    chosen = item_id is not None
     item_id = item_id or uuid.uuid4()
     data_key = data_key_new()
     try:
-        with transaction.atomic():  # a savepoint: a concurrent post of the same chosen id waits, then is refused
+        # A chosen id gets a savepoint: a concurrent post of the same id waits for the first, then is refused.
+        with transaction.atomic(savepoint=chosen):
             item = Item.objects.create(
                 id=item_id,
                 originator_agency=membership.agency,
