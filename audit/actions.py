@@ -91,6 +91,8 @@ ACTIONS: Mapping[str, ActionKind] = MappingProxyType(
         "audit.flags.view": _R,
         "audit.status.view": _R,
         "audit.timeline.view": _L,
+        # messaging: the API (a write retried with its Idempotency-Key answers with a fresh read of what it made)
+        "messaging.api.idempotent_replay": _R,
         # messaging: items and attachments
         "messaging.attachment.add": _W,
         "messaging.attachment.download": _R,

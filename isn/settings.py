@@ -465,6 +465,10 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = ISN_ATTACHMENT_MAX_BYTES + 64 * 1024
 # Daily just after midnight UTC: an interval would restart its count whenever beat restarts.
 CELERY_BEAT_SCHEDULE |= {
     "messaging-expire-items": {"task": "messaging.tasks.expire_items", "schedule": _crontab(minute=15, hour=0)},
+    "messaging-purge-idempotency-keys": {
+        "task": "messaging.tasks.purge_idempotency_keys",
+        "schedule": _crontab(minute=40),
+    },
 }
 # --- end of messaging --------------------------------------------------------------------------------------------
 

@@ -66,6 +66,21 @@ def expire_items() -> int:
     return count
 
 
+@shared_task(
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=True,
+    max_retries=3,
+    time_limit=300,
+    soft_time_limit=270,
+    ignore_result=True,
+)
+def purge_idempotency_keys() -> int:
+    """Delete API idempotency records older than their 24-hour replay window (beat sends it hourly)."""
+    from messaging.core.idempotency import idempotency_keys_purge
+
+    return idempotency_keys_purge()
+
+
 # --- routing and notifications -------------------------------------------------------------------------------------
 # Every task here takes the id of an outbox row (or nothing), is idempotent, and is bounded in time and retries. The
 # queue is chosen when the row is published: ``urgent`` for FLASH items, so a backlog never delays them.

@@ -28,7 +28,7 @@ from rest_framework.response import Response
 
 from agencies.models import CountryCode
 from isn.errors import InvalidInput, PermissionDenied
-from messaging.api.common import AgencyRefSerializer, ItemFilterBackend, NewestFirstPagination
+from messaging.api.common import AgencyRefSerializer, ItemFilterBackend, NewestFirstPagination, idempotent
 from messaging.core.people import content_membership
 from messaging.models import CONSENT_TEXT_MAX_LENGTH, ConsentRequest, ConsentStatus
 from messaging.selectors.sharing import consent_get, consents_visible_to
@@ -122,6 +122,14 @@ _ERROR = inline_serializer("ConsentError", {"detail": serializers.CharField(), "
 _NOT_FOUND = OpenApiResponse(_ERROR, description="No such request, or not one you may see (indistinguishable).")
 
 
+def _consent_replay(request: Request, kwargs: dict[str, Any], consent_id: str) -> Any:
+    return ConsentDetailSerializer(consent_read(actor=request.user, consent_id=consent_id)).data
+
+
+def _decision_replay(request: Request, kwargs: dict[str, Any], consent_id: str) -> Any:
+    return ConsentSerializer(consent_read(actor=request.user, consent_id=consent_id)).data
+
+
 @extend_schema_view(
     list=extend_schema(
         summary="Consent requests your agency asked, or was asked about its items, newest first (recorded)",
@@ -158,6 +166,7 @@ class ConsentViewSet(viewsets.GenericViewSet):
         views = consent_list(actor=request.user, consents=page)
         return self.get_paginated_response(ConsentSerializer(views, many=True).data)
 
+    @idempotent("messaging.consentrequest", replay=_consent_replay)
     def create(self, request: Request) -> Response:
         if content_membership(request.user) is None:  # refused before the body is judged
             raise PermissionDenied("Only officers of a member agency may ask for consent.")
@@ -174,6 +183,7 @@ class ConsentViewSet(viewsets.GenericViewSet):
     def retrieve(self, request: Request, pk: str) -> Response:
         return Response(ConsentDetailSerializer(consent_read(actor=request.user, consent_id=pk)).data)
 
+    @idempotent("messaging.consentrequest", replay=_decision_replay)
     @extend_schema(
         summary="Originating agency's supervisor or national focal point: approve (the item is then shared)",
         parameters=[_CONSENT_ID],
@@ -184,6 +194,7 @@ class ConsentViewSet(viewsets.GenericViewSet):
     def approve(self, request: Request, pk: str) -> Response:
         return Response(ConsentSerializer(consent_grant(actor=request.user, consent_id=pk)).data)
 
+    @idempotent("messaging.consentrequest", replay=_decision_replay)
     @extend_schema(
         summary="Originating agency's supervisor or national focal point: decline, with a reason",
         parameters=[_CONSENT_ID],
@@ -197,6 +208,7 @@ class ConsentViewSet(viewsets.GenericViewSet):
         view = consent_decline(actor=request.user, consent_id=pk, reason=reason)
         return Response(ConsentSerializer(view).data)
 
+    @idempotent("messaging.consentrequest", replay=_decision_replay)
     @extend_schema(
         summary="The agency that asked: cancel a pending request",
         parameters=[_CONSENT_ID],

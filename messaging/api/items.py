@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from typing import Any
 
 from django.conf import settings
@@ -30,7 +31,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from agencies.models import Agency, CountryCode
-from isn.errors import InvalidInput, PermissionDenied
+from isn.errors import InvalidInput, NotFound, PermissionDenied
 from messaging.api.common import (
     ERROR,
     AccessCursorPagination,
@@ -39,6 +40,7 @@ from messaging.api.common import (
     ItemFilterBackend,
     NewestFirstPagination,
     OfficeRefSerializer,
+    idempotent,
     validated,
 )
 from messaging.items.acknowledgement import item_acknowledge, item_deliveries_view
@@ -68,6 +70,11 @@ from messaging.sharing.forwards import item_forward, item_forwards_view
 
 
 class ItemCreateSerializer(serializers.Serializer):
+    id = serializers.UUIDField(
+        required=False,
+        help_text="Optional: the id the item is to have, chosen by your system. Posting it again with the same body "
+        "answers with the item again (it is its own Idempotency-Key); with another body, or by another caller, 409.",
+    )
     title = serializers.CharField(max_length=TITLE_MAX_LENGTH)
     body = serializers.CharField(max_length=BODY_MAX_LENGTH, trim_whitespace=False)
     language = serializers.ChoiceField(choices=[], help_text="The language the text is written in.")
@@ -270,6 +277,50 @@ _ATTACHMENT_ID = OpenApiParameter("attachment_id", OpenApiTypes.UUID, OpenApiPar
 _NOT_FOUND = OpenApiResponse(ERROR, description="No such item, or not one you may see (indistinguishable).")
 
 
+# --- replays: a write retried with its Idempotency-Key answers with what a read of its result gives now ----------
+
+
+def _client_chosen_id(request: Request) -> str | None:
+    data = request.data
+    chosen = data.get("id") if hasattr(data, "get") else None
+    try:
+        return f"item:{uuid.UUID(str(chosen))}" if chosen is not None else None
+    except ValueError:
+        return None  # judged with the rest of the body
+
+
+def _item_replay(request: Request, kwargs: dict[str, Any], item_id: str) -> Any:
+    return ItemDetailSerializer(item_read(actor=request.user, item_id=item_id)).data
+
+
+def _item_change_replay(request: Request, kwargs: dict[str, Any], item_id: str) -> Any:
+    return ItemChangeResultSerializer(item_read(actor=request.user, item_id=item_id).item).data
+
+
+def _attachment_replay(request: Request, kwargs: dict[str, Any], attachment_id: str) -> Any:
+    content = item_read(actor=request.user, item_id=kwargs["pk"])
+    for summary in content.attachments:
+        if str(summary.id) == attachment_id:
+            return AttachmentSerializer(summary).data
+    raise NotFound("No such attachment.")
+
+
+def _acknowledgement_replay(request: Request, kwargs: dict[str, Any], item_id: str) -> Any:
+    reader = selectors.reader_required(request.user)
+    item = selectors.item_get(reader, item_id=item_id)  # one the caller can no longer see is 404, as a read is
+    acknowledgement = selectors.agency_acknowledgement(item, agency_id=reader.agency_id)
+    if acknowledgement is None:
+        raise NotFound("No such item.")
+    return AcknowledgementSerializer(acknowledgement).data
+
+
+def _forward_replay(request: Request, kwargs: dict[str, Any], forward_id: str) -> Any:
+    for view in item_forwards_view(actor=request.user, item_id=kwargs["pk"]):
+        if str(view.forward.pk) == forward_id:
+            return ForwardSerializer(view).data
+    raise NotFound("No such forward.")
+
+
 # --- the viewset ---------------------------------------------------------------------------------------------------
 
 
@@ -328,10 +379,12 @@ class ItemViewSet(viewsets.GenericViewSet):
         summaries = item_list(actor=request.user, items=page or [])
         return self.get_paginated_response(ItemSummarySerializer(summaries, many=True).data)
 
+    @idempotent("messaging.item", replay=_item_replay, natural_key=_client_chosen_id)
     def create(self, request: Request) -> Response:
         if selectors.content_membership(request.user) is None:  # refused before the body is judged
             raise PermissionDenied("Only officers of a member agency may post items.")
-        content = item_create(actor=request.user, **validated(ItemCreateSerializer, request.data))
+        data = validated(ItemCreateSerializer, request.data)
+        content = item_create(actor=request.user, item_id=data.pop("id", None), **data)
         return Response(ItemDetailSerializer(content).data, status=status.HTTP_201_CREATED)
 
     def retrieve(self, request: Request, pk: str) -> Response:
@@ -345,6 +398,7 @@ class ItemViewSet(viewsets.GenericViewSet):
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
         return Response(data, headers={"ETag": etag})
 
+    @idempotent("messaging.item", replay=_item_change_replay)
     def partial_update(self, request: Request, pk: str) -> Response:
         item = item_change(actor=request.user, item_id=pk, **validated(ItemChangeSerializer, request.data))
         return Response(ItemChangeResultSerializer(item).data)
@@ -360,6 +414,7 @@ class ItemViewSet(viewsets.GenericViewSet):
         filters = {key: request.query_params[key] for key in ItemFilter.base_filters if key in request.query_params}
         return Response({"count": item_count(actor=request.user, items=items, filters=filters)})
 
+    @idempotent("messaging.item", replay=_item_change_replay)
     @extend_schema(
         summary="Originator: withdraw the item (recipients lose it at once; their keys are shredded)",
         parameters=[_ITEM_ID],
@@ -371,6 +426,7 @@ class ItemViewSet(viewsets.GenericViewSet):
         item = item_withdraw(actor=request.user, item_id=pk)
         return Response(ItemChangeResultSerializer(item).data)
 
+    @idempotent("messaging.attachment", replay=_attachment_replay)
     @extend_schema(
         summary="Originator: attach a file (multipart field 'file'; its type is judged from its content)",
         parameters=[_ITEM_ID],
@@ -419,6 +475,7 @@ class ItemViewSet(viewsets.GenericViewSet):
         response["Content-Length"] = str(len(file.content))
         return response
 
+    @idempotent("messaging.acknowledgement", replay=_acknowledgement_replay, resource_id=lambda data: str(data["item"]))
     @extend_schema(
         summary="Acknowledge the item for your agency (once per agency; a second time answers 409)",
         parameters=[_ITEM_ID],
@@ -455,6 +512,7 @@ class ItemViewSet(viewsets.GenericViewSet):
         agencies = Agency.objects.in_bulk({event.actor_agency_id for event in page if event.actor_agency_id})
         return self.get_paginated_response(AccessEventSerializer(page, many=True, context={"agencies": agencies}).data)
 
+    @idempotent("messaging.forward", replay=_forward_replay)
     @extend_schema(
         summary="Forward the item inside your own country, as its handling code allows (never TLP:RED; "
         "TLP:AMBER+STRICT only to offices of your own agency); another country needs a consent request",

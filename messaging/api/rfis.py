@@ -25,8 +25,14 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from isn.errors import InvalidInput, PermissionDenied
-from messaging.api.common import AgencyRefSerializer, ItemFilterBackend, NewestFirstPagination, OfficeRefSerializer
+from isn.errors import InvalidInput, NotFound, PermissionDenied
+from messaging.api.common import (
+    AgencyRefSerializer,
+    ItemFilterBackend,
+    NewestFirstPagination,
+    OfficeRefSerializer,
+    idempotent,
+)
 from messaging.core.people import content_membership
 from messaging.models import RFI_SUBJECT_MAX_LENGTH, RFI_TEXT_MAX_LENGTH, Priority, Rfi, RfiStatus
 from messaging.rfis import services as rfis
@@ -154,6 +160,21 @@ _ERROR = inline_serializer("RfiError", {"detail": serializers.CharField(), "code
 _NOT_FOUND = OpenApiResponse(_ERROR, description="No such request, or not one you may see (indistinguishable).")
 
 
+def _rfi_replay(request: Request, kwargs: dict[str, Any], rfi_id: str) -> Any:
+    return RfiDetailSerializer(rfis.rfi_read(actor=request.user, rfi_id=rfi_id)).data
+
+
+def _reply_replay(request: Request, kwargs: dict[str, Any], reply_id: str) -> Any:
+    for reply in rfis.rfi_read(actor=request.user, rfi_id=kwargs["pk"]).replies:
+        if str(reply.reply.pk) == reply_id:
+            return RfiReplySerializer(reply).data
+    raise NotFound("No such reply.")
+
+
+def _rfi_state_replay(request: Request, kwargs: dict[str, Any], rfi_id: str) -> Any:
+    return RfiStateSerializer(rfis.rfi_read(actor=request.user, rfi_id=rfi_id).rfi).data
+
+
 @extend_schema_view(
     list=extend_schema(
         summary="Requests for information your agency sent or received, newest first (every id listed is recorded)",
@@ -190,6 +211,7 @@ class RfiViewSet(viewsets.GenericViewSet):
         summaries = rfis.rfi_list(actor=request.user, rfis=page or [])
         return self.get_paginated_response(RfiSummarySerializer(summaries, many=True).data)
 
+    @idempotent("messaging.rfi", replay=_rfi_replay)
     def create(self, request: Request) -> Response:
         if content_membership(request.user) is None:  # refused before the body is judged
             raise PermissionDenied("Only officers of a member agency may send requests for information.")
@@ -201,6 +223,7 @@ class RfiViewSet(viewsets.GenericViewSet):
     def retrieve(self, request: Request, pk: str) -> Response:
         return Response(RfiDetailSerializer(rfis.rfi_read(actor=request.user, rfi_id=pk)).data)
 
+    @idempotent("messaging.rfireply", replay=_reply_replay)
     @extend_schema(
         summary="Reply in the thread (the asked side's reply answers it; the asker's reopens an answered one)",
         parameters=[_RFI_ID],
@@ -214,6 +237,7 @@ class RfiViewSet(viewsets.GenericViewSet):
         reply = rfis.rfi_reply(actor=request.user, rfi_id=pk, body=data["body"], item_id=data["item"])
         return Response(RfiReplySerializer(reply).data, status=status.HTTP_201_CREATED)
 
+    @idempotent("messaging.rfi", replay=_rfi_state_replay)
     @extend_schema(
         summary="Asking agency: close the request (it takes no more replies)",
         parameters=[_RFI_ID],

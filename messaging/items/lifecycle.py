@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.auth.models import Permission
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from agencies.models import Agency, Membership
 from audit.services import record
-from isn.errors import PermissionDenied
+from isn.errors import Conflict, PermissionDenied
 from messaging.core.outbox import outbox_add
 from messaging.core.people import (
     content_membership,
@@ -169,11 +169,13 @@ def item_create(
     border_crossing: str = "",
     agencies: Sequence[int] = (),
     named_users: Sequence[str] = (),
+    item_id: uuid.UUID | None = None,
 ) -> ItemContent:
     """Post an item released to ``countries`` (which must include the poster's own), optionally narrowed to
     ``agencies`` within a country, and to ``named_users`` (usernames) on a need-to-know basis.
 
-    Long for the fields an item has; each check and write is one line or one helper.
+    ``item_id`` is an id the poster's system chose; one already taken is a Conflict that says nothing about the item
+    holding it. Long for the fields an item has; each check and write is one line or one helper.
     """
     membership = content_membership(actor)
     if membership is None:
@@ -200,21 +202,27 @@ def item_create(
     named = check_named_users(problems, named_users, released)
     problems.raise_if_any("The item was not stored.")
 
-    item_id = uuid.uuid4()
+    chosen = item_id is not None
+    item_id = item_id or uuid.uuid4()
     data_key = data_key_new()
-    item = Item.objects.create(
-        id=item_id,
-        originator_agency=membership.agency,
-        originator_office=membership.office,
-        originator_user=actor,
-        originator_country=originator_country,
-        title_sealed=sealed(data_key, title, aad=item_field_aad(item_id, "title", 1)),
-        body_sealed=sealed(data_key, body, aad=item_field_aad(item_id, "body", 1)),
-        content_version=1,
-        border_crossing=border_crossing,
-        review_date=review_date,
-        **metadata,
-    )
+    try:
+        # A chosen id gets a savepoint: a concurrent post of the same id waits for the first, then is refused.
+        with transaction.atomic(savepoint=chosen):
+            item = Item.objects.create(
+                id=item_id,
+                originator_agency=membership.agency,
+                originator_office=membership.office,
+                originator_user=actor,
+                originator_country=originator_country,
+                title_sealed=sealed(data_key, title, aad=item_field_aad(item_id, "title", 1)),
+                body_sealed=sealed(data_key, body, aad=item_field_aad(item_id, "body", 1)),
+                content_version=1,
+                border_crossing=border_crossing,
+                review_date=review_date,
+                **metadata,
+            )
+    except IntegrityError:
+        raise Conflict("This id is taken.") from None
     _grants_write(item, data_key, actor=actor, countries=released, agencies=restricted_to, named=named)
     record(
         action="messaging.item.create",

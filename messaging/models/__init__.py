@@ -14,6 +14,7 @@ from messaging.models.delivery import (
     Subscription,
     WebhookDeadLetter,
 )
+from messaging.models.idempotency import IDEMPOTENCY_KEY_MAX_LENGTH, IdempotencyKey
 from messaging.models.items import (
     BODY_MAX_LENGTH,
     BORDER_CROSSING_MAX_LENGTH,
@@ -62,6 +63,7 @@ __all__ = [
     "CONSENT_TEXT_MAX_LENGTH",
     "FILENAME_MAX_LENGTH",
     "FORWARD_REASON_MAX_LENGTH",
+    "IDEMPOTENCY_KEY_MAX_LENGTH",
     "RFI_SUBJECT_MAX_LENGTH",
     "RFI_TEXT_MAX_LENGTH",
     "TITLE_MAX_LENGTH",
@@ -75,6 +77,7 @@ __all__ = [
     "DeliveryReason",
     "Forward",
     "HandlingCode",
+    "IdempotencyKey",
     "InfoCredibility",
     "Item",
     "ItemAgencyGrant",

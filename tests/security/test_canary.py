@@ -65,6 +65,7 @@ def _pg_dump() -> bytes:
     command += ["-h", db["HOST"] or "127.0.0.1", "-p", str(db["PORT"] or 5432), "-U", db["USER"], db["NAME"]]
     dump = subprocess.run(command, env=env, capture_output=True, check=True, timeout=120).stdout
     assert b"COPY public.messaging_item " in dump  # the dump holds the items at all
+    assert b"COPY public.messaging_idempotencykey " in dump  # and the API's idempotency records
     return dump
 
 
@@ -173,6 +174,7 @@ def test_no_canary_in_plaintext_anywhere_after_the_whole_flow(people, routing, c
             "countries": ["VN", "KH"],
         },
         format="json",
+        HTTP_IDEMPOTENCY_KEY="canary-post",  # the key store is in the dump searched below
     )
     assert posted.status_code == 201, posted.content
     item = posted.json()["id"]
@@ -180,6 +182,7 @@ def test_no_canary_in_plaintext_anywhere_after_the_whole_flow(people, routing, c
         f"/api/v1/items/{item}/attachments/",
         {"file": (f"{CANARIES['attachment name']}.txt", CANARIES["attachment"].encode(), "text/plain")},
         format="multipart",
+        HTTP_IDEMPOTENCY_KEY="canary-upload",
     )
     if upload.status_code == 400:  # APIClient's multipart tuple form differs by version: use a real file object
         from django.core.files.uploadedfile import SimpleUploadedFile
@@ -204,7 +207,11 @@ def test_no_canary_in_plaintext_anywhere_after_the_whole_flow(people, routing, c
     for outsider in (th, auditor):
         for path in ("/api/v1/items/", f"/api/v1/items/{item}/", f"/api/v1/items/{item}/attachments/{attachment}/"):
             _assert_absent(f"a response to an outsider ({path})", outsider.get(path).content)
-    assert vn.patch(f"/api/v1/items/{item}/", {"title": CANARIES["corrected title"]}, format="json").status_code == 200
+    corrected = {"title": CANARIES["corrected title"]}
+    assert (
+        vn.patch(f"/api/v1/items/{item}/", corrected, format="json", HTTP_IDEMPOTENCY_KEY="canary-fix").status_code
+        == 200
+    )
     assert vn.get(f"/api/v1/items/{item}/access/").status_code == 200
     assert vn.patch(f"/api/v1/items/{item}/", {"countries": ["VN"]}, format="json").status_code == 200
     assert kh.get(f"/api/v1/items/{item}/").status_code == 404
