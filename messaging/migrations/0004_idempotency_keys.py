@@ -20,7 +20,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('key', models.CharField(max_length=255)),
-                ('request_hash', models.CharField(help_text='SHA-256 of the method, path and body, hex.', max_length=64)),
+                ('request_hash', models.CharField(max_length=64)),
                 ('response_status', models.PositiveSmallIntegerField(blank=True, null=True)),
                 ('resource_type', models.CharField(blank=True, max_length=64)),
                 ('resource_id', models.CharField(blank=True, max_length=64)),

@@ -5,7 +5,6 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
-from django.utils.translation import gettext_lazy as _
 
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
 
@@ -21,7 +20,7 @@ class IdempotencyKey(models.Model):
     # The caller: the person, or the API key (whose service account is ``user``); a key is scoped to one caller.
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     api_key = models.ForeignKey("agencies.ApiKey", on_delete=models.CASCADE, null=True, blank=True, related_name="+")
-    request_hash = models.CharField(max_length=64, help_text=_("SHA-256 of the method, path and body, hex."))
+    request_hash = models.CharField(max_length=64)  # SHA-256 (hex) of the method, path and body: never the body
     # Null only inside the write's own transaction, before the write has answered.
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)
     resource_type = models.CharField(max_length=64, blank=True)
