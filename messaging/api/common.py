@@ -6,14 +6,13 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.utils import (
-    inline_serializer,
-)
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 
 from isn.errors import InvalidInput
+from isn.schema import ProblemSerializer
 
 
 class ItemFilterBackend(DjangoFilterBackend):
@@ -36,6 +35,11 @@ def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict
     return dict(serializer.validated_data)
 
 
+@extend_schema_field({"type": "string", "format": "binary"})
+class UploadField(serializers.FileField):
+    """A file sent as a multipart part: binary in the schema, so generated clients can upload it."""
+
+
 class AgencyRefSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     short_name = serializers.CharField()
@@ -47,7 +51,8 @@ class OfficeRefSerializer(serializers.Serializer):
     name = serializers.CharField()
 
 
-ERROR = inline_serializer("Error", {"detail": serializers.CharField(), "code": serializers.CharField()})
+# The one error body (problem details); isn.api.ApiSchema documents every error answer with it.
+ERROR = ProblemSerializer
 
 
 class CountSerializer(serializers.Serializer):
