@@ -48,7 +48,7 @@ def test_refusals_are_problems(api, vn_officer):
         415,
         "unsupported_media_type",
     )
-    _problem(api.get("/api/v1/items/", HTTP_ACCEPT="text/html"), 406, "not_acceptable")
+    _problem(api.get("/api/v1/items/", HTTP_ACCEPT="application/xml"), 406, "not_acceptable")
 
 
 def test_bad_input_names_each_field(api, vn_officer):
