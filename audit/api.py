@@ -77,6 +77,38 @@ class AuditCheckpointSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class AuditArchiveSummarySerializer(serializers.Serializer):
+    first_event_id = serializers.IntegerField()
+    last_event_id = serializers.IntegerField()
+    event_count = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+
+
+class ChainStatusSerializer(serializers.Serializer):
+    last_event_id = serializers.IntegerField(allow_null=True)
+    last_sealed_id = serializers.IntegerField(allow_null=True)
+    unsealed_count = serializers.IntegerField()
+    latest_checkpoint = AuditCheckpointSerializer(allow_null=True)
+    latest_archive = AuditArchiveSummarySerializer(allow_null=True)
+
+
+class FlagSerializer(serializers.Serializer):
+    actor_user_id = serializers.IntegerField(allow_null=True)
+    actor_api_key_id = serializers.IntegerField(allow_null=True)
+    actor_label = serializers.CharField()
+    count = serializers.IntegerField()
+    window_start = serializers.DateTimeField()
+    window_end = serializers.DateTimeField()
+    window_minutes = serializers.IntegerField(allow_null=True, help_text="The sliding window; null for a whole period.")
+
+
+class FlagsSerializer(serializers.Serializer):
+    bulk_reads = FlagSerializer(many=True)
+    off_hours_reads = FlagSerializer(many=True)
+    repeated_denials = FlagSerializer(many=True)
+    many_countries = FlagSerializer(many=True)
+
+
 class AuditEventListView(ListAPIView):
     """Search the events within your scope: a national auditor's country, or every country for the regional auditor."""
 
@@ -134,7 +166,7 @@ class ChainStatusView(APIView):
 
     permission_classes = [ApiKeyScopes, IsAuditor]
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={200: ChainStatusSerializer})
     def get(self, request: Request) -> Response:
         status = audit_status_view(actor=request.user)
         assert status is not None  # IsAuditor let the caller in
@@ -164,7 +196,7 @@ class FlagsView(APIView):
 
     permission_classes = [ApiKeyScopes, IsAuditor]
 
-    @extend_schema(parameters=_PERIOD_PARAMETERS, responses={200: dict})
+    @extend_schema(parameters=_PERIOD_PARAMETERS, responses={200: FlagsSerializer})
     def get(self, request: Request) -> Response:
         period = AuditEventFilter(request.query_params, queryset=AuditEvent.objects.none(), request=request)
         if not period.is_valid():

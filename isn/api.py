@@ -1,10 +1,22 @@
-"""Shared pieces of the REST API: pagination and the one translation of domain errors into responses."""
+"""Shared pieces of the REST API: pagination, content negotiation, and the one translation of errors into responses.
+
+Every error under /api/ is a problem details document (RFC 9457), ``application/problem+json``::
+
+    {"type": "about:blank", "title": "Not Found", "status": 404, "detail": "...", "code": "not_found"}
+
+``type`` is always ``about:blank`` (so ``title`` is the HTTP status phrase) and the stable, machine-readable reason is
+``code``; bad input adds ``errors``: ``{"fields": {field: [message, ...]}}``. DRF's and the services' errors pass
+through ``exception_handler``; Django's own (an unknown route, a server error) through
+``isn.middleware.ApiProblemMiddleware``.
+"""
 
 from __future__ import annotations
 
 import re
+from http import HTTPStatus
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
 from django.db import transaction
 from django.http import Http404
 from rest_framework import exceptions
@@ -17,6 +29,7 @@ import isn.audit
 from isn.errors import ApplicationError
 from isn.errors import NotFound as DomainNotFound
 from isn.errors import PermissionDenied as DomainPermissionDenied
+from isn.problems import PROBLEM_CONTENT_TYPE, problem
 
 _PLAIN_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
@@ -25,6 +38,11 @@ class DefaultPagination(PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
+
+
+_INVALID_DETAIL = "The request is not valid; see errors."
+# A DRF or Django error that is not an APIException: its code by status.
+_CODE_BY_STATUS = {400: "invalid", 401: "not_authenticated", 403: "permission_denied", 404: "not_found"}
 
 
 def _denial_reason(exc: Exception, context: dict[str, Any]) -> str | None:
@@ -80,25 +98,38 @@ def _record_denial(reason: str, context: dict[str, Any]) -> None:
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """DRF's handler, plus ApplicationError -> its status with ``{"detail", "code"}``; denials are audited."""
+    """Every error as problem details: ApplicationError by its status and code, DRF's by theirs; denials audited."""
     reason = _denial_reason(exc, context)
     if reason is not None:
         _record_denial(reason, context)
     if isinstance(exc, ApplicationError):
-        body: dict[str, object] = {"detail": exc.message, "code": exc.code}
-        if exc.extra:
-            body["errors"] = exc.extra
-        return Response(body, status=exc.status)
-    response = drf_exception_handler(exc, context)
-    # One error shape for the whole API, as the schema documents it: DRF's own refusals (401, 403, 404, 405, 429)
-    # carry a "code" too.
-    if (
-        response is not None
-        and isinstance(exc, exceptions.APIException)
-        and isinstance(response.data, dict)
-        and "detail" in response.data
-        and "code" not in response.data
-    ):
-        codes = exc.get_codes()
-        response.data["code"] = codes if isinstance(codes, str) else exc.default_code
+        response = Response(problem(exc.status, code=exc.code, detail=exc.message, errors=exc.extra), status=exc.status)
+    elif isinstance(exc, RequestDataTooBig):
+        response = Response(problem(413, code="too_large", detail="The request body is too large."), status=413)
+    else:
+        response = drf_exception_handler(exc, context)
+        if response is None:
+            return None  # a server error: Django answers it, and ApiProblemMiddleware makes that problem details
+        response.data = _problem_of(exc, response)
+    # Whatever the caller accepts (and whatever the view renders otherwise, CSV say), errors are problem details.
+    request: Request | None = context.get("request")
+    if request is not None:
+        from isn.renderers import ProblemJSONRenderer  # not at the top: see isn.renderers
+
+        request.accepted_renderer = ProblemJSONRenderer()
+        request.accepted_media_type = PROBLEM_CONTENT_TYPE
     return response
+
+
+def _problem_of(exc: Exception, response: Response) -> dict[str, object]:
+    status, data = response.status_code, response.data
+    if isinstance(exc, exceptions.ValidationError):
+        fields = data if isinstance(data, dict) else {"non_field_errors": data}
+        return problem(status, code="invalid", detail=_INVALID_DETAIL, errors={"fields": fields})
+    detail = data.get("detail", "") if isinstance(data, dict) else ""
+    if isinstance(exc, exceptions.APIException):
+        codes = exc.get_codes()
+        code = codes if isinstance(codes, str) else exc.default_code
+    else:
+        code = _CODE_BY_STATUS.get(status, "error")
+    return problem(status, code=str(code), detail=str(detail or HTTPStatus(status).phrase))

@@ -33,3 +33,8 @@ class NotFound(ApplicationError):
 class Conflict(ApplicationError):
     code = "conflict"
     status = 409
+
+
+class TooLarge(ApplicationError):
+    code = "too_large"
+    status = 413

@@ -9,11 +9,13 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from http import HTTPStatus
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from isn.net import client_ip
+from isn.problems import PROBLEM_CONTENT_TYPE, is_api_request, problem_response
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # A caller-supplied id is kept only when it is short and plain, so it cannot smuggle text into logs.
@@ -79,3 +81,33 @@ class PermissionsPolicyMiddleware:
         response = self.get_response(request)
         response.setdefault("Permissions-Policy", settings.ISN_PERMISSIONS_POLICY)
         return response
+
+
+class ApiProblemMiddleware:
+    """Errors under /api/ that Django answers itself (an unknown route, a request too large, a server error) become
+    problem details like every other API error, never an HTML page."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if response.status_code < 400 or not is_api_request(request):
+            return response
+        if response.get("Content-Type", "").startswith((PROBLEM_CONTENT_TYPE, "application/json")):
+            return response
+        status = response.status_code
+        if status >= 500:
+            replacement = problem_response(500, code="server_error", detail="The server could not answer this request.")
+        elif status == 404:
+            replacement = problem_response(404, code="not_found", detail="Not found.")
+        else:
+            code = _CODES.get(status, "invalid" if status == 400 else "error")
+            replacement = problem_response(status, code=code, detail=HTTPStatus(status).phrase + ".")
+        for header, value in response.items():
+            if header.lower() not in ("content-type", "content-length"):
+                replacement[header] = value
+        return replacement
+
+
+_CODES = {403: "permission_denied", 405: "method_not_allowed", 413: "too_large"}

@@ -98,6 +98,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "isn.middleware.RequestIdMiddleware",
+    # Errors under /api/ are problem details even when Django answers them (unknown route, server error).
+    "isn.middleware.ApiProblemMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "isn.middleware.PermissionsPolicyMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -298,8 +300,12 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["agencies.permissions.ApiKeyScopes", "agencies.permissions.IsNetworkMember"],
     "DEFAULT_PAGINATION_CLASS": "isn.api.DefaultPagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "isn.schema.ApiSchema",
     "EXCEPTION_HANDLER": "isn.api.exception_handler",
+    # JSON only; the one upload (an item's attachment) takes multipart where it is declared.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # Accept: application/problem+json is answered like application/json.
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "isn.negotiation.ContentNegotiation",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + ([] if PRODUCTION else ["rest_framework.renderers.BrowsableAPIRenderer"]),
 }
@@ -307,7 +313,13 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "ISN: Mekong Information Sharing Network API",
     "DESCRIPTION": "REST API for member agencies' systems. Every call is scoped to the caller's agency and country.",
     "VERSION": "1.0.0",
+    "OAS_VERSION": "3.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The credentials a client sends; the anonymous throttle (isn.throttling) is not one.
+    "AUTHENTICATION_WHITELIST": [
+        "agencies.authentication.ApiKeyAuthentication",
+        "isn.authentication.VerifiedSessionAuthentication",
+    ],
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
@@ -50,16 +49,3 @@ class _AnonymousAddressThrottle(AnonymousIpRateThrottle):
     def get_cache_key(self, request: Request, view: Any) -> str | None:
         # Never looks at request.user: it runs while authentication itself is in progress.
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
-
-
-class AnonymousThrottleGateScheme(OpenApiAuthenticationExtension):
-    """Not a credential: nothing to document in /api/schema/."""
-
-    target_class = "isn.throttling.AnonymousThrottleGate"
-    name = "anonymousThrottle"
-
-    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
-        return {}
-
-    def get_security_requirement(self, auto_schema: Any) -> None:
-        return None

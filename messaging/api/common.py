@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
@@ -21,6 +21,7 @@ from rest_framework.response import Response
 
 from audit.services import record
 from isn.errors import ApplicationError, Conflict, InvalidInput
+from isn.schema import ProblemSerializer
 from messaging.core.idempotency import (
     Caller,
     IdempotencyKeyReused,
@@ -53,6 +54,11 @@ def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict
     return dict(serializer.validated_data)
 
 
+@extend_schema_field({"type": "string", "format": "binary"})
+class UploadField(serializers.FileField):
+    """A file sent as a multipart part: binary in the schema, so generated clients can upload it."""
+
+
 class AgencyRefSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     short_name = serializers.CharField()
@@ -64,7 +70,8 @@ class OfficeRefSerializer(serializers.Serializer):
     name = serializers.CharField()
 
 
-ERROR = inline_serializer("Error", {"detail": serializers.CharField(), "code": serializers.CharField()})
+# The one error body (problem details); isn.api.ApiSchema documents every error answer with it.
+ERROR = ProblemSerializer
 
 
 class CountSerializer(serializers.Serializer):

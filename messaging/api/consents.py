@@ -19,7 +19,6 @@ from drf_spectacular.utils import (
     OpenApiResponse,
     extend_schema,
     extend_schema_view,
-    inline_serializer,
 )
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
@@ -28,7 +27,7 @@ from rest_framework.response import Response
 
 from agencies.models import CountryCode
 from isn.errors import InvalidInput, PermissionDenied
-from messaging.api.common import AgencyRefSerializer, ItemFilterBackend, NewestFirstPagination, idempotent
+from messaging.api.common import ERROR, AgencyRefSerializer, ItemFilterBackend, NewestFirstPagination, idempotent
 from messaging.core.people import content_membership
 from messaging.models import CONSENT_TEXT_MAX_LENGTH, ConsentRequest, ConsentStatus
 from messaging.selectors.sharing import consent_get, consents_visible_to
@@ -118,8 +117,7 @@ def _validated(serializer_class: type[serializers.Serializer], data: Any) -> dic
 
 
 _CONSENT_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The request's id.")
-_ERROR = inline_serializer("ConsentError", {"detail": serializers.CharField(), "code": serializers.CharField()})
-_NOT_FOUND = OpenApiResponse(_ERROR, description="No such request, or not one you may see (indistinguishable).")
+_NOT_FOUND = OpenApiResponse(ERROR, description="No such request, or not one you may see (indistinguishable).")
 
 
 def _consent_replay(request: Request, kwargs: dict[str, Any], consent_id: str) -> Any:
@@ -133,17 +131,17 @@ def _decision_replay(request: Request, kwargs: dict[str, Any], consent_id: str) 
 @extend_schema_view(
     list=extend_schema(
         summary="Consent requests your agency asked, or was asked about its items, newest first (recorded)",
-        responses={200: ConsentSerializer(many=True), 400: _ERROR, 403: _ERROR},
+        responses={200: ConsentSerializer(many=True), 400: ERROR, 403: ERROR},
     ),
     create=extend_schema(
         summary="Ask the originating agency's consent to share an item with another country (the third-party rule)",
         request=ConsentCreateSerializer,
-        responses={201: ConsentDetailSerializer, 400: _ERROR, 403: _ERROR, 404: _ERROR, 409: _ERROR},
+        responses={201: ConsentDetailSerializer, 400: ERROR, 403: ERROR, 404: ERROR, 409: ERROR},
     ),
     retrieve=extend_schema(
         summary="One consent request, its justification and decline reason opened for its two sides (recorded)",
         parameters=[_CONSENT_ID],
-        responses={200: ConsentDetailSerializer, 404: _NOT_FOUND, 409: _ERROR},
+        responses={200: ConsentDetailSerializer, 404: _NOT_FOUND, 409: ERROR},
     ),
 )
 class ConsentViewSet(viewsets.GenericViewSet):
@@ -188,7 +186,7 @@ class ConsentViewSet(viewsets.GenericViewSet):
         summary="Originating agency's supervisor or national focal point: approve (the item is then shared)",
         parameters=[_CONSENT_ID],
         request=None,
-        responses={200: ConsentSerializer, 403: _ERROR, 404: _NOT_FOUND, 409: _ERROR},
+        responses={200: ConsentSerializer, 403: ERROR, 404: _NOT_FOUND, 409: ERROR},
     )
     @action(detail=True, methods=["post"], filter_backends=[])
     def approve(self, request: Request, pk: str) -> Response:
@@ -199,7 +197,7 @@ class ConsentViewSet(viewsets.GenericViewSet):
         summary="Originating agency's supervisor or national focal point: decline, with a reason",
         parameters=[_CONSENT_ID],
         request=ConsentDeclineSerializer,
-        responses={200: ConsentSerializer, 400: _ERROR, 403: _ERROR, 404: _NOT_FOUND, 409: _ERROR},
+        responses={200: ConsentSerializer, 400: ERROR, 403: ERROR, 404: _NOT_FOUND, 409: ERROR},
     )
     @action(detail=True, methods=["post"], filter_backends=[])
     def decline(self, request: Request, pk: str) -> Response:
@@ -213,7 +211,7 @@ class ConsentViewSet(viewsets.GenericViewSet):
         summary="The agency that asked: cancel a pending request",
         parameters=[_CONSENT_ID],
         request=None,
-        responses={200: ConsentSerializer, 403: _ERROR, 404: _NOT_FOUND, 409: _ERROR},
+        responses={200: ConsentSerializer, 403: ERROR, 404: _NOT_FOUND, 409: ERROR},
     )
     @action(detail=True, methods=["post"], filter_backends=[])
     def cancel(self, request: Request, pk: str) -> Response:

@@ -31,7 +31,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from agencies.models import Agency, CountryCode
-from isn.errors import InvalidInput, NotFound, PermissionDenied
+from isn.errors import InvalidInput, NotFound, PermissionDenied, TooLarge
 from messaging.api.common import (
     ERROR,
     AccessCursorPagination,
@@ -40,11 +40,12 @@ from messaging.api.common import (
     ItemFilterBackend,
     NewestFirstPagination,
     OfficeRefSerializer,
+    UploadField,
     idempotent,
     validated,
 )
 from messaging.items.acknowledgement import item_acknowledge, item_deliveries_view
-from messaging.items.attachments import attachment_add, attachment_download
+from messaging.items.attachments import ALLOWED_TYPES, TEXT_TYPE, attachment_add, attachment_download
 from messaging.items.changes import item_change, item_withdraw
 from messaging.items.lifecycle import item_access_view, item_count, item_create, item_list, item_read
 from messaging.models import (
@@ -431,7 +432,7 @@ class ItemViewSet(viewsets.GenericViewSet):
         summary="Originator: attach a file (multipart field 'file'; its type is judged from its content)",
         parameters=[_ITEM_ID],
         request={
-            "multipart/form-data": inline_serializer("AttachmentUpload", {"file": serializers.FileField()}),
+            "multipart/form-data": inline_serializer("AttachmentUpload", {"file": UploadField()}),
         },
         responses={201: AttachmentSerializer, 400: ERROR, 403: ERROR, 404: _NOT_FOUND, 409: ERROR},
     )
@@ -441,7 +442,7 @@ class ItemViewSet(viewsets.GenericViewSet):
         # Refused before the body is read: a bigger request would not fit the in-memory upload handler anyway.
         declared = request.META.get("CONTENT_LENGTH") or "0"
         if not declared.isdigit() or int(declared) > settings.FILE_UPLOAD_MAX_MEMORY_SIZE:
-            raise InvalidInput(f"The attachment is larger than the limit of {limit} bytes.")
+            raise TooLarge(f"The attachment is larger than the limit of {limit} bytes.")
         upload = request.FILES.get("file")
         if upload is None:
             raise InvalidInput("Send the file as the multipart form field 'file'.")
@@ -452,9 +453,12 @@ class ItemViewSet(viewsets.GenericViewSet):
         summary="Download an attachment (recorded)",
         parameters=[_ITEM_ID, _ATTACHMENT_ID],
         responses={
-            (200, "application/octet-stream"): OpenApiResponse(
-                OpenApiTypes.BINARY, description="The file, with the content type detected at upload."
-            ),
+            **{
+                (200, content_type): OpenApiResponse(
+                    OpenApiTypes.BINARY, description="The file, with the content type detected at upload."
+                )
+                for content_type in [*ALLOWED_TYPES, TEXT_TYPE]
+            },
             404: _NOT_FOUND,
             409: ERROR,
         },

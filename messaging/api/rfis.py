@@ -18,7 +18,6 @@ from drf_spectacular.utils import (
     OpenApiResponse,
     extend_schema,
     extend_schema_view,
-    inline_serializer,
 )
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
@@ -27,6 +26,7 @@ from rest_framework.response import Response
 
 from isn.errors import InvalidInput, NotFound, PermissionDenied
 from messaging.api.common import (
+    ERROR,
     AgencyRefSerializer,
     ItemFilterBackend,
     NewestFirstPagination,
@@ -156,8 +156,7 @@ class RfiStateSerializer(serializers.Serializer):
 
 
 _RFI_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The request's id.")
-_ERROR = inline_serializer("RfiError", {"detail": serializers.CharField(), "code": serializers.CharField()})
-_NOT_FOUND = OpenApiResponse(_ERROR, description="No such request, or not one you may see (indistinguishable).")
+_NOT_FOUND = OpenApiResponse(ERROR, description="No such request, or not one you may see (indistinguishable).")
 
 
 def _rfi_replay(request: Request, kwargs: dict[str, Any], rfi_id: str) -> Any:
@@ -178,17 +177,17 @@ def _rfi_state_replay(request: Request, kwargs: dict[str, Any], rfi_id: str) -> 
 @extend_schema_view(
     list=extend_schema(
         summary="Requests for information your agency sent or received, newest first (every id listed is recorded)",
-        responses={200: RfiSummarySerializer(many=True), 400: _ERROR, 403: _ERROR},
+        responses={200: RfiSummarySerializer(many=True), 400: ERROR, 403: ERROR},
     ),
     create=extend_schema(
         summary="Ask another country's agency (or one of its offices) a question",
         request=RfiCreateSerializer,
-        responses={201: RfiDetailSerializer, 400: _ERROR, 403: _ERROR},
+        responses={201: RfiDetailSerializer, 400: ERROR, 403: ERROR},
     ),
     retrieve=extend_schema(
         summary="Open a request for information with its thread (recorded)",
         parameters=[_RFI_ID],
-        responses={200: RfiDetailSerializer, 404: _NOT_FOUND, 409: _ERROR},
+        responses={200: RfiDetailSerializer, 404: _NOT_FOUND, 409: ERROR},
     ),
 )
 class RfiViewSet(viewsets.GenericViewSet):
@@ -228,7 +227,7 @@ class RfiViewSet(viewsets.GenericViewSet):
         summary="Reply in the thread (the asked side's reply answers it; the asker's reopens an answered one)",
         parameters=[_RFI_ID],
         request=RfiReplyCreateSerializer,
-        responses={201: RfiReplySerializer, 400: _ERROR, 403: _ERROR, 404: _NOT_FOUND, 409: _ERROR},
+        responses={201: RfiReplySerializer, 400: ERROR, 403: ERROR, 404: _NOT_FOUND, 409: ERROR},
     )
     @action(detail=True, methods=["post"], filter_backends=[])
     def replies(self, request: Request, pk: str) -> Response:
@@ -242,7 +241,7 @@ class RfiViewSet(viewsets.GenericViewSet):
         summary="Asking agency: close the request (it takes no more replies)",
         parameters=[_RFI_ID],
         request=None,
-        responses={200: RfiStateSerializer, 403: _ERROR, 404: _NOT_FOUND, 409: _ERROR},
+        responses={200: RfiStateSerializer, 403: ERROR, 404: _NOT_FOUND, 409: ERROR},
     )
     @action(detail=True, methods=["post"], filter_backends=[])
     def close(self, request: Request, pk: str) -> Response:

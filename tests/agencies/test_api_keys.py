@@ -139,4 +139,9 @@ def test_admin_manages_keys_through_the_api(api, vn_admin, vn_officer, vn_agency
     api.credentials()
     api.force_authenticate(vn_officer)
     assert api.get("/api/v1/api-keys/").status_code == 403
-    assert api.post("/api/v1/api-keys/", {"name": "x", "scopes": ["read"], "expires_at": expires}).status_code == 403
+    assert (
+        api.post(
+            "/api/v1/api-keys/", {"name": "x", "scopes": ["read"], "expires_at": expires}, format="json"
+        ).status_code
+        == 403
+    )

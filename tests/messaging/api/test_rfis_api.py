@@ -189,7 +189,12 @@ def test_a_person_in_a_session_with_both_factors_uses_it_too(net, client):
     rfi = ask(net)
     sign_in(client, net.user("kh.officer"))
     assert client.get(f"/api/v1/rfis/{rfi.pk}/").status_code == 200
-    assert client.post(f"/api/v1/rfis/{rfi.pk}/replies/", {"body": "In person."}).status_code == 201
+    assert (
+        client.post(
+            f"/api/v1/rfis/{rfi.pk}/replies/", {"body": "In person."}, content_type="application/json"
+        ).status_code
+        == 201
+    )
 
 
 def test_the_schema_documents_the_rfi_endpoints(net, api):

@@ -173,7 +173,8 @@ def test_api_refuses_oversize_and_disallowed_uploads(item, vn_officer, api, sett
         {"file": SimpleUploadedFile("a.txt", b"a" * (100 * 1024))},
         format="multipart",
     )
-    assert (big.status_code, big.json()["code"]) == (400, "invalid")
+    assert (big.status_code, big.json()["code"]) == (413, "too_large")
+    assert big["Content-Type"] == "application/problem+json"
     assert "larger than the limit" in big.json()["detail"]
     missing = api.post(f"/api/v1/items/{item.pk}/attachments/", {}, format="multipart")
     assert missing.status_code == 400

@@ -1,0 +1,92 @@
+"""/api/schema/ as drf-spectacular makes it is a valid OpenAPI document that tells a generated client the truth:
+JSON bodies (multipart only for the one upload, typed binary), every error as problem details, and the errors every
+operation can answer."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from drf_spectacular.generators import SchemaGenerator
+from drf_spectacular.renderers import OpenApiJsonRenderer
+from openapi_spec_validator import validate
+
+from isn.problems import PROBLEM_CONTENT_TYPE
+
+METHODS = ("get", "post", "put", "patch", "delete")
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+
+
+@pytest.fixture(scope="module")
+def schema() -> dict:
+    return json.loads(OpenApiJsonRenderer().render(SchemaGenerator().get_schema(request=None, public=True)))
+
+
+def _operations(schema: dict):
+    for path, item in schema["paths"].items():
+        for method in METHODS:
+            if method in item:
+                yield path, method, item[method]
+
+
+def test_schema_is_valid_openapi_3_1(schema):
+    assert schema["openapi"].startswith("3.1")
+    validate(schema)
+
+
+def test_every_security_scheme_is_a_real_credential(schema):
+    schemes = schema["components"]["securitySchemes"]
+    assert set(schemes) == {"ApiKey", "cookieAuth"}
+    assert all(scheme.get("type") for scheme in schemes.values())
+
+
+def test_request_bodies_are_json_and_only_the_upload_is_multipart(schema):
+    bodies = {
+        (path, method): set(operation["requestBody"]["content"])
+        for path, method, operation in _operations(schema)
+        if "requestBody" in operation
+    }
+    upload = ("/api/v1/items/{id}/attachments/", "post")
+    assert bodies.pop(upload) == {"multipart/form-data"}
+    assert {frozenset(types) for types in bodies.values()} == {frozenset({"application/json"})}
+    file = schema["components"]["schemas"]["AttachmentUpload"]["properties"]["file"]
+    assert file == {"type": "string", "format": "binary"}
+
+
+def test_every_operation_documents_its_errors_as_problem_details(schema):
+    for path, method, operation in _operations(schema):
+        responses = operation["responses"]
+        wanted = {"401", "403", "429", "500"} | ({"404"} if "{" in path else set())
+        if "requestBody" in operation:
+            wanted |= {"400", "413", "415"}
+        assert wanted <= set(responses), (method, path, wanted - set(responses))
+        for status, response in responses.items():
+            if int(status) >= 400:
+                assert response["content"] == {PROBLEM_CONTENT_TYPE: {"schema": PROBLEM_REF}}, (method, path, status)
+    problem = schema["components"]["schemas"]["Problem"]
+    assert set(problem["required"]) == {"type", "title", "status", "detail", "code"}
+    assert "errors" in problem["properties"]
+    assert not {"Error", "RfiError", "ConsentError"} & set(schema["components"]["schemas"])
+
+
+def test_list_filters_document_400(schema):
+    assert "400" in schema["paths"]["/api/v1/items/"]["get"]["responses"]
+    assert "400" in schema["paths"]["/api/v1/audit/events/"]["get"]["responses"]
+
+
+def test_audit_flags_and_status_are_typed(schema):
+    def body(path: str) -> dict:
+        return schema["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+
+    flags = schema["components"]["schemas"][body("/api/v1/audit/flags/")["$ref"].rsplit("/", 1)[-1]]
+    assert set(flags["properties"]) == {"bulk_reads", "off_hours_reads", "repeated_denials", "many_countries"}
+    status = schema["components"]["schemas"][body("/api/v1/audit/status/")["$ref"].rsplit("/", 1)[-1]]
+    assert {"last_event_id", "last_sealed_id", "unsealed_count", "latest_checkpoint"} <= set(status["properties"])
+
+
+def test_downloads_state_their_real_content_types(schema):
+    download = schema["paths"]["/api/v1/items/{id}/attachments/{attachment_id}/"]["get"]["responses"]["200"]
+    assert "application/pdf" in download["content"]
+    assert "application/octet-stream" not in download["content"]
+    export = schema["paths"]["/api/v1/audit/events/export/"]["get"]["responses"]["200"]
+    assert set(export["content"]) == {"application/json", "text/csv"}
