@@ -128,7 +128,14 @@ def test_hidden_item_answers_exactly_like_a_missing_one(api, kh_item, th_officer
     missing = api.get(f"/api/v1/items/{uuid.uuid4()}/")
     malformed = api.get("/api/v1/items/not-a-uuid.json/")
     assert hidden.status_code == missing.status_code == malformed.status_code == 404
-    assert hidden.json() == missing.json() == malformed.json() == {"detail": "No such item.", "code": "not_found"}
+    assert hidden.json() == missing.json() == malformed.json()
+    assert missing.json() == {
+        "type": "about:blank",
+        "title": "Not Found",
+        "status": 404,
+        "detail": "No such item.",
+        "code": "not_found",
+    }
     download = api.get(f"/api/v1/items/{item.pk}/attachments/{attachment.id}/")
     assert download.status_code == 404
     assert download.json() == hidden.json()

@@ -281,7 +281,9 @@ def test_api_ask_list_read_approve(s, item):
     assert (created.json()["status"], created.json()["justification"]) == ("pending", JUSTIFICATION)
     assert (
         kh.post(
-            "/api/v1/consents/", {"item": str(item.pk), "target_country": "TH", "justification": "again"}
+            "/api/v1/consents/",
+            {"item": str(item.pk), "target_country": "TH", "justification": "again"},
+            format="json",
         ).status_code
         == 409
     )

@@ -253,7 +253,9 @@ def test_api_forward_and_forwards(s):
         REASON,
     )
     assert (
-        kh.post(f"/api/v1/items/{item.pk}/forward/", {"to_agency": s.net.kh_customs.pk, "reason": REASON}).status_code
+        kh.post(
+            f"/api/v1/items/{item.pk}/forward/", {"to_agency": s.net.kh_customs.pk, "reason": REASON}, format="json"
+        ).status_code
         == 409
     )
     listed = client(s.user("vn.officer")).get(f"/api/v1/items/{item.pk}/forwards/")
