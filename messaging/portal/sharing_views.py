@@ -83,12 +83,17 @@ RFIS_PER_PAGE = 50
 ATTACHABLE_ITEMS = 20
 
 
-def _membership(request: HttpRequest) -> Membership:
-    """The viewer's membership when they may share and ask (officers, supervisors...); auditors not."""
+def content_member(request: HttpRequest, refusal: str) -> Membership:
+    """The viewer's membership when they may hold content (officers, supervisors...), or a 403 saying ``refusal``:
+    auditors and admins read no items."""
     membership = content_membership(request.user)
     if membership is None:
-        raise DomainPermissionDenied("Only officers of a member agency share items and ask questions.")
+        raise DomainPermissionDenied(refusal)
     return membership
+
+
+def _membership(request: HttpRequest) -> Membership:
+    return content_member(request, "Only officers of a member agency share items and ask questions.")
 
 
 # --- the item page's sharing block (messaging/_item_sharing.html, filled by the item page's view) ---

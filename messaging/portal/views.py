@@ -29,10 +29,8 @@ from agencies.models import Agency, Membership
 from agencies.portal import portal_view
 from agencies.selectors import agencies_visible_to, offices_visible_to
 from isn.errors import Conflict, InvalidInput
-from isn.errors import PermissionDenied as DomainPermissionDenied
 from isn.paging import keyset_page
 from isn.views import portal_url
-from messaging.core.people import content_membership
 from messaging.delivery.notifications import notification_list, notification_mark_read, notifications_for
 from messaging.items.acknowledgement import AlreadyAcknowledged, item_acknowledge, item_deliveries_view
 from messaging.items.attachments import attachment_add, attachment_download
@@ -49,7 +47,10 @@ from messaging.portal.forms import (
     WithdrawForm,
     add_service_errors,
 )
-from messaging.portal.sharing_views import item_sharing
+from messaging.portal.sharing_views import (
+    content_member,
+    item_sharing,
+)
 from messaging.selectors.items import (
     agency_acknowledgement,
     flash_awaiting_acknowledgement,
@@ -66,11 +67,7 @@ ACCESS_PAGE_SIZE = 100
 
 
 def _content_membership(request: HttpRequest) -> Membership:
-    """The viewer's membership when they read and post items (officers, supervisors...); auditors and admins not."""
-    membership = content_membership(request.user)
-    if membership is None:
-        raise DomainPermissionDenied("Only officers of a member agency read and post items.")
-    return membership
+    return content_member(request, "Only officers of a member agency read and post items.")
 
 
 # --- the inbox -----------------------------------------------------------------------------------------------------
