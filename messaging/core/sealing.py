@@ -227,30 +227,30 @@ def primary_keks(country_codes: Iterable[str]) -> dict[str, tuple[int, bytes]]:
     raise Conflict("A country key is being rotated right now; please try again.")
 
 
-def item_keys_wrapped(item_id: uuid.UUID, data_key: bytes, keks: dict[str, tuple[int, bytes]]) -> list[ItemKey]:
-    """Unsaved ``ItemKey`` rows: the item's data key wrapped for each country of ``keks``."""
+def _keys_wrapped(
+    model: type[ItemKey | RfiKey], owner_id: uuid.UUID, data_key: bytes, keks: dict[str, tuple[int, bytes]]
+) -> list[Any]:
+    aad_of = rfi_key_aad if model is RfiKey else item_key_aad
+    owner = "rfi_id" if model is RfiKey else "item_id"
     return [
-        ItemKey(
-            item_id=item_id,
+        model(
+            **{owner: owner_id},
             country_id=code,
             kek_version=version,
-            wrapped_key=wrap_key(kek, data_key, aad=item_key_aad(item_id, code, version)),
+            wrapped_key=wrap_key(kek, data_key, aad=aad_of(owner_id, code, version)),
         )
         for code, (version, kek) in keks.items()
     ]
+
+
+def item_keys_wrapped(item_id: uuid.UUID, data_key: bytes, keks: dict[str, tuple[int, bytes]]) -> list[ItemKey]:
+    """Unsaved ``ItemKey`` rows: the item's data key wrapped for each country of ``keks``."""
+    return _keys_wrapped(ItemKey, item_id, data_key, keks)
 
 
 def rfi_keys_wrapped(rfi_id: uuid.UUID, data_key: bytes, keks: dict[str, tuple[int, bytes]]) -> list[RfiKey]:
     """Unsaved ``RfiKey`` rows: the request's data key wrapped for each country of ``keks``."""
-    return [
-        RfiKey(
-            rfi_id=rfi_id,
-            country_id=code,
-            kek_version=version,
-            wrapped_key=wrap_key(kek, data_key, aad=rfi_key_aad(rfi_id, code, version)),
-        )
-        for code, (version, kek) in keks.items()
-    ]
+    return _keys_wrapped(RfiKey, rfi_id, data_key, keks)
 
 
 def item_key_wrap(item: Item, data_key: bytes, country_code: str) -> None:
