@@ -38,7 +38,9 @@ run: seed
 		$(PY) manage.py runserver 127.0.0.1:$(PORT) & \
 		wait -n'
 
-# The whole suite on PostgreSQL and Redis (DATABASE_URL/REDIS_URL, or throwaway servers started for the run).
+# The whole suite on PostgreSQL and Redis (DATABASE_URL/REDIS_URL, or throwaway servers started for the run), on two
+# pytest-xdist workers (one database each); PYTEST_ARGS replaces that, e.g. PYTEST_ARGS="tests/audit -x".
+PYTEST_ARGS ?= -n 2
 test: install
 	$(PY) -m tests.servers -m pytest $(PYTEST_ARGS)
 
