@@ -70,10 +70,33 @@ def test_filters(api, post, vn_officer, kh_officer, th_officer):
     today = timezone.now().date()
     assert len(ids(f"?created_after={today}&created_before={today}")) == 3
     assert ids(f"?created_after={today + timedelta(days=1)}") == []
+
     assert ids("?unread=true") == [str(from_kh.pk)]  # one's own posts are never unread
     api.get(f"/api/v1/items/{from_kh.pk}/")
     assert ids("?unread=true") == []
     assert str(from_kh.pk) in ids("?unread=false")
+
+
+def test_lists_filter_on_full_timestamps_of_creation_and_change(api, post, vn_officer):
+    first = post(vn_officer).item
+    second = post(vn_officer).item
+    Item.objects.filter(pk=first.pk).update(created_at=timezone.now() - timedelta(hours=2))
+    Item.objects.filter(pk=second.pk).update(updated_at=timezone.now() - timedelta(hours=3))
+    api.force_authenticate(vn_officer)
+
+    def ids(**query: str) -> set[str]:
+        response = api.get("/api/v1/items/", query)
+        assert response.status_code == 200, response.content
+        return {row["id"] for row in response.json()["results"]}
+
+    an_hour_ago = (timezone.now() - timedelta(hours=1)).isoformat()
+    assert ids(created_after=an_hour_ago) == {str(second.pk)}
+    assert ids(created_before=an_hour_ago) == {str(first.pk)}
+    assert ids(updated_after=an_hour_ago) == {str(first.pk)}
+    assert ids(updated_before=an_hour_ago) == {str(second.pk)}
+    bad = api.get("/api/v1/items/", {"updated_after": "yesterday"})
+    assert bad.status_code == 400
+    assert "updated_after" in bad.json()["errors"]["fields"]
 
 
 def test_bad_filter_is_a_clear_400(api, vn_officer):
