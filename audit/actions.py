@@ -106,6 +106,7 @@ ACTIONS: Mapping[str, ActionKind] = MappingProxyType(
         "messaging.item.expire": _W,
         "messaging.item.forward": _W,
         "messaging.item.list": _L,
+        "messaging.changes.list": _L,
         "messaging.item.read": _R,
         "messaging.item.release_narrow": _W,
         "messaging.item.revoke_notify": _W,

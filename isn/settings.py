@@ -481,7 +481,12 @@ CELERY_BEAT_SCHEDULE |= {
         "task": "messaging.tasks.purge_idempotency_keys",
         "schedule": _crontab(minute=40),
     },
+    "messaging-purge-changes": {"task": "messaging.tasks.purge_changes", "schedule": _crontab(minute=25, hour=1)},
 }
+# The change feed: a cursor is good this long; changes are kept longer, so a cursor on its last good day still
+# finds every change after it (messaging/delivery/feed.py).
+ISN_FEED_CURSOR_DAYS = env_int("ISN_FEED_CURSOR_DAYS", 30, minimum=1)
+ISN_FEED_RETENTION_DAYS = env_int("ISN_FEED_RETENTION_DAYS", ISN_FEED_CURSOR_DAYS + 5, minimum=ISN_FEED_CURSOR_DAYS + 1)
 # --- end of messaging --------------------------------------------------------------------------------------------
 
 # --- routing and notifications (issue 5; owned by the messaging app) ----------------------------------------------

@@ -81,6 +81,21 @@ def purge_idempotency_keys() -> int:
     return idempotency_keys_purge()
 
 
+@shared_task(
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=True,
+    max_retries=3,
+    time_limit=600,
+    soft_time_limit=570,
+    ignore_result=True,
+)
+def purge_changes() -> int:
+    """Delete change-feed entries older than the feed keeps (beat sends it daily)."""
+    from messaging.delivery.feed import changes_purge
+
+    return changes_purge()
+
+
 # --- routing and notifications -------------------------------------------------------------------------------------
 # Every task here takes the id of an outbox row (or nothing), is idempotent, and is bounded in time and retries. The
 # queue is chosen when the row is published: ``urgent`` for FLASH items, so a backlog never delays them.

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from django.urls import path
 from rest_framework.routers import DefaultRouter
 
 from messaging.api.consents import ConsentViewSet
 from messaging.api.delivery import NotificationViewSet, SubscriptionViewSet, WebhookViewSet
+from messaging.api.feed import ChangeFeedView
 from messaging.api.items import ItemViewSet
 from messaging.api.rfis import RfiViewSet
 
@@ -18,4 +20,4 @@ router.register("subscriptions", SubscriptionViewSet, basename="subscription")
 router.register("rfis", RfiViewSet, basename="rfi")
 router.register("consents", ConsentViewSet, basename="consent")
 
-urlpatterns = router.urls
+urlpatterns = [*router.urls, path("changes/", ChangeFeedView.as_view(), name="change-list")]

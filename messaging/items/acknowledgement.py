@@ -28,10 +28,12 @@ from messaging.core.validation import (
     check_text,
 )
 from messaging.delivery.deliveries import deliveries_acknowledge, deliveries_for_acknowledging
+from messaging.delivery.feed import feed_tell
 from messaging.models import (
     ACKNOWLEDGEMENT_TEXT_MAX_LENGTH,
     Acknowledgement,
     AcknowledgementNote,
+    ChangeKind,
 )
 from messaging.selectors.items import (
     item_delivery_states,
@@ -108,6 +110,7 @@ def item_acknowledge(*, actor: Actor, item_id: object, note: str = "", note_text
     except IntegrityError:
         raise AlreadyAcknowledged("Your agency has just acknowledged this item.") from None
     deliveries_acknowledge(deliveries, now=now)
+    feed_tell(ChangeKind.ITEM_ACKNOWLEDGED, [item.originator_agency_id], item_id=item.pk)
     record(
         action="messaging.item.acknowledge",
         actor=actor,

@@ -16,39 +16,21 @@ from audit.services import record
 from isn.errors import Conflict, InvalidInput
 from messaging.core.outbox import outbox_add
 from messaging.core.release import release_of
-from messaging.core.sealing import (
-    fails_closed,
-)
-from messaging.core.validation import (
-    Problems,
-    check_agencies,
-    check_countries,
-    check_review_date,
-    check_text,
-)
+from messaging.core.sealing import fails_closed
+from messaging.core.validation import Problems, check_agencies, check_countries, check_review_date, check_text
+from messaging.delivery.feed import audience_of, feed_follow
+from messaging.items.rekey import countries_shred, item_reseal
 from messaging.models import (
     BODY_MAX_LENGTH,
     TITLE_MAX_LENGTH,
+    ChangeKind,
     Item,
     ItemAgencyGrant,
     ItemStatus,
     ItemUserObjectPermission,
     OutboxKind,
 )
-from messaging.selectors.items import (
-    item_get_as_originator,
-)
-
-if TYPE_CHECKING:
-    from typing import TypeAlias
-
-    from django.contrib.auth.models import AbstractBaseUser
-
-    Actor: TypeAlias = AbstractBaseUser
-from typing import TYPE_CHECKING
-
-from messaging.items.rekey import countries_shred, item_reseal
-from messaging.selectors.items import released_countries
+from messaging.selectors.items import item_get_as_originator, released_countries
 from messaging.sharing.reach import Reach, countries_remove, release_follow
 
 if TYPE_CHECKING:
@@ -170,8 +152,9 @@ def _narrow(item: Item, plan: Narrowing, *, actor: Actor, rekey_later: bool) -> 
 
 def _correct(
     item: Item, *, actor: Actor, review_date: date | None, title: str | None, body: str | None, rekey: bool
-) -> None:
-    """Move the review date and correct the text (a new content version, re-keyed when countries were cut)."""
+) -> bool:
+    """Move the review date and correct the text (a new content version, re-keyed when countries were cut); returns
+    whether anything changed."""
     changed: list[str] = []
     if review_date is not None and review_date != item.review_date:
         changed.append("review_date")
@@ -181,7 +164,7 @@ def _correct(
         # A correction that fails to open the current text fails closed (the decorator records it).
         item_reseal(item, title=title, body=body, new_version=True, rekey=rekey)
     if not changed:
-        return
+        return False
     item.save(update_fields=["review_date", "title_sealed", "body_sealed", "content_version", "updated_at"])
     record(
         action="messaging.item.change",
@@ -194,6 +177,7 @@ def _correct(
             "review_date": item.review_date.isoformat(),
         },
     )
+    return True
 
 
 @fails_closed
@@ -237,15 +221,18 @@ def item_change(
     problems.raise_if_any("The item was not changed.")
 
     text_changed = title is not None or body is not None
+    before = audience_of(item)
     # With a correction, the re-seal re-keys for the countries left; without one, the narrowing shreds.
     cut_countries = _narrow(item, plan, actor=actor, rekey_later=text_changed) if plan else []
-    _correct(item, actor=actor, review_date=review_date, title=title, body=body, rekey=bool(cut_countries))
+    corrected = _correct(item, actor=actor, review_date=review_date, title=title, body=body, rekey=bool(cut_countries))
+    feed_follow(item, before, kept=ChangeKind.ITEM_CHANGED if corrected else None)
     return item
 
 
 def _end(item: Item, status: str, *, actor: Actor | None) -> tuple[list[str], Reach]:
     """Withdraw or expire: every country but the originator's loses its grant and its key, at once; every forward
     and consent of the item is cut off with them."""
+    before = audience_of(item)
     others = released_countries(item) - {item.originator_country}
     shredded = countries_shred(item, others, actor=actor)
     # Named people and agency restrictions in the originator's own country go too: only the originator keeps it.
@@ -254,6 +241,8 @@ def _end(item: Item, status: str, *, actor: Actor | None) -> tuple[list[str], Re
     item.status = status
     item.save(update_fields=["status", "updated_at"])
     reach = release_follow(item, before=None, actor=actor)
+    told = ChangeKind.ITEM_WITHDRAWN if status == ItemStatus.WITHDRAWN else ChangeKind.ITEM_EXPIRED
+    feed_follow(item, before, lost=told, kept=told)
     # Holders of deliveries are told after commit that the item is gone.
     outbox_add(kind=OutboxKind.ITEM_REVOKE, item=item, payload={"item_id": str(item.pk)})
     return shredded, reach

@@ -55,6 +55,9 @@ from messaging.core.validation import (
     check_review_date,
     check_text,
 )
+from messaging.delivery.deliveries import deliveries_mark_read
+from messaging.delivery.feed import NOBODY, feed_follow
+from messaging.items.attachments import AttachmentSummary, attachment_summaries
 from messaging.models import (
     BODY_MAX_LENGTH,
     BORDER_CROSSING_MAX_LENGTH,
@@ -79,20 +82,6 @@ from messaging.selectors.items import (
     item_release,
     reader_required,
 )
-
-if TYPE_CHECKING:
-    from typing import TypeAlias
-
-    from django.contrib.auth.models import AbstractBaseUser
-    from django.db.models import QuerySet
-
-    from audit.models import AuditEvent
-
-    Actor: TypeAlias = AbstractBaseUser
-from typing import TYPE_CHECKING
-
-from messaging.delivery.deliveries import deliveries_mark_read
-from messaging.items.attachments import AttachmentSummary, attachment_summaries
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -224,6 +213,7 @@ def item_create(
     except IntegrityError:
         raise Conflict("This id is taken.") from None
     _grants_write(item, data_key, actor=actor, countries=released, agencies=restricted_to, named=named)
+    feed_follow(item, NOBODY)
     record(
         action="messaging.item.create",
         actor=actor,

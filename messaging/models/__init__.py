@@ -14,6 +14,7 @@ from messaging.models.delivery import (
     Subscription,
     WebhookDeadLetter,
 )
+from messaging.models.feed import Change, ChangeKind
 from messaging.models.idempotency import IDEMPOTENCY_KEY_MAX_LENGTH, IdempotencyKey
 from messaging.models.items import (
     BODY_MAX_LENGTH,
@@ -72,6 +73,8 @@ __all__ = [
     "AgencyWebhook",
     "Attachment",
     "Category",
+    "Change",
+    "ChangeKind",
     "ConsentRequest",
     "ConsentStatus",
     "DeliveryReason",

@@ -52,10 +52,12 @@ from messaging.core.sealing import (
 )
 from messaging.core.sweep import ESCALATED, REMINDED, SWEEP_BATCH, next_level, sweep
 from messaging.core.validation import Problems, check_choice, check_text
+from messaging.delivery.feed import feed_tell_rfi
 from messaging.delivery.notifications import notify_people
 from messaging.models import (
     RFI_SUBJECT_MAX_LENGTH,
     RFI_TEXT_MAX_LENGTH,
+    ChangeKind,
     Item,
     ItemAgencyGrant,
     ItemCountryGrant,
@@ -417,6 +419,7 @@ def rfi_create(
         created_at=now,
     )
     RfiKey.objects.bulk_create(rfi_keys_wrapped(rfi_id, data_key, keks))
+    feed_tell_rfi(ChangeKind.RFI_OPENED, rfi)
     notified = _notify(rfi, NotificationKind.RFI_RECEIVED, _stand_ins(agency.pk, rfi.target_office_id))
     record(
         action="messaging.rfi.create",
@@ -544,6 +547,7 @@ def rfi_reply(*, actor: Actor, rfi_id: object, body: str, item_id: object = None
         rfi.escalation_level = 0
         rfi.escalated_at = None
     rfi.save(update_fields=["status", "answered_at", "due_at", "escalation_level", "escalated_at", "updated_at"])
+    feed_tell_rfi(ChangeKind.RFI_REPLIED, rfi)
 
     other = RECEIVED if side == SENT else SENT
     notified = _notify(rfi, NotificationKind.RFI_REPLIED, _side_people(rfi, other) - {actor.pk})
@@ -577,6 +581,7 @@ def rfi_close(*, actor: Actor, rfi_id: object) -> Rfi:
     rfi.status = RfiStatus.CLOSED
     rfi.closed_at = timezone.now()
     rfi.save(update_fields=["status", "closed_at", "updated_at"])
+    feed_tell_rfi(ChangeKind.RFI_CLOSED, rfi)
     notified = _notify(rfi, NotificationKind.RFI_CLOSED, _side_people(rfi, RECEIVED))
     record(
         action="messaging.rfi.close",

@@ -46,10 +46,12 @@ from messaging.core.sweep import (
 )
 from messaging.core.validation import pk_of, text_checked
 from messaging.delivery.deliveries import deliver
+from messaging.delivery.feed import audience_of, feed_follow, feed_tell_consent
 from messaging.delivery.notifications import notify_people
 from messaging.delivery.routing import WEBHOOK_ROUTED, RouteResult, notify, people_for, queue_webhooks, recipients_for
 from messaging.models import (
     CONSENT_TEXT_MAX_LENGTH,
+    ChangeKind,
     ConsentRequest,
     ConsentStatus,
     DeliveryReason,
@@ -167,6 +169,7 @@ def consent_request_create(
         due_at=_due_at(item, now),
         created_at=now,
     )
+    feed_tell_consent(ChangeKind.CONSENT_REQUESTED, consent)
     notified = notify_people(
         kind=NotificationKind.CONSENT_REQUESTED, user_ids=_supervisors_of(item.originator_agency_id), consent=consent
     )
@@ -222,6 +225,7 @@ def consent_grant(*, actor: Actor, consent_id: object) -> ConsentView:
     if ItemCountryGrant.objects.filter(item=item, country_id=country).exists():
         raise Conflict(f"This item is already released to {country}.")
     data_key = item_data_key(item, item.originator_country)
+    before = audience_of(item)
     item_key_wrap(item, data_key, country)
     ItemCountryGrant.objects.create(item=item, country_id=country, consent=consent)
     if consent.target_agency_id is not None:
@@ -232,6 +236,8 @@ def consent_grant(*, actor: Actor, consent_id: object) -> ConsentView:
     consent.decided_by = actor
     consent.decided_at = timezone.now()
     consent.save(update_fields=["status", "decided_by", "decided_at"])
+    feed_follow(item, before)
+    feed_tell_consent(ChangeKind.CONSENT_GRANTED, consent)
     outbox_add(
         kind=OutboxKind.CONSENT_DELIVER, item=item, payload={"item_id": str(item.pk), "consent_id": str(consent.pk)}
     )
@@ -272,6 +278,7 @@ def consent_decline(*, actor: Actor, consent_id: object, reason: str) -> Consent
     consent.decided_by = actor
     consent.decided_at = timezone.now()
     consent.save(update_fields=["decline_reason_sealed", "status", "decided_by", "decided_at"])
+    feed_tell_consent(ChangeKind.CONSENT_DECLINED, consent)
     notified = notify_people(kind=NotificationKind.CONSENT_DECLINED, user_ids=_requester(consent), consent=consent)
     record(
         action="messaging.consent.decline",
@@ -295,6 +302,7 @@ def consent_cancel(*, actor: Actor, consent_id: object) -> ConsentView:
     consent.decided_by = actor
     consent.decided_at = timezone.now()
     consent.save(update_fields=["status", "decided_by", "decided_at"])
+    feed_tell_consent(ChangeKind.CONSENT_CANCELLED, consent)
     record(
         action="messaging.consent.cancel",
         actor=actor,

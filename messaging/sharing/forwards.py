@@ -32,6 +32,7 @@ from messaging.core.sealing import (
 )
 from messaging.core.validation import pk_of, text_checked
 from messaging.delivery.deliveries import Recipient, deliver
+from messaging.delivery.feed import audience_of, feed_follow
 from messaging.delivery.routing import RouteResult, notify, people_for, queue_webhooks
 from messaging.models import (
     FORWARD_REASON_MAX_LENGTH,
@@ -129,6 +130,7 @@ def item_forward(*, actor: Actor, item_id: object, to_agency: Any, to_office: An
         raise Conflict(f"This item has already been forwarded to {where}.")
     country = membership.agency.country_id
     data_key = item_data_key(item, country)
+    before = audience_of(item)
     # The reason's associated data names the forward's id, so it is sealed once the row has one.
     forward = Forward.objects.create(
         item=item,
@@ -141,6 +143,7 @@ def item_forward(*, actor: Actor, item_id: object, to_agency: Any, to_office: An
     )
     forward.reason_sealed = sealed(data_key, reason, aad=forward_reason_aad(item.pk, forward.pk))
     forward.save(update_fields=["reason_sealed"])
+    feed_follow(item, before)
     outbox_add(kind=OutboxKind.ITEM_FORWARD, item=item, payload={"item_id": str(item.pk), "forward_id": forward.pk})
     record(
         action="messaging.item.forward",

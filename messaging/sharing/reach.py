@@ -10,7 +10,9 @@ from django.utils import timezone
 
 from audit.services import record
 from messaging.core.release import Release, release_of
+from messaging.delivery.feed import feed_tell_consent
 from messaging.models import (
+    ChangeKind,
     ConsentRequest,
     ConsentStatus,
     Forward,
@@ -20,15 +22,6 @@ from messaging.models import (
     ItemKey,
     ItemUserObjectPermission,
 )
-
-if TYPE_CHECKING:
-    from typing import TypeAlias
-
-    from django.contrib.auth.models import AbstractBaseUser
-
-    Actor: TypeAlias = AbstractBaseUser
-
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -165,6 +158,7 @@ def release_follow(item: Item, *, before: Release | None, actor: Actor | None) -
             details={"forward_ids": forward_ids},
         )
     for consent in consents_cut:
+        feed_tell_consent(ChangeKind.CONSENT_REVOKED, consent)
         record(
             action="messaging.consent.revoke",
             actor=actor,

@@ -75,6 +75,7 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Mo
             "api.v1.v1_rfis_create",
             "api.v1.v1_rfis_replies_create",
             "api.v1.v1_rfis_retrieve",
+            "api.v1.v1_changes_list",
         ]
         yield {name.rsplit(".", 1)[-1]: importlib.import_module(f"{PACKAGE}.{name}") for name in names}
     finally:
@@ -130,17 +131,34 @@ def test_agency_systems_share_through_the_generated_client(generated, system):
     models, types = generated["models"], generated["types"]
     vn, kh = system(vn_key), system(kh_key)
 
-    # Viet Nam posts two items released to Viet Nam, Cambodia and Thailand, and attaches a note to the second.
+    # Cambodia's system starts following its change feed from now.
+    feed = generated["v1_changes_list"]
+    kh_cursor = _ok(feed.sync_detailed(client=kh, start=models.V1ChangesListStart.LATEST), 200).cursor
+
+    # Viet Nam posts two items released to Viet Nam, Cambodia and Thailand, and attaches a note to the second. Its
+    # connection drops after the second post, so it posts again with the same key: one item, the same answer.
     posted = []
-    for title in ("Lorries expected at Moc Bai", "Meth pills in a tour bus"):
+    create = generated["v1_items_create"]
+    for number, title in enumerate(["Lorries expected at Moc Bai", "Meth pills in a tour bus"]):
         body = models.ItemCreate.from_dict(api_payload(title=title, countries=["VN", "KH", "TH"]))
-        posted.append(_ok(generated["v1_items_create"].sync_detailed(client=vn, body=body), 201))
+        posted.append(_ok(create.sync_detailed(client=vn, body=body, idempotency_key=f"vn-post-{number}"), 201))
+    replayed = _ok(create.sync_detailed(client=vn, body=body, idempotency_key="vn-post-1"), 201)
+    assert replayed.id == posted[1].id
     item = posted[1]
     assert isinstance(item, models.ItemDetail)
     note = b"Bus plates 51B-123.45, leaves Ho Chi Minh City at 22:00."
     upload = models.AttachmentUpload(file=types.File(payload=BytesIO(note), file_name="plates.txt"))
     attachment = _ok(generated["v1_items_attachments_create"].sync_detailed(item.id, client=vn, body=upload), 201)
     run_outbox()  # routing, as the worker would
+
+    # Cambodia's feed names both items (once each, though one was posted twice), oldest first, without content.
+    changes = _ok(feed.sync_detailed(client=kh, cursor=kh_cursor), 200)
+    assert [(c.kind, c.item) for c in changes.results] == [
+        (models.ChangeKindEnum.ITEM_VISIBLE, posted[0].id),
+        (models.ChangeKindEnum.ITEM_VISIBLE, item.id),
+    ]
+    assert "tour bus" not in json.dumps(changes.to_dict())
+    kh_cursor = changes.cursor
 
     # Cambodia pages its inbox, one item a page, newest first.
     seen, cursor = [], types.UNSET
@@ -186,6 +204,26 @@ def test_agency_systems_share_through_the_generated_client(generated, system):
     _ok(generated["v1_rfis_replies_create"].sync_detailed(rfi.id, client=vn, body=reply), 201)
     thread = _ok(generated["v1_rfis_retrieve"].sync_detailed(rfi.id, client=kh), 200)
     assert [r.body for r in thread.replies] == ["Mekong Star Travel, licence 0312."]
+
+    # Viet Nam's system hears, from its own feed, of Cambodia's acknowledgement, consent request and question.
+    vn_kinds = []
+    cursor = types.UNSET
+    while True:
+        page = _ok(feed.sync_detailed(client=vn, cursor=cursor, limit=2), 200)
+        vn_kinds += [change.kind for change in page.results]
+        cursor = page.cursor
+        if not page.more:
+            break
+    assert vn_kinds[-4:] == [
+        models.ChangeKindEnum.ITEM_ACKNOWLEDGED,
+        models.ChangeKindEnum.CONSENT_REQUESTED,
+        models.ChangeKindEnum.RFI_OPENED,
+        models.ChangeKindEnum.RFI_REPLIED,
+    ]
+    # Cambodia hears of the reply to its question too; nothing is waiting after that.
+    later = _ok(feed.sync_detailed(client=kh, cursor=kh_cursor), 200)
+    assert [c.kind for c in later.results][-1] == models.ChangeKindEnum.RFI_REPLIED
+    assert not later.more
 
     # An item Cambodia may not see answers like one that does not exist, and the client reads it as a Problem.
     missing = generated["v1_items_retrieve"].sync_detailed(UUID(int=0), client=kh)

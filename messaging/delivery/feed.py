@@ -1,0 +1,249 @@
+"""The change feed: for each caller, an ordered, resumable stream of what changed for them (ids, kinds, times).
+
+**Writing.** A service that changes who may read an item takes the item's ``Audience`` before and after (the same
+rule as ``selectors.items_visible_to``, for every agency and named person at once) and ``feed_follow`` writes a
+``Change`` for every agency or person that gained the item, lost it, or kept it through a change they should hear
+of. Consent and RFI events go to both sides. All in the act's own transaction: no act without its changes.
+
+**Reading.** A caller reads the changes addressed to their agency or to themselves after a cursor. Each change
+carries the id of the transaction that wrote it; a page stops short of the oldest transaction still running
+(``pg_snapshot_xmin``), so a change that commits late is never skipped by a cursor that already passed a later
+one. Delivery is at least once: a reader fetches each item a change names, and the item's own read answers by what
+the caller may see now (gone: 404), which is what makes the feed reconcile whatever the kinds say.
+
+The cursor is opaque: the position (transaction id, change id) and when it was issued. It stays good for
+``ISN_FEED_CURSOR_DAYS``; changes are kept ``ISN_FEED_RETENTION_DAYS`` (longer, so a cursor issued on its last
+good day still finds every change after it).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from agencies.models import Agency, Membership
+from audit.services import record
+from isn.errors import ApplicationError, InvalidInput
+from messaging.core.people import reader_of
+from messaging.core.release import release_of
+from messaging.core.sql import fetch_all
+from messaging.models import Change, ChangeKind, ConsentRequest, Forward, Item, Rfi
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+FEED_PAGE_MAX = 1000
+_END = 2**62  # past every change id: "everything up to and including this transaction"
+
+
+class CursorExpired(ApplicationError):
+    """A cursor older than the feed keeps: the reader must list its items afresh and take a new cursor."""
+
+    status = 410
+    code = "cursor_expired"
+
+
+class CursorInvalid(InvalidInput):
+    code = "invalid_cursor"
+
+
+# --- who may read an item, for every agency and person at once -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Audience:
+    """The agencies whose members may read an item as a whole, and the persons named on it who may."""
+
+    agencies: frozenset[int] = frozenset()
+    persons: frozenset[int] = frozenset()
+
+
+NOBODY = Audience()
+
+
+def audience_of(item: Item) -> Audience:
+    """Who may read the item now: the originating agency always; while it is active, every agency of a released
+    country its release admits or an active forward reached, and every named person of a released country."""
+    release = release_of(item)
+    agencies = {item.originator_agency_id}
+    persons: set[int] = set()
+    if release.active and release.countries:
+        countries = sorted(release.countries)
+        for agency_id, country in Agency.objects.filter(country_id__in=countries).values_list("pk", "country_id"):
+            if release.agency_may_see(agency_id, country):
+                agencies.add(agency_id)
+        agencies.update(
+            Forward.objects.filter(item=item, revoked_at__isnull=True, country_id__in=countries).values_list(
+                "to_agency_id", flat=True
+            )
+        )
+        if release.named:
+            persons.update(
+                Membership.objects.filter(user_id__in=release.named, agency__country_id__in=countries).values_list(
+                    "user_id", flat=True
+                )
+            )
+    return Audience(agencies=frozenset(agencies), persons=frozenset(persons))
+
+
+def feed_follow(
+    item: Item, before: Audience, *, lost: str = ChangeKind.ITEM_NARROWED, kept: str | None = None
+) -> Audience:
+    """Tell everyone whose view of the item changed: ``item.visible`` to who gained it, ``lost`` to who lost it,
+    and ``kept`` (when given) to who still has it. Returns the audience after, for a caller that goes on."""
+    after = audience_of(item)
+    changes: list[Change] = []
+    for ids, field in (("agencies", "agency_id"), ("persons", "user_id")):
+        old, new = getattr(before, ids), getattr(after, ids)
+        changes += _changes(ChangeKind.ITEM_VISIBLE, field, new - old, item_id=item.pk)
+        changes += _changes(lost, field, old - new, item_id=item.pk)
+        if kept is not None:
+            changes += _changes(kept, field, old & new, item_id=item.pk)
+    Change.objects.bulk_create(changes)
+    return after
+
+
+def feed_tell(kind: str, agency_ids: Iterable[int], **ids: Any) -> None:
+    """Tell whole agencies of an event (``item_id=``, ``consent_id=`` or ``rfi_id=`` names what it is about)."""
+    Change.objects.bulk_create(_changes(kind, "agency_id", set(agency_ids), **ids))
+
+
+def feed_tell_consent(kind: str, consent: ConsentRequest) -> None:
+    """A consent event, told to both sides: the requesting agency and the originating agency."""
+    feed_tell(
+        kind,
+        {consent.requester_agency_id, consent.item.originator_agency_id},
+        consent_id=consent.pk,
+        item_id=consent.item_id,
+    )
+
+
+def feed_tell_rfi(kind: str, rfi: Rfi) -> None:
+    """An RFI event, told to both sides: the asking agency and the asked one."""
+    feed_tell(kind, {rfi.requester_agency_id, rfi.target_agency_id}, rfi_id=rfi.pk, item_id=rfi.item_id)
+
+
+def _changes(kind: str, field: str, audience: Iterable[int], **ids: Any) -> list[Change]:
+    return [Change(kind=kind, **{field: pk}, **ids) for pk in sorted(audience)]
+
+
+# --- reading ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cursor:
+    txid: int
+    id: int
+    issued_at: datetime
+
+    def encode(self) -> str:
+        raw = f"1.{self.txid}.{self.id}.{int(self.issued_at.timestamp())}".encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, value: str) -> Cursor:
+        try:
+            raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode("ascii")
+            version, txid, change_id, issued = raw.split(".")
+            if version != "1":
+                raise ValueError(version)
+            cursor = cls(int(txid), int(change_id), datetime.fromtimestamp(int(issued), tz=UTC))
+        except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError, OSError):
+            raise CursorInvalid("Not a cursor this feed gave out: start again without one.") from None
+        if min(cursor.txid, cursor.id) < 0:
+            raise CursorInvalid("Not a cursor this feed gave out: start again without one.")
+        if cursor.issued_at < timezone.now() - timedelta(days=settings.ISN_FEED_CURSOR_DAYS):
+            raise CursorExpired(
+                f"This cursor is older than {settings.ISN_FEED_CURSOR_DAYS} days: list your items afresh, then "
+                "follow the feed from a new cursor (start=latest)."
+            )
+        return cursor
+
+
+@dataclass(frozen=True)
+class ChangeEntry:
+    kind: str
+    at: datetime
+    item_id: Any
+    consent_id: Any
+    rfi_id: Any
+
+
+@dataclass(frozen=True)
+class ChangePage:
+    changes: list[ChangeEntry]
+    cursor: str  # where to read on from
+    more: bool  # whether more changes are already waiting after this page
+
+
+# Every transaction below this one has ended, committed or not: changes below it can no longer appear.
+_HORIZON_SQL = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+# Both audiences of the caller, each an index range scan from the cursor, merged; never past a running transaction.
+_PAGE_SQL = """
+    SELECT txid, id, kind, at, item_id, consent_id, rfi_id FROM (
+        (SELECT txid, id, kind, at, item_id, consent_id, rfi_id FROM messaging_change
+         WHERE agency_id = %(agency)s AND (txid, id) > (%(txid)s, %(id)s) AND txid < %(horizon)s
+         ORDER BY txid, id LIMIT %(limit)s)
+        UNION ALL
+        (SELECT txid, id, kind, at, item_id, consent_id, rfi_id FROM messaging_change
+         WHERE user_id = %(user)s AND (txid, id) > (%(txid)s, %(id)s) AND txid < %(horizon)s
+         ORDER BY txid, id LIMIT %(limit)s)
+    ) AS mine
+    ORDER BY txid, id LIMIT %(limit)s
+"""
+
+
+def _horizon() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(_HORIZON_SQL)
+        return cursor.fetchone()[0]
+
+
+def changes_page(*, actor: AbstractBaseUser, cursor: str | None, limit: int, latest: bool = False) -> ChangePage:
+    """One page of the caller's changes after ``cursor`` (from the oldest kept without one; from now with
+    ``latest``). Recorded as ``messaging.changes.list`` when it names anything."""
+    now = timezone.now()
+    if latest:
+        return ChangePage(changes=[], cursor=Cursor(_horizon() - 1, _END, now).encode(), more=False)
+    start = Cursor.decode(cursor) if cursor else Cursor(0, 0, now)
+    reader = reader_of(actor)
+    if reader is None:  # auditors and non-members read no content, so hear of none
+        return ChangePage(changes=[], cursor=Cursor(start.txid, start.id, now).encode(), more=False)
+    # The horizon first, the page after: every change below it had committed (or never will) before the page's
+    # own snapshot, so the page holds all of them that come after the cursor.
+    horizon = _horizon()
+    params = {"agency": reader.agency_id, "user": reader.pk, "txid": start.txid, "id": start.id}
+    rows = fetch_all(_PAGE_SQL, {**params, "horizon": horizon, "limit": limit + 1})
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if more:
+        position = (rows[-1][0], rows[-1][1])
+    else:
+        # Every change before the horizon has been read: the next page starts there, whatever this one held.
+        position = max((start.txid, start.id), (horizon - 1, _END), *((row[0], row[1]) for row in rows[-1:]))
+    entries = [
+        ChangeEntry(kind=kind, at=at, item_id=item_id, consent_id=consent_id, rfi_id=rfi_id)
+        for _txid, _id, kind, at, item_id, consent_id, rfi_id in rows
+    ]
+    if entries:
+        record(
+            action="messaging.changes.list",
+            actor=actor,
+            details={"count": len(entries), "kinds": sorted({entry.kind for entry in entries})},
+        )
+    return ChangePage(changes=entries, cursor=Cursor(*position, now).encode(), more=more)
+
+
+def changes_purge(*, now: datetime | None = None) -> int:
+    """Delete changes older than the feed keeps (beat sends it daily)."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.ISN_FEED_RETENTION_DAYS)
+    deleted, _ = Change.objects.filter(at__lt=cutoff).delete()
+    return deleted
