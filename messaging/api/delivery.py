@@ -124,7 +124,8 @@ class NotificationViewSet(viewsets.GenericViewSet):
 
 class DeadLetterSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    item = serializers.UUIDField(source="item_id")
+    item = serializers.UUIDField(source="item_id", allow_null=True)
+    rfi = serializers.UUIDField(source="rfi_id", allow_null=True)
     event = serializers.CharField()
     attempts = serializers.IntegerField()
     last_error = serializers.CharField(help_text="HTTP status or error class.")

@@ -35,12 +35,30 @@ from isn.errors import ApplicationError, InvalidInput
 from messaging.core.people import reader_of
 from messaging.core.release import release_of
 from messaging.core.sql import fetch_all
+from messaging.delivery.routing import queue_webhooks
 from messaging.models import Change, ChangeKind, ConsentRequest, Forward, Item, Rfi
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
 
 FEED_PAGE_MAX = 1000
+# Kinds an agency's webhook is told of under their own name. The others reach webhooks as the deliveries they make
+# or cut: ``item.visible`` as ``item.routed`` or ``item.forwarded`` (once the agency's inbox holds the item), and
+# ``item.narrowed``, ``item.withdrawn`` and ``item.expired`` as ``item.revoked``.
+WEBHOOK_KINDS = frozenset(
+    {
+        ChangeKind.ITEM_CHANGED,
+        ChangeKind.ITEM_ACKNOWLEDGED,
+        ChangeKind.CONSENT_REQUESTED,
+        ChangeKind.CONSENT_GRANTED,
+        ChangeKind.CONSENT_DECLINED,
+        ChangeKind.CONSENT_CANCELLED,
+        ChangeKind.CONSENT_REVOKED,
+        ChangeKind.RFI_OPENED,
+        ChangeKind.RFI_REPLIED,
+        ChangeKind.RFI_CLOSED,
+    }
+)
 _END = 2**62  # past every change id: "everything up to and including this transaction"
 
 
@@ -108,12 +126,18 @@ def feed_follow(
         if kept is not None:
             changes += _changes(kept, field, old & new, item_id=item.pk)
     Change.objects.bulk_create(changes)
+    if kept in WEBHOOK_KINDS:
+        queue_webhooks(item, before.agencies & after.agencies, kept)
     return after
 
 
-def feed_tell(kind: str, agency_ids: Iterable[int], **ids: Any) -> None:
-    """Tell whole agencies of an event (``item_id=``, ``consent_id=`` or ``rfi_id=`` names what it is about)."""
-    Change.objects.bulk_create(_changes(kind, "agency_id", set(agency_ids), **ids))
+def feed_tell(kind: str, agency_ids: Iterable[int], *, subject: Item | Rfi, **ids: Any) -> None:
+    """Tell whole agencies of an event about ``subject`` (``consent_id=`` or ``rfi_id=`` adds what else it names);
+    their webhooks too, for the kinds webhooks carry."""
+    agency_ids = set(agency_ids)
+    Change.objects.bulk_create(_changes(kind, "agency_id", agency_ids, **ids))
+    if kind in WEBHOOK_KINDS:
+        queue_webhooks(subject, agency_ids, kind, **{name: pk for name, pk in ids.items() if name != "item_id"})
 
 
 def feed_tell_consent(kind: str, consent: ConsentRequest) -> None:
@@ -121,6 +145,7 @@ def feed_tell_consent(kind: str, consent: ConsentRequest) -> None:
     feed_tell(
         kind,
         {consent.requester_agency_id, consent.item.originator_agency_id},
+        subject=consent.item,
         consent_id=consent.pk,
         item_id=consent.item_id,
     )
@@ -128,7 +153,7 @@ def feed_tell_consent(kind: str, consent: ConsentRequest) -> None:
 
 def feed_tell_rfi(kind: str, rfi: Rfi) -> None:
     """An RFI event, told to both sides: the asking agency and the asked one."""
-    feed_tell(kind, {rfi.requester_agency_id, rfi.target_agency_id}, rfi_id=rfi.pk, item_id=rfi.item_id)
+    feed_tell(kind, {rfi.requester_agency_id, rfi.target_agency_id}, subject=rfi, rfi_id=rfi.pk, item_id=rfi.item_id)
 
 
 def _changes(kind: str, field: str, audience: Iterable[int], **ids: Any) -> list[Change]:
@@ -202,6 +227,8 @@ _PAGE_SQL = """
 
 
 def _horizon() -> int:
+    if connection.vendor != "postgresql":
+        return 1  # every change has transaction id 0 there (``CurrentTransaction``): all have committed
     with connection.cursor() as cursor:
         cursor.execute(_HORIZON_SQL)
         return cursor.fetchone()[0]
@@ -245,5 +272,9 @@ def changes_page(*, actor: AbstractBaseUser, cursor: str | None, limit: int, lat
 def changes_purge(*, now: datetime | None = None) -> int:
     """Delete changes older than the feed keeps (beat sends it daily)."""
     cutoff = (now or timezone.now()) - timedelta(days=settings.ISN_FEED_RETENTION_DAYS)
-    deleted, _ = Change.objects.filter(at__lt=cutoff).delete()
+    # Ids and times rise together, so the first change young enough to keep bounds the rest: a walk of the primary
+    # key over at most the day's purge, and no index on the time for every change to pay for.
+    first_kept = Change.objects.filter(at__gte=cutoff).order_by("id").values_list("id", flat=True).first()
+    old = Change.objects.all() if first_kept is None else Change.objects.filter(id__lt=first_kept)
+    deleted, _ = old.delete()
     return deleted

@@ -19,6 +19,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -38,6 +39,7 @@ from messaging.models import (
     Item,
     NotificationKind,
     OutboxKind,
+    Rfi,
     Subscription,
 )
 from messaging.models.delivery import Delivery
@@ -333,11 +335,17 @@ def item_route(*, outbox_id: int) -> RouteResult | None:
     return RouteResult(deliveries=len(new), agencies=len(agencies), notified=len(notified))
 
 
-def queue_webhooks(item: Item, agency_ids: Iterable[int], event: str) -> None:
-    """One webhook outbox row for each of these agencies that has an active webhook: ids and codes only."""
+def queue_webhooks(subject: Item | Rfi, agency_ids: Iterable[int], event: str, **ids: Any) -> None:
+    """One webhook outbox row for each of these agencies that has an active webhook: ids and codes only.
+
+    ``subject`` is an item, or a request for information (which need not name one); ``ids`` adds the ids of what
+    else the event is about (``consent_id``, ``rfi_id``)."""
+    item_id = subject.item_id if isinstance(subject, Rfi) else subject.pk
+    about = {"item_id": None if item_id is None else str(item_id)}
+    about |= {name: str(value) for name, value in ids.items() if value is not None}
     outbox_add_many(
         [
-            (OutboxKind.NOTIFY_WEBHOOK, item, {"item_id": str(item.pk), "agency_id": pk, "event": event})
+            (OutboxKind.NOTIFY_WEBHOOK, subject, {**about, "agency_id": pk, "event": event})
             for pk in _webhook_agencies(agency_ids)
         ]
     )

@@ -69,6 +69,8 @@ SIGNATURE_HEADER = "X-ISN-Signature"
 TIMESTAMP_HEADER = "X-ISN-Timestamp"
 DELIVERY_HEADER = "X-ISN-Delivery"
 EVENT_HEADER = "X-ISN-Event"
+# Ids an event may carry beside its item's facts, sent as ``consent`` and ``rfi``.
+ABOUT_IDS = ("consent_id", "rfi_id")
 
 
 def _new_secret(agency_id: int) -> tuple[str, bytes]:
@@ -337,6 +339,18 @@ def webhook_rotate_secret(*, actor: AbstractBaseUser, webhook_id: object) -> tup
     return webhook, secret
 
 
+def _news_of_item(letter: WebhookDeadLetter) -> bool:
+    """Whether the call told an agency about an item it held (routed, forwarded, changed, escalated): such news is
+    sent again only while the agency may still see the item. Losing it (``item.revoked``), its own item's
+    acknowledgement, and consent and RFI events are the agency's whatever it holds now."""
+    return (
+        letter.item is not None
+        and letter.event.startswith("item.")
+        and letter.event not in (WEBHOOK_REVOKED, "item.acknowledged")
+        and letter.agency_id != letter.item.originator_agency_id
+    )
+
+
 @transaction.atomic
 def webhook_dead_letter_retry(*, actor: AbstractBaseUser, dead_letter_id: object) -> OutboxMessage:
     """Queue a dead-lettered call again (with its original delivery id when its outbox row is still kept).
@@ -346,9 +360,9 @@ def webhook_dead_letter_retry(*, actor: AbstractBaseUser, dead_letter_id: object
     membership = _admin_membership(actor, "Only an agency admin may retry the agency's failed webhook calls.")
     pk = _as_id(dead_letter_id)
     letter = (
-        WebhookDeadLetter.objects.select_for_update()
+        WebhookDeadLetter.objects.select_for_update(of=("self",))
         .filter(pk=pk, agency_id=membership.agency_id)
-        .select_related("item")
+        .select_related("item", "rfi")
         .first()
         if pk
         else None
@@ -357,7 +371,7 @@ def webhook_dead_letter_retry(*, actor: AbstractBaseUser, dead_letter_id: object
         raise NotFound(DEAD_LETTER_NOT_FOUND)
     if not AgencyWebhook.objects.filter(agency_id=letter.agency_id, is_active=True).exists():
         raise Conflict("Your agency has no active webhook to call; set one first.")
-    if letter.event != WEBHOOK_REVOKED and not release_of(letter.item).agency_may_see(
+    if _news_of_item(letter) and not release_of(letter.item).agency_may_see(
         letter.agency_id, membership.agency.country_id
     ):
         raise Conflict("The item is no longer released to your agency: there is nothing to send again.")
@@ -379,14 +393,15 @@ def webhook_dead_letter_retry(*, actor: AbstractBaseUser, dead_letter_id: object
     else:  # pruned since (ISN_OUTBOX_KEEP_DAYS): a new row, a new delivery id
         message = outbox_add(
             kind=OutboxKind.NOTIFY_WEBHOOK,
-            item=letter.item,
-            payload={"item_id": str(letter.item_id), "agency_id": letter.agency_id, "event": letter.event},
+            item=letter.item if letter.item is not None else letter.rfi,
+            payload=letter.payload
+            or {"item_id": str(letter.item_id), "agency_id": letter.agency_id, "event": letter.event},
         )
     record(
         action="messaging.webhook.dead_letter_retry",
         actor=actor,
-        target=letter.item,
-        target_country=letter.item.originator_country,
+        target=letter.item if letter.item is not None else letter.rfi,
+        target_country=membership.agency.country_id if letter.item is None else letter.item.originator_country,
         details={
             "dead_letter_id": letter.pk,
             "agency_id": letter.agency_id,
@@ -514,14 +529,16 @@ def webhook_send(*, outbox_id: int) -> WebhookOutcome:
     message, webhook = claimed
     if webhook is None:
         return WebhookOutcome("skipped")
-    item = Item.objects.get(pk=message.item_id)
+    item = Item.objects.filter(pk=message.item_id).first() if message.item_id else None
     event = message.payload["event"]
     body = json.dumps(
         {
             "event": event,
             "delivery": str(message.pk),
             "agency": webhook.agency_id,
-            "item": asdict(facts_for(item, leaves_network=True)),
+            "item": None if item is None else asdict(facts_for(item, leaves_network=True)),
+            # What else the event is about, by id: a consent request, a request for information.
+            **{name[: -len("_id")]: message.payload[name] for name in ABOUT_IDS if message.payload.get(name)},
         },
         separators=(",", ":"),
         sort_keys=True,
@@ -540,20 +557,26 @@ def webhook_send(*, outbox_id: int) -> WebhookOutcome:
 
 
 @transaction.atomic
-def _after_try(outbox_id: int, item: Item, webhook: AgencyWebhook, event: str, failure: str | None) -> WebhookOutcome:
-    message = OutboxMessage.objects.select_for_update().get(pk=outbox_id)
+def _after_try(
+    outbox_id: int, item: Item | None, webhook: AgencyWebhook, event: str, failure: str | None
+) -> WebhookOutcome:
+    message = OutboxMessage.objects.select_for_update(of=("self",)).select_related("rfi").get(pk=outbox_id)
     attempts = message.attempts + 1
     details = {"event": event, "agency_id": webhook.agency_id, "outbox_id": outbox_id, "attempt": attempts}
+    # Filed under the item's originating country, or for a free-standing request, the asking country.
+    subject = item if item is not None else message.rfi
+    country = item.originator_country if item is not None else message.rfi.requester_country
     if failure is None:
         outbox_done(message)
-        Delivery.objects.filter(item=item, agency_id=webhook.agency_id, notified_at__isnull=True).update(
-            notified_at=timezone.now()
-        )
+        if item is not None:
+            Delivery.objects.filter(item=item, agency_id=webhook.agency_id, notified_at__isnull=True).update(
+                notified_at=timezone.now()
+            )
         record(
             action="messaging.notification.webhook",
             actor=None,
-            target=item,
-            target_country=item.originator_country,
+            target=subject,
+            target_country=country,
             details=details,
         )
         return WebhookOutcome("sent", attempts)
@@ -562,6 +585,8 @@ def _after_try(outbox_id: int, item: Item, webhook: AgencyWebhook, event: str, f
         WebhookDeadLetter.objects.create(
             agency_id=webhook.agency_id,
             item=item,
+            rfi=message.rfi,
+            payload=message.payload,
             outbox_message=message,
             event=event,
             attempts=attempts,
@@ -570,8 +595,8 @@ def _after_try(outbox_id: int, item: Item, webhook: AgencyWebhook, event: str, f
         record(
             action="messaging.notification.dead_letter",
             actor=None,
-            target=item,
-            target_country=item.originator_country,
+            target=subject,
+            target_country=country,
             outcome=Outcome.ERROR,
             details={**details, "error": failure},
         )
@@ -581,8 +606,8 @@ def _after_try(outbox_id: int, item: Item, webhook: AgencyWebhook, event: str, f
     record(
         action="messaging.notification.webhook",
         actor=None,
-        target=item,
-        target_country=item.originator_country,
+        target=subject,
+        target_country=country,
         outcome=Outcome.ERROR,
         details={**details, "error": failure, "retry_in": retry_in},
     )

@@ -110,7 +110,7 @@ def item_acknowledge(*, actor: Actor, item_id: object, note: str = "", note_text
     except IntegrityError:
         raise AlreadyAcknowledged("Your agency has just acknowledged this item.") from None
     deliveries_acknowledge(deliveries, now=now)
-    feed_tell(ChangeKind.ITEM_ACKNOWLEDGED, [item.originator_agency_id], item_id=item.pk)
+    feed_tell(ChangeKind.ITEM_ACKNOWLEDGED, [item.originator_agency_id], subject=item, item_id=item.pk)
     record(
         action="messaging.item.acknowledge",
         actor=actor,

@@ -136,6 +136,14 @@ _POST_ROWS_SQL = """
     ), grants AS (
         INSERT INTO messaging_itemcountrygrant (item_id, country_id, created_at)
         SELECT %(item)s, country, %(now)s FROM unnest(%(countries)s::text[]) AS country
+    ), told_agencies AS (
+        INSERT INTO messaging_change (at, kind, agency_id, item_id)
+        SELECT %(now)s, 'item.visible', agency.id, %(item)s FROM agencies_agency agency
+        WHERE agency.id = %(originator)s OR agency.country_id = ANY(%(open_countries)s::text[])
+            OR agency.id = ANY(%(restricted)s::integer[])
+    ), told_people AS (
+        INSERT INTO messaging_change (at, kind, user_id, item_id)
+        SELECT %(now)s, 'item.visible', person, %(item)s FROM unnest(%(named)s::integer[]) AS person
     )
     INSERT INTO messaging_itemread (item_id, user_id, first_read_at) VALUES (%(item)s, %(reader)s, %(now)s)
 """
@@ -213,7 +221,6 @@ def item_create(
     except IntegrityError:
         raise Conflict("This id is taken.") from None
     _grants_write(item, data_key, actor=actor, countries=released, agencies=restricted_to, named=named)
-    feed_follow(item, NOBODY)
     record(
         action="messaging.item.create",
         actor=actor,
@@ -256,9 +263,12 @@ def _grants_write(
     agencies: list[Agency],
     named: list[Membership],
 ) -> None:
-    """A new item's data key wrapped for each released country, its grants, and the poster's read mark (the poster
-    has read what they wrote: their own posts never count as unread)."""
+    """A new item's data key wrapped for each released country, its grants, the poster's read mark (the poster has
+    read what they wrote: their own posts never count as unread), and the change feed's ``item.visible`` for each
+    agency and named person who may read it (on PostgreSQL in the same statement: ``feed_follow``'s rule, for an
+    item that had no audience before)."""
     keys = item_keys_wrapped(item.pk, data_key, primary_keks(countries))
+    restricted = {agency.country_id for agency in agencies}
     if connection.vendor == "postgresql":
         execute_hot(
             _POST_ROWS_SQL,
@@ -270,6 +280,10 @@ def _grants_write(
                 "countries": countries,
                 "reader": actor.pk,
                 "now": item.created_at,
+                "originator": item.originator_agency_id,
+                "open_countries": [code for code in countries if code not in restricted],
+                "restricted": [agency.pk for agency in agencies],
+                "named": [membership.user_id for membership in named],
             },
         )
     else:
@@ -284,6 +298,8 @@ def _grants_write(
         ItemUserObjectPermission.objects.bulk_create(
             [ItemUserObjectPermission(content_object=item, user=m.user, permission=permission) for m in named]
         )
+    if connection.vendor != "postgresql":
+        feed_follow(item, NOBODY)
 
 
 def _release_as_posted(countries: list[str], agencies: list[Agency], named: list[Membership]) -> dict[str, list[Any]]:

@@ -200,7 +200,11 @@ class WebhookDeadLetter(models.Model):
     """A webhook call that failed every attempt: shown to the agency's admins, who can fix their receiver."""
 
     agency = models.ForeignKey("agencies.Agency", on_delete=models.CASCADE, related_name="+")
-    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="+")
+    # The item the call was about; null only for news of a request for information that names none (``rfi``).
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, null=True, related_name="+")
+    rfi = models.ForeignKey("messaging.Rfi", on_delete=models.CASCADE, null=True, related_name="+")
+    # The call's outbox payload (ids and codes only), to queue it again once that row is pruned.
+    payload = models.JSONField(default=dict, blank=True)
     outbox_message = models.OneToOneField(OutboxMessage, on_delete=models.SET_NULL, null=True, related_name="+")
     event = models.CharField(max_length=32)
     attempts = models.PositiveIntegerField()

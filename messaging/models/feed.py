@@ -2,44 +2,54 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
-from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
-from django.db.models.expressions import RawSQL
 from django.utils import timezone
-from django.utils.translation import gettext_lazy as _
+from django.utils.deconstruct import deconstructible
 
 
 class ChangeKind(models.TextChoices):
-    ITEM_VISIBLE = "item.visible", _("Item became visible")
-    ITEM_CHANGED = "item.changed", _("Item changed")
-    ITEM_ACKNOWLEDGED = "item.acknowledged", _("Item acknowledged")
-    ITEM_NARROWED = "item.narrowed", _("Item narrowed away")
-    ITEM_WITHDRAWN = "item.withdrawn", _("Item withdrawn")
-    ITEM_EXPIRED = "item.expired", _("Item expired")
-    CONSENT_REQUESTED = "consent.requested", _("Consent requested")
-    CONSENT_GRANTED = "consent.granted", _("Consent granted")
-    CONSENT_DECLINED = "consent.declined", _("Consent declined")
-    CONSENT_CANCELLED = "consent.cancelled", _("Consent request cancelled")
-    CONSENT_REVOKED = "consent.revoked", _("Consent revoked")
-    RFI_OPENED = "rfi.opened", _("Request for information opened")
-    RFI_REPLIED = "rfi.replied", _("Request for information answered")
-    RFI_CLOSED = "rfi.closed", _("Request for information closed")
+    """What happened, as the feed names it (a machine's words: the portal does not show them)."""
+
+    ITEM_VISIBLE = "item.visible", "Item became visible"
+    ITEM_CHANGED = "item.changed", "Item changed"
+    ITEM_ACKNOWLEDGED = "item.acknowledged", "Item acknowledged"
+    ITEM_NARROWED = "item.narrowed", "Item narrowed away"
+    ITEM_WITHDRAWN = "item.withdrawn", "Item withdrawn"
+    ITEM_EXPIRED = "item.expired", "Item expired"
+    CONSENT_REQUESTED = "consent.requested", "Consent requested"
+    CONSENT_GRANTED = "consent.granted", "Consent granted"
+    CONSENT_DECLINED = "consent.declined", "Consent declined"
+    CONSENT_CANCELLED = "consent.cancelled", "Consent request cancelled"
+    CONSENT_REVOKED = "consent.revoked", "Consent revoked"
+    RFI_OPENED = "rfi.opened", "Request for information opened"
+    RFI_REPLIED = "rfi.replied", "Request for information answered"
+    RFI_CLOSED = "rfi.closed", "Request for information closed"
 
 
-# The writing transaction's id, so a reader can stop short of any transaction still running: ordered by it, the
-# feed never skips a row that commits after a later one was already read (``messaging.delivery.feed``).
-CURRENT_TRANSACTION = RawSQL("pg_current_xact_id()::text::bigint", ())
+@deconstructible(path="messaging.models.feed.CurrentTransaction")
+class CurrentTransaction(models.Func):
+    """The writing transaction's id, so a reader can stop short of any transaction still running: ordered by it, the
+    feed never skips a row that commits after a later one was already read (``messaging.delivery.feed``). SQLite,
+    whose writers take turns, gets 0 (the id alone orders its changes)."""
+
+    template = "(pg_current_xact_id()::text::bigint)"
+    output_field = models.BigIntegerField()
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+        return "0", []
 
 
 class Change(models.Model):
     """One change, told to one audience: a whole agency (its members who may read content) or one person.
 
     Never content: the reader fetches what it names through the audited reads, which answer by what the reader may
-    see now. Kept ``ISN_FEED_RETENTION_DAYS``, then purged."""
+    see now. Kept ``ISN_FEED_RETENTION_DAYS``, then purged (in id order: ids and times rise together)."""
 
     id = models.BigAutoField(primary_key=True)
-    txid = models.BigIntegerField(db_default=CURRENT_TRANSACTION, editable=False)
+    txid = models.BigIntegerField(db_default=CurrentTransaction(), editable=False)
     at = models.DateTimeField(default=timezone.now)
     kind = models.CharField(max_length=24, choices=ChangeKind.choices)
     agency = models.ForeignKey("agencies.Agency", on_delete=models.CASCADE, null=True, related_name="+")
@@ -61,7 +71,6 @@ class Change(models.Model):
                 fields=["agency", "txid", "id"], condition=models.Q(agency__isnull=False), name="change_agency_idx"
             ),
             models.Index(fields=["user", "txid", "id"], condition=models.Q(user__isnull=False), name="change_user_idx"),
-            BrinIndex(fields=["at"], name="change_at_brin"),
         ]
 
     def __str__(self) -> str:

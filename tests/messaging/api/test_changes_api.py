@@ -15,7 +15,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from messaging.delivery.feed import Cursor, changes_page, changes_purge, feed_tell
+from messaging.delivery.feed import Cursor, changes_page, changes_purge
 from messaging.items.changes import item_change, item_withdraw
 from messaging.models import Change, ChangeKind
 from tests.messaging.network import build_network, post_item
@@ -87,7 +87,7 @@ def test_a_page_never_passes_a_change_whose_transaction_is_still_running(net):
     def slow_act():
         try:
             with transaction.atomic():
-                feed_tell(ChangeKind.ITEM_VISIBLE, [net.kh.pk], item_id=slow)
+                Change.objects.create(kind=ChangeKind.ITEM_VISIBLE, agency=net.kh, item_id=slow)
                 started.set()
                 finish.wait(20)
         finally:
@@ -96,7 +96,7 @@ def test_a_page_never_passes_a_change_whose_transaction_is_still_running(net):
     worker = threading.Thread(target=slow_act)
     worker.start()
     assert started.wait(20)
-    feed_tell(ChangeKind.ITEM_VISIBLE, [net.kh.pk], item_id=quick)  # began later, committed first
+    Change.objects.create(kind=ChangeKind.ITEM_VISIBLE, agency=net.kh, item_id=quick)  # began later, committed first
     # The page stops short of both rather than pass the slow one by.
     page = changes_page(actor=reader, cursor=cursor, limit=100)
     assert page.changes == []

@@ -24,6 +24,8 @@ from messaging.models import (
     WebhookDeadLetter,
 )
 from messaging.models.delivery import Delivery
+from messaging.rfis.services import rfi_create
+from messaging.sharing.consents import consent_request_create
 from tests.messaging.network import build_network, post_item
 from tests.messaging.workers import webhook_receiver
 
@@ -333,3 +335,41 @@ def test_a_dead_letter_is_retried_only_by_its_agencys_admin_and_only_when_it_mak
     assert "no longer released" in response.json()["detail"]
     assert WebhookDeadLetter.objects.filter(pk=letter.pk).exists()
     assert not AuditEvent.objects.filter(action="messaging.webhook.dead_letter_retry").exists()
+
+
+def test_consent_and_rfi_events_reach_both_sides_webhooks_with_ids_only(net):
+    """Every kind the change feed carries reaches webhooks: here a consent request and a free-standing RFI (no item),
+    told to Cambodia's system as the asking side and as the asked side."""
+    with webhook_receiver(200) as receiver:
+        configure(net, receiver.url)
+        item = post_item(net.user("vn.officer"), countries=["VN", "KH"])
+        consent = consent_request_create(
+            actor=net.user("kh.officer"),
+            item_id=item.pk,
+            target_country="LA",
+            justification="The lorries continue to Laos by the secret route.",
+        ).consent
+        rfi = rfi_create(
+            actor=net.user("vn.officer"),
+            target_agency=net.kh.pk,
+            subject="Bavet crossings",
+            question="Who crossed at Bavet on Thursday night with plates 70C?",
+        ).rfi
+        rows = list(OutboxMessage.objects.filter(kind=OutboxKind.NOTIFY_WEBHOOK).order_by("pk"))
+        assert [row.payload["event"] for row in rows] == ["consent.requested", "rfi.opened"]
+        for row in rows:
+            assert webhook_send(outbox_id=row.pk).status == "sent"
+        (_, consent_body), (_, rfi_body) = receiver.received()
+    told = json.loads(consent_body)
+    assert (told["event"], told["consent"], told["item"]["item_id"]) == (
+        "consent.requested",
+        str(consent.pk),
+        str(item.pk),
+    )
+    asked = json.loads(rfi_body)
+    assert (asked["event"], asked["rfi"], asked["item"]) == ("rfi.opened", str(rfi.pk), None)
+    assert b"secret route" not in consent_body
+    assert b"70C" not in rfi_body
+    assert b"Bavet" not in rfi_body
+    sent = AuditEvent.objects.filter(action="messaging.notification.webhook", outcome="ok")
+    assert sent.count() == 2
