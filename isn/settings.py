@@ -98,6 +98,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "isn.middleware.RequestIdMiddleware",
+    # RateLimit-Policy and RateLimit on every API answer (isn.ratelimit), whatever answered it.
+    "isn.middleware.RateLimitHeadersMiddleware",
     # Errors under /api/ are problem details even when Django answers them (unknown route, server error).
     "isn.middleware.ApiProblemMiddleware",
     "django.middleware.security.SecurityMiddleware",

@@ -206,6 +206,8 @@ RULES: list[Rule] = [
     # API documentation: anyone signed in (a person or a live key).
     Rule("schema", ("GET",), allow=authenticated, scoped=False),
     Rule("api-docs", ("GET",), allow=authenticated, scoped=False),
+    # Any other path under /api/: 404 (or a refusal) for everyone, whatever the method.
+    Rule("api-not-found", PUBLIC, scoped=False),
     # Directory: every member.
     Rule("agency-*", ("GET",), allow=member),
     Rule("office-*", ("GET",), allow=member),
