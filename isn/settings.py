@@ -313,7 +313,12 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "ISN: Mekong Information Sharing Network API",
-    "DESCRIPTION": "REST API for member agencies' systems. Every call is scoped to the caller's agency and country.",
+    "DESCRIPTION": (
+        "REST API for member agencies' systems. Every call is scoped to the caller's agency and country.\n\n"
+        "Every answer carries RateLimit-Policy and RateLimit (draft-ietf-httpapi-ratelimit-headers-11): the caller's "
+        "quota and what is left of it. A method a path does not list is answered 405 with an Allow header "
+        "(components/responses/MethodNotAllowed); errors are problem details (RFC 9457)."
+    ),
     "VERSION": "1.0.0",
     "OAS_VERSION": "3.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
