@@ -327,7 +327,12 @@ SPECTACULAR_SETTINGS = {
         "agencies.authentication.ApiKeyAuthentication",
         "isn.authentication.VerifiedSessionAuthentication",
     ],
-    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # The schema and its documentation (/api/schema/, /api/docs/) hold no data, only what the API takes and answers:
+    # anyone may read them, so a signed-out visitor sees the docs. Each call is still throttled (per address).
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    # No validator badge: Swagger UI would send the schema's address to a validator elsewhere, which the CSP blocks.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    # Swagger UI's files from drf-spectacular-sidecar, served by ISN itself (WhiteNoise): no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

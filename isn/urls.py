@@ -39,8 +39,13 @@ urlpatterns = [
     path("api/v1/", include("agencies.urls")),
     path("api/v1/", include("messaging.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    # The split view serves its start-up script as a file of its own, so the strict CSP holds on this page too.
-    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
+    # Open to anyone (SPECTACULAR_SETTINGS). The split view serves its start-up script as a file of its own, and our
+    # template keeps its styles in a file, so the strict CSP holds on this page too.
+    path(
+        "api/docs/",
+        SpectacularSwaggerSplitView.as_view(url_name="schema", template_name="isn/api_docs.html"),
+        name="api-docs",
+    ),
     # Last: whatever else is under /api/ is a 404 answered by the API itself (counted, with its RateLimit headers).
     re_path(r"^api/", ApiNotFound.as_view(), name="api-not-found"),
 ]
