@@ -86,7 +86,7 @@ class PermissionsPolicyMiddleware:
 
 class RateLimitHeadersMiddleware:
     """RateLimit-Policy and RateLimit (``isn.ratelimit``) on every answer under /api/ whose caller a throttle counted or
-    read: every answer of an API view, unknown routes included (``isn.views.ApiNotFound``). What Django answers before
+    read: every answer of an API view, unknown routes included (``isn.api.ApiNotFound``). What Django answers before
     any view runs (a Host not allowed, a failure in a middleware) carries neither: no caller is known then."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
