@@ -2,7 +2,8 @@
 
 Counters live in the Django cache (Redis in production, shared by every web process). Rates come from
 ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]`` (ISN_API_RATE_PER_KEY, ISN_API_RATE_PER_PERSON,
-ISN_API_RATE_PER_ADDRESS). Anonymous callers are throttled per address by ``isn.throttling``.
+ISN_API_RATE_PER_ADDRESS). Anonymous callers are throttled per address by ``isn.throttling``. Each leaves its policy on
+the request for the RateLimit headers (``isn.ratelimit``).
 """
 
 from __future__ import annotations
@@ -10,13 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from rest_framework.request import Request
-from rest_framework.throttling import SimpleRateThrottle
 
 from agencies.models import ApiKey
-from isn.throttling import AnonymousIpRateThrottle
+from isn.throttling import AnonymousIpRateThrottle, RecordedRateThrottle
 
 
-class ApiKeyRateThrottle(SimpleRateThrottle):
+class ApiKeyRateThrottle(RecordedRateThrottle):
     """Requests per agency API key, whichever address they come from."""
 
     scope = "api_key"
@@ -27,7 +27,7 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": request.auth.pk}
 
 
-class PersonRateThrottle(SimpleRateThrottle):
+class PersonRateThrottle(RecordedRateThrottle):
     """Requests per person signed in to the portal (a session, not a key)."""
 
     scope = "person"
@@ -43,6 +43,7 @@ class RefusedKeyThrottle(AnonymousIpRateThrottle):
     never meet them; ``agencies.authentication`` counts each refusal here and answers 429 past the rate."""
 
     scope = "anonymous"
+    policy = "refused_key"  # a counter of its own, at the anonymous rate
     cache_format = "throttle_refused_key_%(ident)s"
 
     def get_cache_key(self, request: Request, view: Any) -> str | None:

@@ -16,13 +16,16 @@ import re
 from http import HTTPStatus
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import transaction
-from django.http import Http404
+from django.http import Http404, HttpResponse, HttpResponsePermanentRedirect
+from django.urls import is_valid_path
 from rest_framework import exceptions
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 import isn.audit
@@ -30,6 +33,7 @@ from isn.errors import ApplicationError
 from isn.errors import NotFound as DomainNotFound
 from isn.errors import PermissionDenied as DomainPermissionDenied
 from isn.problems import PROBLEM_CONTENT_TYPE, problem
+from isn.throttling import ratelimit_for_error
 
 _PLAIN_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
@@ -38,6 +42,25 @@ class DefaultPagination(PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
+
+
+class ApiNotFound(APIView):
+    """Any path under /api/ that no route claims (the last of the root URLs): 404 as problem details, after
+    authentication and throttling like every API request, so it counts against the caller's rate and carries the
+    RateLimit headers. A GET missing only its trailing slash is sent to the route, as Django's APPEND_SLASH would."""
+
+    permission_classes: list[Any] = []  # DRF throttles after permissions: none here, so every caller is counted
+    schema = None  # not an operation of the API
+
+    def http_method_not_allowed(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponse:
+        path = request.path_info
+        if request.method in ("GET", "HEAD") and settings.APPEND_SLASH and not path.endswith("/"):
+            match = is_valid_path(f"{path}/")
+            if match and getattr(match.func, "view_class", None) is not ApiNotFound:
+                return HttpResponsePermanentRedirect(request.get_full_path(force_append_slash=True))
+        raise exceptions.NotFound()
+
+    options = http_method_not_allowed  # not DRF's description of the view
 
 
 _INVALID_DETAIL = "The request is not valid; see errors."
@@ -114,6 +137,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     # Whatever the caller accepts (and whatever the view renders otherwise, CSV say), errors are problem details.
     request: Request | None = context.get("request")
     if request is not None:
+        ratelimit_for_error(request, context.get("view"))  # the RateLimit headers, also before the throttles ran
         from isn.renderers import ProblemJSONRenderer  # not at the top: see isn.renderers
 
         request.accepted_renderer = ProblemJSONRenderer()

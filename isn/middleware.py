@@ -16,6 +16,7 @@ from django.http import HttpRequest, HttpResponse
 
 from isn.net import client_ip
 from isn.problems import PROBLEM_CONTENT_TYPE, is_api_request, problem_response
+from isn.ratelimit import ratelimit_headers, ratelimit_open, ratelimits_of
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # A caller-supplied id is kept only when it is short and plain, so it cannot smuggle text into logs.
@@ -80,6 +81,24 @@ class PermissionsPolicyMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         response.setdefault("Permissions-Policy", settings.ISN_PERMISSIONS_POLICY)
+        return response
+
+
+class RateLimitHeadersMiddleware:
+    """RateLimit-Policy and RateLimit (``isn.ratelimit``) on every answer under /api/ whose caller a throttle counted or
+    read: every answer of an API view, unknown routes included (``isn.api.ApiNotFound``). What Django answers before
+    any view runs (a Host not allowed, a failure in a middleware) carries neither: no caller is known then."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not is_api_request(request):
+            return self.get_response(request)
+        ratelimit_open(request)
+        response = self.get_response(request)
+        for header, value in ratelimit_headers(ratelimits_of(request)).items():
+            response[header] = value
         return response
 
 

@@ -98,6 +98,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "isn.middleware.RequestIdMiddleware",
+    # RateLimit-Policy and RateLimit on every API answer (isn.ratelimit), whatever answered it.
+    "isn.middleware.RateLimitHeadersMiddleware",
     # Errors under /api/ are problem details even when Django answers them (unknown route, server error).
     "isn.middleware.ApiProblemMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -311,7 +313,12 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "ISN: Mekong Information Sharing Network API",
-    "DESCRIPTION": "REST API for member agencies' systems. Every call is scoped to the caller's agency and country.",
+    "DESCRIPTION": (
+        "REST API for member agencies' systems. Every call is scoped to the caller's agency and country.\n\n"
+        "Every answer carries RateLimit-Policy and RateLimit (draft-ietf-httpapi-ratelimit-headers-11): the caller's "
+        "quota and what is left of it. A method a path does not list is answered 405 with an Allow header "
+        "(components/responses/MethodNotAllowed); errors are problem details (RFC 9457)."
+    ),
     "VERSION": "1.0.0",
     "OAS_VERSION": "3.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -320,7 +327,12 @@ SPECTACULAR_SETTINGS = {
         "agencies.authentication.ApiKeyAuthentication",
         "isn.authentication.VerifiedSessionAuthentication",
     ],
-    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # The schema and its documentation (/api/schema/, /api/docs/) hold no data, only what the API takes and answers:
+    # anyone may read them, so a signed-out visitor sees the docs. Each call is still throttled (per address).
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    # No validator badge: Swagger UI would send the schema's address to a validator elsewhere, which the CSP blocks.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    # Swagger UI's files from drf-spectacular-sidecar, served by ISN itself (WhiteNoise): no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

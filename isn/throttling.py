@@ -3,10 +3,14 @@
 Counters live in the Django cache (Redis in production, shared by every web process). The rate comes from
 ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["anonymous"]`` (ISN_API_RATE_PER_ADDRESS). The caller's address is
 ``isn.net.client_ip``: a forged X-Forwarded-For is not a new address.
+
+Every throttle here and in ``agencies.throttling`` is a ``RecordedRateThrottle``: what it decided is left on the request
+for the RateLimit headers (``isn.ratelimit``).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from rest_framework import exceptions
@@ -15,9 +19,72 @@ from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
 from isn.net import client_ip
+from isn.ratelimit import RateLimit, ratelimit_record, ratelimits_of
 
 
-class AnonymousIpRateThrottle(SimpleRateThrottle):
+class RecordedRateThrottle(SimpleRateThrottle):
+    """A throttle that leaves its policy, as it stands after this request, on the request (``isn.ratelimit``)."""
+
+    policy = ""  # the name clients see in the RateLimit headers; the scope when empty
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        allowed = super().allow_request(request, view)
+        if getattr(self, "key", None) is not None:  # the throttle applied to this caller and counted the request
+            ratelimit_record(request, self.ratelimit(), counted=True)
+        return allowed
+
+    def ratelimit_peek(self, request: Request, view: Any) -> None:
+        """Leave the caller's counter as it stands, not counting this request (an answer made before throttles ran)."""
+        if self.rate is None:
+            return
+        key = self.get_cache_key(request, view)
+        if key is None:
+            return
+        self.now = self.timer()
+        self.history = [moment for moment in self.cache.get(key, []) if moment > self.now - self.duration]
+        ratelimit_record(request, self.ratelimit(), counted=False)
+
+    def ratelimit(self) -> RateLimit:
+        """The policy as ``allow_request`` or ``ratelimit_peek`` left it (``history`` is newest first)."""
+        quota, window, history = self.num_requests, self.duration, self.history
+        if quota and len(history) >= quota:
+            frees_at = history[quota - 1] + window  # when the request holding the last place leaves the window
+        elif history:
+            frees_at = history[-1] + window  # no more than what is left until the oldest request leaves it
+        else:
+            frees_at = self.now + window
+        return RateLimit(
+            policy=self.policy or self.scope,
+            quota=quota,
+            window=window,
+            remaining=max(0, quota - len(history)),
+            reset=max(0, math.ceil(frees_at - self.now)),
+        )
+
+
+def ratelimit_for_error(request: Request, view: Any) -> None:
+    """The caller's policy for an error answered before the throttles ran (a permission refused, an Accept header no
+    renderer meets), as its counter stands: the RateLimit headers then say what the next request will meet.
+
+    The caller is authenticated now if the error came before that (406): an anonymous one is counted by the gate, as
+    any request of theirs is.
+    """
+    if ratelimits_of(request):
+        return
+    try:
+        user = request.user
+    except exceptions.APIException:
+        return  # a refused key or a throttled address: their throttles have recorded already
+    if ratelimits_of(request):
+        return
+    for throttle in view.get_throttles() if view is not None else []:
+        if isinstance(throttle, RecordedRateThrottle):
+            throttle.ratelimit_peek(request, view)
+    if not ratelimits_of(request) and not (user and user.is_authenticated):
+        AnonymousIpRateThrottle().ratelimit_peek(request, view)
+
+
+class AnonymousIpRateThrottle(RecordedRateThrottle):
     """Requests per address from callers who are not signed in (and so also callers whose key was refused)."""
 
     scope = "anonymous"

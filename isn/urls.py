@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from isn import health, twofactor, views
+from isn.api import ApiNotFound
 
 # The portal: server-rendered pages for signed-in members (agencies.portal.portal_view), in one namespace ("portal")
 # whatever app serves them.
@@ -38,8 +39,15 @@ urlpatterns = [
     path("api/v1/", include("agencies.urls")),
     path("api/v1/", include("messaging.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    # The split view serves its start-up script as a file of its own, so the strict CSP holds on this page too.
-    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
+    # Open to anyone (SPECTACULAR_SETTINGS). The split view serves its start-up script as a file of its own, and our
+    # template keeps its styles in a file, so the strict CSP holds on this page too.
+    path(
+        "api/docs/",
+        SpectacularSwaggerSplitView.as_view(url_name="schema", template_name="isn/api_docs.html"),
+        name="api-docs",
+    ),
+    # Last: whatever else is under /api/ is a 404 answered by the API itself (counted, with its RateLimit headers).
+    re_path(r"^api/", ApiNotFound.as_view(), name="api-not-found"),
 ]
 
 # Every refused portal request is audited (the API's refusals are, in isn.api.exception_handler).

@@ -21,7 +21,7 @@ from rest_framework.response import Response
 
 from audit.services import record
 from isn.errors import ApplicationError, Conflict, InvalidInput
-from isn.schema import ProblemSerializer
+from isn.schema import IDEMPOTENCY_KEY, ProblemSerializer
 from messaging.core.idempotency import (
     Caller,
     IdempotencyKeyReused,
@@ -98,7 +98,7 @@ class NewestFirstPagination(CursorPagination):
 # --- exactly-once writes: the Idempotency-Key header ------------------------------------------------------------
 
 IDEMPOTENCY_KEY_HEADER = OpenApiParameter(
-    "Idempotency-Key",
+    IDEMPOTENCY_KEY,
     OpenApiTypes.STR,
     OpenApiParameter.HEADER,
     required=False,
@@ -151,7 +151,7 @@ def idempotent(
         @functools.wraps(handler)
         def wrapper(view: Any, request: Request, *args: Any, **kwargs: Any) -> Response:
             natural = natural_key(request) if natural_key is not None else None
-            key = natural or request.headers.get("Idempotency-Key")
+            key = natural or request.headers.get(IDEMPOTENCY_KEY)
             if key is None:
                 return handler(view, request, *args, **kwargs)
             caller = Caller(user_id=request.user.pk, api_key_id=getattr(request.user, "isn_api_key_id", None))

@@ -56,9 +56,11 @@ def test_request_bodies_are_json_and_only_the_upload_is_multipart(schema):
 def test_every_operation_documents_its_errors_as_problem_details(schema):
     for path, method, operation in _operations(schema):
         responses = operation["responses"]
-        wanted = {"401", "403", "429", "500"} | ({"404"} if "{" in path else set())
+        wanted = {"401", "403", "406", "429", "500"} | ({"404"} if "{" in path else set())
         if "requestBody" in operation:
             wanted |= {"400", "413", "415"}
+        if any(parameter["name"] == "Idempotency-Key" for parameter in operation.get("parameters", [])):
+            wanted.add("422")
         assert wanted <= set(responses), (method, path, wanted - set(responses))
         for status, response in responses.items():
             if int(status) >= 400:
@@ -67,6 +69,37 @@ def test_every_operation_documents_its_errors_as_problem_details(schema):
     assert set(problem["required"]) == {"type", "title", "status", "detail", "code"}
     assert "errors" in problem["properties"]
     assert not {"Error", "RfiError", "ConsentError"} & set(schema["components"]["schemas"])
+
+
+def test_422_only_where_an_idempotency_key_is_taken(schema):
+    takes_key = {
+        (path, method)
+        for path, method, operation in _operations(schema)
+        if any(parameter["name"] == "Idempotency-Key" for parameter in operation.get("parameters", []))
+    }
+    answers_422 = {(path, method) for path, method, operation in _operations(schema) if "422" in operation["responses"]}
+    assert ("/api/v1/items/", "post") in takes_key
+    assert ("/api/v1/items/{id}/forward/", "post") in takes_key
+    assert answers_422 == takes_key
+
+
+def test_every_response_documents_the_ratelimit_headers(schema):
+    headers = schema["components"]["headers"]
+    assert {"RateLimit-Policy", "RateLimit", "Retry-After"} <= set(headers)
+    assert "draft-ietf-httpapi-ratelimit-headers-11" in headers["RateLimit"]["description"]
+    for path, method, operation in _operations(schema):
+        for status, response in operation["responses"].items():
+            assert response["headers"]["RateLimit-Policy"] == {"$ref": "#/components/headers/RateLimit-Policy"}
+            assert response["headers"]["RateLimit"] == {"$ref": "#/components/headers/RateLimit"}
+            assert ("Retry-After" in response["headers"]) == (status == "429"), (method, path, status)
+
+
+def test_405_is_one_reusable_response_with_allow(schema):
+    # No operation answers 405: a method a path does not take is no operation. The component says what it looks like.
+    response = schema["components"]["responses"]["MethodNotAllowed"]
+    assert response["content"] == {PROBLEM_CONTENT_TYPE: {"schema": PROBLEM_REF}}
+    assert {"Allow", "RateLimit-Policy", "RateLimit"} <= set(response["headers"])
+    assert "405" in schema["info"]["description"]
 
 
 def test_list_filters_document_400(schema):

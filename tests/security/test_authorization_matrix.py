@@ -145,8 +145,9 @@ def platform_admin(p: Persona, n: Network) -> bool:
     return p.name == "platform_admin"
 
 
-def authenticated(p: Persona, n: Network) -> bool:
-    return p.session or p.key
+def not_a_dead_key(p: Persona, n: Network) -> bool:
+    """Anyone but a caller presenting an expired or revoked API key (refused before any view looks at the request)."""
+    return p.kind != "key" or p.key
 
 
 @dataclass(frozen=True)
@@ -203,9 +204,11 @@ RULES: list[Rule] = [
     # Django's admin views answer any method for an operator; for anyone else its one gate refuses them all.
     Rule("admin:index", PUBLIC, maybe=platform_admin, scoped=False),
     Rule("admin:*", PUBLIC, maybe=platform_admin, scoped=False),
-    # API documentation: anyone signed in (a person or a live key).
-    Rule("schema", ("GET",), allow=authenticated, scoped=False),
-    Rule("api-docs", ("GET",), allow=authenticated, scoped=False),
+    # API documentation: anyone, signed in or not; only a key that is no longer valid is refused (401).
+    Rule("schema", ("GET",), allow=not_a_dead_key, scoped=False),
+    Rule("api-docs", ("GET",), allow=not_a_dead_key, scoped=False),
+    # Any other path under /api/: 404 (or a refusal) for everyone, whatever the method.
+    Rule("api-not-found", PUBLIC, scoped=False),
     # Directory: every member.
     Rule("agency-*", ("GET",), allow=member),
     Rule("office-*", ("GET",), allow=member),

@@ -68,16 +68,20 @@ def test_no_page_has_an_inline_script(client, vn_officer, un_auditor, platform_a
         assert inline == [], f"{path} has inline script, which the CSP blocks: {inline}"
 
 
-def test_swagger_ui_start_up_script_is_a_file_of_its_own(client, vn_officer):
-    sign_in(client, vn_officer)
-    page = client.get("/api/docs/").content.decode()
+def test_swagger_ui_start_up_script_and_styles_are_files_of_their_own(client, db):
+    docs = client.get("/api/docs/")  # signed out: the docs are open to anyone
+    _assert_hardened(docs)
+    page = docs.content.decode()
+    assert "<style" not in page  # style-src 'self' would block it
     sources = re.findall(r"<script[^>]*\bsrc=\"([^\"]+)\"", page)
     local = [src for src in sources if "script" in src and src.startswith("/api/docs/")]
     assert local, sources
     script = client.get(local[0].replace("&amp;", "&"))
     assert script.status_code == 200
     assert script["Content-Type"].startswith("application/javascript")
-    assert all(not src.startswith(("http:", "https:", "//")) for src in sources)  # no CDN
+    assert '"validatorUrl": null' in script.content.decode()  # no badge fetched from a validator elsewhere
+    links = re.findall(r"<link[^>]*\bhref=\"([^\"]+)\"", page)
+    assert all(not src.startswith(("http:", "https:", "//")) for src in sources + links)  # no CDN
 
 
 def test_production_cookies_are_host_only_and_secure():
