@@ -1,4 +1,5 @@
-"""Directory API (read-only: /api/v1/agencies/, /api/v1/offices/) and agency admins' API keys (/api/v1/api-keys/)."""
+"""Directory API (read-only: /api/v1/agencies/, /api/v1/offices/), agency admins' API keys (/api/v1/api-keys/) and
+the sync keys' declarations that national auditors approve (/api/v1/sync-declarations/)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,28 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from agencies.api_keys import api_key_issue, api_key_revoke
-from agencies.models import Agency, AgencyKind, ApiKey, ApiKeyScope, CountryCode, Membership, Office, OfficeKind, Role
-from agencies.permissions import IsNetworkMember, IsSignedInPerson
-from agencies.selectors import agencies_visible_to, api_keys_visible_to, membership_for, offices_visible_to
+from agencies.models import (
+    Agency,
+    AgencyKind,
+    ApiKey,
+    ApiKeyScope,
+    CountryCode,
+    Membership,
+    Office,
+    OfficeKind,
+    Role,
+    SyncDeclaration,
+    SyncDeclarationStatus,
+)
+from agencies.permissions import IsAgencyAdminOrAuditor, IsNetworkMember, IsSignedInPerson
+from agencies.selectors import (
+    agencies_visible_to,
+    api_keys_visible_to,
+    membership_for,
+    offices_visible_to,
+    sync_declarations_visible_to,
+)
+from agencies.sync_keys import MAX_DAILY_READS, sync_declaration_approve, sync_declaration_refuse, sync_key_declare
 from isn.errors import InvalidInput, PermissionDenied
 
 
@@ -119,9 +139,33 @@ class OfficeViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 class ApiKeySerializer(serializers.ModelSerializer):
+    sync_daily_reads = serializers.IntegerField(
+        read_only=True,
+        allow_null=True,
+        default=None,
+        help_text="The approved daily volume of a sync key, which the auditors' flags judge it by; null: not one.",
+    )
+    sync_pending_daily_reads = serializers.IntegerField(
+        read_only=True,
+        allow_null=True,
+        default=None,
+        help_text="A declared daily volume awaiting a national auditor's approval; null: none.",
+    )
+
     class Meta:
         model = ApiKey
-        fields = ["id", "name", "prefix", "scopes", "created_at", "expires_at", "revoked_at", "last_used_at"]
+        fields = [
+            "id",
+            "name",
+            "prefix",
+            "scopes",
+            "created_at",
+            "expires_at",
+            "revoked_at",
+            "last_used_at",
+            "sync_daily_reads",
+            "sync_pending_daily_reads",
+        ]
         read_only_fields = fields
 
 
@@ -137,6 +181,63 @@ class IssuedApiKeySerializer(ApiKeySerializer):
     class Meta(ApiKeySerializer.Meta):
         fields = [*ApiKeySerializer.Meta.fields, "key"]
         read_only_fields = fields
+
+
+class SyncDeclareSerializer(serializers.Serializer):
+    daily_reads = serializers.IntegerField(
+        min_value=1,
+        max_value=MAX_DAILY_READS,
+        help_text="How many reads (items, lists, downloads) the system makes on an ordinary day.",
+    )
+
+
+class SyncDeclarationSerializer(serializers.ModelSerializer):
+    api_key = serializers.IntegerField(source="key_id", read_only=True)
+    api_key_name = serializers.CharField(source="key.name", read_only=True)
+    api_key_prefix = serializers.CharField(source="key.prefix", read_only=True)
+    agency = serializers.CharField(source="key.agency.short_name", read_only=True)
+    country = serializers.CharField(source="key.agency.country_id", read_only=True)
+    declared_by = serializers.CharField(source="declared_by.username", read_only=True)
+    decided_by = serializers.CharField(source="decided_by.username", read_only=True, allow_null=True, default=None)
+
+    class Meta:
+        model = SyncDeclaration
+        fields = [
+            "id",
+            "api_key",
+            "api_key_name",
+            "api_key_prefix",
+            "agency",
+            "country",
+            "daily_reads",
+            "status",
+            "declared_by",
+            "declared_at",
+            "decided_by",
+            "decided_at",
+            "refusal_reason",
+            "replaced_at",
+        ]
+        read_only_fields = fields
+
+
+class SyncRefuseSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=500, help_text="Why, for the agency admin who declared it.")
+
+
+class SyncDeclarationFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=SyncDeclarationStatus.choices)
+
+    class Meta:
+        model = SyncDeclaration
+        fields = ["status"]
+
+
+def _valid(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
+    incoming = serializer_class(data=request.data)
+    if not incoming.is_valid():
+        raise InvalidInput("The request is not valid.", extra={"fields": incoming.errors})
+    return dict(incoming.validated_data)
 
 
 def _agency_admin_membership(request: Request) -> Membership:
@@ -175,3 +276,39 @@ class ApiKeyViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def revoke(self, request: Request, pk: str) -> Response:
         key = self.get_object()
         return Response(ApiKeySerializer(api_key_revoke(actor=request.user, key=key)).data)
+
+    @extend_schema(request=SyncDeclareSerializer, responses={201: SyncDeclarationSerializer})
+    @action(detail=True, methods=["post"], url_path="sync-declaration")
+    def declare_sync(self, request: Request, pk: str) -> Response:
+        """Declare the key a sync key with its expected daily volume; in force once a national auditor approves."""
+        key = self.get_object()
+        declaration = sync_key_declare(actor=request.user, key=key, **_valid(SyncDeclareSerializer, request))
+        return Response(SyncDeclarationSerializer(declaration).data, status=status.HTTP_201_CREATED)
+
+
+class SyncDeclarationViewSet(viewsets.ReadOnlyModelViewSet):
+    """Sync keys' declared daily volumes: agency admins see their agency's, national auditors their country's (and
+    approve or refuse those awaiting a decision), the regional auditor all. ``?status=pending`` lists the waiting."""
+
+    serializer_class = SyncDeclarationSerializer
+    filterset_class = SyncDeclarationFilter
+    permission_classes = [IsSignedInPerson, IsAgencyAdminOrAuditor]
+
+    def get_queryset(self) -> QuerySet[SyncDeclaration]:
+        return sync_declarations_visible_to(self.request.user)
+
+    @extend_schema(request=None, responses={200: SyncDeclarationSerializer})
+    @action(detail=True, methods=["post"])
+    def approve(self, request: Request, pk: str) -> Response:
+        """A national auditor of the key's country (not its declarant) approves: the volume is in force from now."""
+        declaration = sync_declaration_approve(actor=request.user, declaration=self.get_object())
+        return Response(SyncDeclarationSerializer(declaration).data)
+
+    @extend_schema(request=SyncRefuseSerializer, responses={200: SyncDeclarationSerializer})
+    @action(detail=True, methods=["post"])
+    def refuse(self, request: Request, pk: str) -> Response:
+        """A national auditor of the key's country refuses, saying why; any volume approved before stays in force."""
+        declaration = self.get_object()
+        reason = _valid(SyncRefuseSerializer, request)["reason"]
+        refused = sync_declaration_refuse(actor=request.user, declaration=declaration, reason=reason)
+        return Response(SyncDeclarationSerializer(refused).data)

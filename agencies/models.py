@@ -208,3 +208,49 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}, {self.agency})"
+
+
+class SyncDeclarationStatus(models.TextChoices):
+    PENDING = "pending", _("Awaiting a national auditor")
+    APPROVED = "approved", _("Approved")
+    REFUSED = "refused", _("Refused")
+    REPLACED = "replaced", _("Replaced by a later declaration")
+
+
+class SyncDeclaration(models.Model):
+    """An agency admin's statement that a key is an agency system's sync, reading about ``daily_reads`` a day.
+
+    It takes effect only when a national auditor of the key's country approves it, and from that moment: the bulk-read
+    flags then judge the key's reads against it instead of against a person's thresholds. A new declaration replaces
+    a pending one at once, but an approved one only when the new one is approved in turn, so the volume in force is
+    always one that an auditor approved. Each row is kept: what was in force when is history the flags need.
+    """
+
+    key = models.ForeignKey(ApiKey, on_delete=models.PROTECT, related_name="sync_declarations")
+    daily_reads = models.PositiveIntegerField()
+    status = models.CharField(
+        max_length=10, choices=SyncDeclarationStatus.choices, default=SyncDeclarationStatus.PENDING
+    )
+    declared_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    declared_at = models.DateTimeField()
+    # The national auditor who approved or refused it, and when; an approved declaration is in force from then on.
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    refusal_reason = models.CharField(max_length=500, blank=True)
+    # When a later declaration replaced it: a pending one stops waiting, an approved one stops being in force.
+    replaced_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-declared_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["key"], condition=Q(status="pending"), name="sync_declaration_one_pending"),
+            models.UniqueConstraint(
+                fields=["key"], condition=Q(status="approved"), name="sync_declaration_one_approved"
+            ),
+            models.CheckConstraint(condition=Q(daily_reads__gte=1), name="sync_declaration_positive_volume"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key.prefix}: {self.daily_reads} reads a day ({self.status})"

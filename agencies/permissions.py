@@ -49,3 +49,17 @@ class IsAgencyAdmin(BasePermission):
     def has_permission(self, request: Request, view: Any) -> bool:
         membership = membership_for(request.user) if request.user else None
         return membership is not None and membership.role == Role.AGENCY_ADMIN
+
+
+class IsAgencyAdminOrAuditor(BasePermission):
+    """An agency admin (who declares sync keys) or an auditor (who approves them, or sees that they were)."""
+
+    message = "Only an agency admin or an auditor may do this."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        membership = membership_for(request.user) if request.user else None
+        return membership is not None and membership.role in (
+            Role.AGENCY_ADMIN,
+            Role.NATIONAL_AUDITOR,
+            Role.REGIONAL_AUDITOR,
+        )

@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from datetime import datetime
 from typing import TYPE_CHECKING
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
 
-from agencies.models import Agency, ApiKey, Country, CountryCode, Membership, Office, Role
+from agencies.models import (
+    Agency,
+    ApiKey,
+    Country,
+    CountryCode,
+    Membership,
+    Office,
+    Role,
+    SyncDeclaration,
+    SyncDeclarationStatus,
+)
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+    from django.db.models.expressions import Combinable
 
     Viewer = AbstractBaseUser | AnonymousUser
 
@@ -80,4 +92,39 @@ def api_keys_visible_to(viewer: Viewer) -> QuerySet[ApiKey]:
     membership = membership_for(viewer)
     if membership is None or membership.role != Role.AGENCY_ADMIN:
         return ApiKey.objects.none()
-    return ApiKey.objects.filter(agency_id=membership.agency_id).select_related("agency")
+    declarations = SyncDeclaration.objects.filter(key_id=OuterRef("pk")).values("daily_reads")
+    return (
+        ApiKey.objects.filter(agency_id=membership.agency_id)
+        .select_related("agency")
+        .annotate(
+            sync_daily_reads=Subquery(declarations.filter(status=SyncDeclarationStatus.APPROVED)[:1]),
+            sync_pending_daily_reads=Subquery(declarations.filter(status=SyncDeclarationStatus.PENDING)[:1]),
+        )
+    )
+
+
+def sync_declarations_visible_to(viewer: Viewer) -> QuerySet[SyncDeclaration]:
+    """An agency admin sees their agency's declarations, a national auditor their country's, the regional auditor all;
+    nobody else sees any. Newest first."""
+    membership = membership_for(viewer)
+    declarations = SyncDeclaration.objects.select_related("key__agency", "declared_by", "decided_by")
+    if membership is None:
+        return declarations.none()
+    if membership.role == Role.AGENCY_ADMIN:
+        return declarations.filter(key__agency_id=membership.agency_id)
+    country = country_scope(viewer, roles=(Role.NATIONAL_AUDITOR,))
+    if country is None:
+        return declarations.none()
+    return declarations if country == "" else declarations.filter(key__agency__country_id=country)
+
+
+def sync_declaration_in_force(at: datetime | Combinable, *, prefix: str = "") -> Q:
+    """The condition on a declaration (through ``prefix``, e.g. ``"key__sync_declarations__"``) of being in force
+    at ``at``: approved by then and not replaced by then. Negation-free, so that within one ``filter()`` every part
+    of it applies to the same declaration even across a to-many relation."""
+    return Q(
+        **{
+            f"{prefix}status__in": [SyncDeclarationStatus.APPROVED, SyncDeclarationStatus.REPLACED],
+            f"{prefix}decided_at__lte": at,
+        }
+    ) & (Q(**{f"{prefix}replaced_at__isnull": True}) | Q(**{f"{prefix}replaced_at__gt": at}))

@@ -79,7 +79,10 @@ ACTIONS: Mapping[str, ActionKind] = MappingProxyType(
         "agencies.office.counterpart_link": _W,
         "agencies.office.counterpart_unlink": _W,
         "agencies.office.create": _W,
-        "agencies.office.read": _R,  # the audited office read of bench/urls.py, measuring what auditing costs
+        "agencies.office.read": _R,
+        "agencies.sync_key.approve": _W,
+        "agencies.sync_key.declare": _W,
+        "agencies.sync_key.refuse": _W,  # the audited office read of bench/urls.py, measuring what auditing costs
         # audit: the chain and the auditors' workspace
         "audit.archive.create": _W,
         "audit.chain.gap": ActionKind.ERROR,

@@ -100,6 +100,10 @@ class FlagSerializer(serializers.Serializer):
     window_start = serializers.DateTimeField()
     window_end = serializers.DateTimeField()
     window_minutes = serializers.IntegerField(allow_null=True, help_text="The sliding window; null for a whole period.")
+    declared_daily_reads = serializers.IntegerField(
+        allow_null=True,
+        help_text="For an approved sync key: the approved daily volume its reads in a day were judged by; else null.",
+    )
 
 
 class FlagsSerializer(serializers.Serializer):
@@ -214,6 +218,7 @@ class FlagsView(APIView):
                         "window_start": flag.window_start,
                         "window_end": flag.window_end,
                         "window_minutes": flag.window_minutes,
+                        "declared_daily_reads": flag.declared_daily_reads,
                     }
                     for flag in rows
                 ]

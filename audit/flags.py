@@ -4,21 +4,44 @@ Nothing here is stored or decided: a flag is a prompt to look, never a verdict. 
 ``settings.AUDIT_FLAGS`` (any key left out keeps its default below) and are read per call, not at import.
 Sliding windows are counted with a correlated subquery per event (same actor, the preceding window), which uses the
 (created_at) and (actor_user, created_at) indexes and works on PostgreSQL and SQLite alike.
+
+Systems are not people. An agency's sync key, once a national auditor has approved its declared daily volume
+(``agencies.sync_keys``), is judged on the bulk-read flag by that volume instead of by a person's window: its reads
+in each calendar day of its country are counted, and a day above the approved volume times the tolerance
+(``SYNC_READS_TOLERANCE_PERCENT``) is flagged. A day, not the person's ten minutes scaled down, because a sync runs
+in bursts (a catch-up after an outage reads hours' worth at once) that a scaled window would flag every time. Each
+read is judged by the declaration in force when it was made: reads before the approval, or with none approved, are
+judged like a person's, and a declaration awaiting approval changes nothing.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db.models import Aggregate, CharField, Count, F, Max, Min, OuterRef, Q, QuerySet, Subquery, Value
-from django.db.models.functions import Cast, Coalesce, Concat, TruncTime
+from django.db.models import (
+    Aggregate,
+    BigIntegerField,
+    CharField,
+    Count,
+    Exists,
+    F,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
+from django.db.models.functions import Cast, Coalesce, Concat, TruncDate, TruncTime
 from django.utils import timezone
 
-from agencies.models import Country
+from agencies.models import Country, SyncDeclaration
+from agencies.selectors import sync_declaration_in_force
 from audit.actions import READ_KINDS, codes_of_kind
 from audit.models import AuditEvent, Outcome
 from audit.selectors import events_visible_to
@@ -34,6 +57,9 @@ DEFAULTS: dict[str, int] = {
     "DENIALS_WINDOW_MINUTES": 15,  # ... within this many minutes
     "COUNTRIES_AT_LEAST": 4,  # distinct countries whose items one actor read ...
     "COUNTRIES_WINDOW_MINUTES": 24 * 60,  # ... within this many minutes
+    # An approved sync key: reads in one day of its country above this percentage of its approved daily volume.
+    # Half as much again: a busy day's surge is normal, reading the country's holdings twice over is not.
+    "SYNC_READS_TOLERANCE_PERCENT": 150,
 }
 
 BULK_READS = "bulk_reads"
@@ -59,6 +85,7 @@ class Flag:
     window_start: datetime
     window_end: datetime
     window_minutes: int | None  # the sliding window's length; None where the flag counts a whole period
+    declared_daily_reads: int | None = None  # a sync key's approved daily volume that its days were held against
 
 
 def _actor_key() -> Concat:
@@ -147,6 +174,65 @@ def _off_hours_reads(events: QuerySet[AuditEvent]) -> list[Flag]:
     return sorted(flags, key=lambda flag: (-flag.count, flag.actor_label))
 
 
+# From an event to the declarations of the API key whose service account acted.
+_SYNC = "actor_user__api_key__sync_declarations__"
+# A sync flag's actor: the key's account, under one declaration (a later approval judges later reads afresh).
+_SYNC_GROUP = ("actor_user_id", "actor_api_key_id", "actor_label", "declaration_id", "declared")
+
+
+def _not_by_sync_key() -> Exists:
+    """Not made by an API key under an approved sync declaration in force at the time of the event."""
+    return ~Exists(
+        SyncDeclaration.objects.filter(
+            sync_declaration_in_force(OuterRef("created_at")), key__user_id=OuterRef("actor_user_id")
+        )
+    )
+
+
+def _sync_key_days(reads: QuerySet[AuditEvent], *, tolerance: int, since: datetime, until: datetime) -> list[Flag]:
+    """Sync keys that read more in one day of their country than their approved daily volume times the tolerance."""
+    # One filter() call, so every condition holds for the same declaration: the one in force at each read. Its
+    # columns are taken by annotation, which reuses that join (a later filter() on the path would join afresh).
+    in_force = (
+        reads.order_by()
+        .filter(sync_declaration_in_force(F("created_at"), prefix=_SYNC))
+        .annotate(declaration_id=F(f"{_SYNC}id"), declared=F(f"{_SYNC}daily_reads"))
+    )
+    over: dict[tuple[Any, ...], list[tuple[datetime, datetime, int]]] = {}
+    # One query per time zone of a country with an approved sync key, at most seven: the day needs the zone.
+    zones = Country.objects.filter(agencies__api_keys__sync_declarations__decided_at__isnull=False)
+    for zone in zones.order_by().values_list("timezone", flat=True).distinct():
+        tz = ZoneInfo(zone)
+        rows = (
+            in_force.filter(actor_user__api_key__agency__country__timezone=zone)
+            .annotate(day=TruncDate("created_at", tzinfo=tz))
+            .values(*_SYNC_GROUP, "day")
+            .annotate(count=Count("id"), scaled=Count("id") * 100)
+            .filter(scaled__gt=Cast("declared", BigIntegerField()) * tolerance)
+        )
+        for row in rows:
+            actor = tuple(row[name] for name in _SYNC_GROUP)
+            start = datetime.combine(row["day"], time(0), tzinfo=tz)
+            end = datetime.combine(row["day"] + timedelta(days=1), time(0), tzinfo=tz)
+            over.setdefault(actor, []).append((max(start, since), min(end, until), row["count"]))
+    flags = [
+        Flag(
+            kind=BULK_READS,
+            actor_user_id=user_id,
+            actor_api_key_id=key_id,
+            actor_label=label,
+            count=max(count for _start, _end, count in days),
+            # From the first day over the line to the end of the last one (within the period looked at).
+            window_start=min(start for start, _end, _count in days),
+            window_end=max(end for _start, end, _count in days),
+            window_minutes=None,
+            declared_daily_reads=daily_reads,
+        )
+        for (user_id, key_id, label, _declaration, daily_reads), days in over.items()
+    ]
+    return sorted(flags, key=lambda flag: (-flag.count, flag.actor_label, flag.window_start))
+
+
 def flags_for(viewer: Viewer, *, since: datetime | None = None, until: datetime | None = None) -> dict[str, list[Flag]]:
     """Every flag over the viewer's events between ``since`` (default: the lookback) and ``until`` (default: now)."""
     limits: dict[str, Any] = thresholds()
@@ -154,12 +240,16 @@ def flags_for(viewer: Viewer, *, since: datetime | None = None, until: datetime 
     since = since or until - timedelta(days=limits["LOOKBACK_DAYS"])
     events = events_visible_to(viewer).filter(created_at__gte=since, created_at__lt=until)
     return {
+        # People (and keys judged like people) by the sliding window, then approved sync keys by their days.
         BULK_READS: _sliding_peaks(
-            events.filter(READS),
+            events.filter(READS).filter(_not_by_sync_key()),
             kind=BULK_READS,
             minutes=limits["BULK_READS_WINDOW_MINUTES"],
             measure=Count("id"),
             at_least=limits["BULK_READS_MORE_THAN"] + 1,
+        )
+        + _sync_key_days(
+            events.filter(READS), tolerance=limits["SYNC_READS_TOLERANCE_PERCENT"], since=since, until=until
         ),
         OFF_HOURS_READS: _off_hours_reads(events),
         REPEATED_DENIALS: _sliding_peaks(

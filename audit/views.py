@@ -100,8 +100,14 @@ def flags(request: HttpRequest) -> HttpResponse:
     sections = [
         (
             _("Bulk reads"),
-            _("More than %(n)s reads, lists or downloads within %(m)s minutes.")
-            % {"n": limits["BULK_READS_MORE_THAN"], "m": limits["BULK_READS_WINDOW_MINUTES"]},
+            " ".join(
+                (
+                    _("More than %(n)s reads, lists or downloads within %(m)s minutes.")
+                    % {"n": limits["BULK_READS_MORE_THAN"], "m": limits["BULK_READS_WINDOW_MINUTES"]},
+                    _("An approved sync key instead: more than %(p)s%% of its approved daily volume in one day.")
+                    % {"p": limits["SYNC_READS_TOLERANCE_PERCENT"]},
+                )
+            ),
             found.get(audit_flags.BULK_READS, []),
         ),
         (

@@ -141,6 +141,23 @@ def statistician_person(p: Persona, n: Network) -> bool:
     return p.role in ("supervisor", "national_focal_point") or (p.role == "regional_auditor" and p.country == "UN")
 
 
+def sync_declaration_decider(p: Persona, n: Network) -> bool:
+    """A national auditor of the key's country (Viet Nam), in person."""
+    return p.session and p.role == "national_auditor" and p.country == "VN"
+
+
+def sync_declaration_viewer(p: Persona, n: Network) -> bool:
+    """In person: the admins of the key's (Viet Nam's) agency, Viet Nam's national auditors, the regional auditor."""
+    if not p.session:
+        return False
+    key_admin = p.role == "agency_admin" and p.agency_id == n.originator_agency_id
+    return key_admin or sync_declaration_decider(p, n) or p.role == "regional_auditor"
+
+
+def admin_or_auditor_person(p: Persona, n: Network) -> bool:
+    return p.session and p.member and p.role in ("agency_admin", "national_auditor", "regional_auditor")
+
+
 def platform_admin(p: Persona, n: Network) -> bool:
     return p.name == "platform_admin"
 
@@ -215,6 +232,13 @@ RULES: list[Rule] = [
     # API keys: agency admins, in person, of their own agency's keys.
     Rule("api-key-list", ("GET", "POST"), allow=agency_admin),
     Rule("api-key-revoke", ("POST",), allow=originator_admin),
+    # Sync keys: the key's agency admins declare; national auditors of its country approve or refuse (the regional
+    # auditor sees all, decides none); the matrix's declaration is Viet Nam's.
+    Rule("api-key-declare-sync", ("POST",), allow=originator_admin),
+    Rule("sync-declaration-list", ("GET",), allow=admin_or_auditor_person),
+    Rule("sync-declaration-detail", ("GET",), allow=sync_declaration_viewer),
+    Rule("sync-declaration-approve", ("POST",), allow=sync_declaration_decider),
+    Rule("sync-declaration-refuse", ("POST",), allow=sync_declaration_decider),
     # Items: content for officers (not auditors), scoped to the release; changes by the originating agency.
     Rule("item-list", ("GET", "POST"), allow=content),
     # Counting answers 0 to an auditor (they read no content): not a leak, checked in test_nothing_leaks.
@@ -306,6 +330,17 @@ def _consent(network: Network) -> None:
     network.extra["consent_id"] = str(consent.pk)
 
 
+@pytest.fixture(autouse=True)
+def _sync_declaration(network: Network) -> None:
+    """Viet Nam's admin declares the matrix's read key a sync key, awaiting a national auditor."""
+    from agencies.models import ApiKey
+    from agencies.sync_keys import sync_key_declare
+
+    admin = get_user_model().objects.get(username="vn.agency_admin")
+    declaration = sync_key_declare(actor=admin, key=ApiKey.objects.get(pk=network.api_key_id), daily_reads=500)
+    network.extra["sync_declaration_id"] = str(declaration.pk)
+
+
 @dataclass(frozen=True)
 class Endpoint:
     view: str
@@ -357,6 +392,7 @@ def _values(network: Network, view: str) -> Callable[[str], str]:
         "api": str(network.api_key_id),
         "rfi": network.extra.get("rfi_id", network.item_id),
         "consent": network.extra.get("consent_id", network.item_id),
+        "sync": network.extra.get("sync_declaration_id", network.item_id),
     }
 
     def value(name: str) -> str:
@@ -451,6 +487,10 @@ def _body(endpoint: Endpoint, method: str, persona: Persona) -> dict:
         target = Agency.objects.get(short_name="VN-M" if persona.country == "KH" else "KH-M")
         payload = {"target_agency": target.pk, "subject": "Matrix question", "question": "Who?"}
         return {"data": json.dumps(payload), "content_type": "application/json"}
+    if view == "api-key-declare-sync":
+        return {"data": json.dumps({"daily_reads": 2000}), "content_type": "application/json"}
+    if view == "sync-declaration-refuse":
+        return {"data": json.dumps({"reason": "Matrix refusal."}), "content_type": "application/json"}
     if view == "rfi-replies":
         return {"data": json.dumps({"body": "Matrix reply."}), "content_type": "application/json"}
     if view == "webhook-list":
