@@ -336,6 +336,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # The calls ISN makes to agencies' webhooks (OpenAPI 3.1 ``webhooks``).
+    "WEBHOOKS": [
+        "messaging.api.webhook_calls.ITEM_WEBHOOK",
+        "messaging.api.webhook_calls.CONSENT_WEBHOOK",
+        "messaging.api.webhook_calls.RFI_WEBHOOK",
+    ],
 }
 
 # --- Celery ------------------------------------------------------------------------------------------------------

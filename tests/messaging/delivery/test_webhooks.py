@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
+import jsonschema
 import pytest
+from drf_spectacular.generators import SchemaGenerator
 
 from audit.models import AuditEvent
 from messaging.delivery.routing import item_route
@@ -80,6 +82,7 @@ def test_a_webhook_call_is_signed_and_carries_no_content(net):
     }
     assert b"lorries" not in body
     assert b"Meth pills shipment" not in body
+    assert_documented("item", payload)
     assert headers["x-isn-delivery"] == str(row.pk)
     assert OutboxMessage.objects.get(pk=row.pk).processed_at is not None
     assert not Delivery.objects.filter(item=item, agency=net.kh, notified_at__isnull=True).exists()
@@ -373,3 +376,12 @@ def test_consent_and_rfi_events_reach_both_sides_webhooks_with_ids_only(net):
     assert b"Bavet" not in rfi_body
     sent = AuditEvent.objects.filter(action="messaging.notification.webhook", outcome="ok")
     assert sent.count() == 2
+    # Each call is what the schema's ``webhooks`` section says a receiver gets.
+    assert_documented("consent", told)
+    assert_documented("rfi", asked)
+
+
+def assert_documented(webhook: str, body: dict) -> None:
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    call = schema["webhooks"][webhook]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    jsonschema.Draft202012Validator({**call, "components": schema["components"]}).validate(body)
