@@ -6,8 +6,9 @@ from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from django.db.models import Prefetch, QuerySet
+from django.utils import timezone
 
-from agencies.models import Agency, ApiKey, Country, CountryCode, Membership, Office, Role
+from agencies.models import Agency, ApiKey, ApiKeyScope, Country, CountryCode, Membership, Office, Role
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -43,6 +44,22 @@ def country_scope(viewer: Viewer, *, roles: Collection[str], network_wide: Colle
     if country == CountryCode.UNODC:
         return "" if role == Role.REGIONAL_AUDITOR or role in network_wide else None
     return country if role in roles else None
+
+
+def delivery_admin_membership(viewer: Viewer) -> Membership | None:
+    """The viewer's membership when they manage their agency's webhooks and subscriptions, else None: an agency admin,
+    or an agency system whose live key has the admin scope. API keys and people stay with agency admins alone."""
+    membership = membership_for(viewer)
+    if membership is None or membership.role == Role.AGENCY_ADMIN:
+        return membership
+    if membership.role != Role.OFFICER:  # a key's service account is an officer of its agency (api_key_issue)
+        return None
+    try:
+        key = viewer.api_key  # type: ignore[union-attr]  # cached with the user when the request came with a key
+    except ApiKey.DoesNotExist:
+        return None
+    live = key.revoked_at is None and key.expires_at > timezone.now() and key.agency_id == membership.agency_id
+    return membership if live and ApiKeyScope.ADMIN in key.scopes else None
 
 
 def is_network_member(viewer: Viewer) -> bool:

@@ -20,7 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from agencies.models import CountryCode
-from agencies.permissions import ApiKeyScopes, IsAgencyAdmin, IsNetworkMember
+from agencies.permissions import ApiKeyScopes, IsNetworkMember, ManagesAgencyDelivery
 from isn.errors import PermissionDenied
 from messaging.api.common import (
     ERROR,
@@ -172,12 +172,14 @@ def _configured(webhook: Any, secret: str) -> dict[str, Any]:
 
 
 class WebhookViewSet(viewsets.GenericViewSet):
-    """An agency's webhook: its admins set, see, rotate and remove it, and see and retry the calls that failed."""
+    """An agency's webhook: its admins (and its systems, by a key with the admin scope) set, see, rotate and remove it,
+    and see and retry the calls that failed."""
 
     queryset = AgencyWebhook.objects.none()
     serializer_class = WebhookSerializer
     # Refused before the body is read: a caller who may not configure webhooks learns nothing from validation.
-    permission_classes = [ApiKeyScopes, IsNetworkMember, IsAgencyAdmin]
+    permission_classes = [ApiKeyScopes, IsNetworkMember, ManagesAgencyDelivery]
+    api_key_admin_scope = True
     pagination_class = None
     filter_backends: list[Any] = []
     lookup_value_regex = "[^/]+"
@@ -354,12 +356,14 @@ _SUBSCRIPTION_NOT_FOUND = OpenApiResponse(ERROR, description="No such subscripti
 )
 class SubscriptionViewSet(viewsets.GenericViewSet):
     """Which items an agency's offices and people receive, by criteria; scoped by
-    ``messaging.delivery.subscriptions.subscriptions_visible_to``."""
+    ``messaging.delivery.subscriptions.subscriptions_visible_to``. An API key needs read (to list) or write (to
+    change) for its own account's subscriptions, or admin for all of its agency's."""
 
     queryset = Subscription.objects.none()  # names the model for the schema and denial records; see get_queryset
     serializer_class = SubscriptionSerializer
     filter_backends: list[Any] = []
     lookup_value_regex = "[^/]+"
+    api_key_admin_scope = True
 
     def get_queryset(self) -> QuerySet[Subscription]:
         return subscriptions.subscriptions_visible_to(self.request.user)
