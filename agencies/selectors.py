@@ -54,9 +54,9 @@ def delivery_admin_membership(viewer: Viewer) -> Membership | None:
         return membership
     if membership.role != Role.OFFICER:  # a key's service account is an officer of its agency (api_key_issue)
         return None
-    try:
-        key = viewer.api_key  # type: ignore[union-attr]  # cached with the user when the request came with a key
-    except ApiKey.DoesNotExist:
+    # None for a person (Django's "no related object" is an AttributeError); cached with a key's user by authentication.
+    key: ApiKey | None = getattr(viewer, "api_key", None)
+    if key is None:
         return None
     live = key.revoked_at is None and key.expires_at > timezone.now() and key.agency_id == membership.agency_id
     return membership if live and ApiKeyScope.ADMIN in key.scopes else None

@@ -285,7 +285,7 @@ def people_for(recipients: Iterable[Recipient]) -> dict[tuple[int, int | None, i
     for_agency = [r for r in recipients if r.reason != DeliveryReason.NAMED]
     found: dict[tuple[int, int], set[int]] = defaultdict(set)
     members = _members(
-        {r.office_id for r in by_office},  # type: ignore[misc]
+        {r.office_id for r in by_office if r.office_id is not None},
         {r.agency_id for r in whole},
         {r.agency_id for r in for_agency},
     )
