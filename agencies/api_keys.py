@@ -18,9 +18,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from agencies.models import Agency, ApiKey, ApiKeyScope, Membership, Role
+from agencies.selectors import membership_for
 from agencies.services import require_admin_of
 from isn import audit
-from isn.errors import Conflict, InvalidInput
+from isn.errors import Conflict, InvalidInput, PermissionDenied
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -65,6 +66,14 @@ def api_key_issue(
     scopes = sorted(set(scopes))
     if not scopes or any(scope not in ApiKeyScope.values for scope in scopes):
         raise InvalidInput(f"Scopes must be a non-empty list of {', '.join(ApiKeyScope.values)}.")
+    if ApiKeyScope.ADMIN in scopes:
+        # The agency's own admin, in person: not the platform's staff, not the system itself.
+        issuer = membership_for(actor) if actor is not None else None
+        if issuer is None or issuer.role != Role.AGENCY_ADMIN or issuer.agency_id != agency.pk:
+            raise PermissionDenied("Only an agency admin of this agency may issue a key with the admin scope.")
+        if set(scopes) - {ApiKeyScope.ADMIN, ApiKeyScope.READ}:
+            # A system that steers where the agency's items go does not post them too: one stolen key, not both.
+            raise InvalidInput("An admin key may also read items, but not write them or audit; issue two keys.")
     if ApiKeyScope.AUDIT in scopes and len(scopes) > 1:
         # An auditor never sees content, and an agency system that reads content is no auditor: keep them apart.
         raise InvalidInput("An audit key cannot also read or write items; issue two keys.")

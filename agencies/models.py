@@ -180,6 +180,8 @@ class ApiKeyScope(models.TextChoices):
     READ = "read", _("Read")
     WRITE = "write", _("Write")
     AUDIT = "audit", _("Audit")
+    # The agency's delivery settings (webhooks, subscriptions); never its API keys or people.
+    ADMIN = "admin", _("Admin")
 
 
 class ApiKey(models.Model):

@@ -6,7 +6,7 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 
 from agencies.models import ApiKey, ApiKeyScope, Role
-from agencies.selectors import is_network_member, membership_for
+from agencies.selectors import delivery_admin_membership, is_network_member, membership_for
 
 
 class IsNetworkMember(BasePermission):
@@ -19,7 +19,9 @@ class IsNetworkMember(BasePermission):
 
 
 class ApiKeyScopes(BasePermission):
-    """An API key does only what its scopes allow: reading needs read (or audit), anything else needs write."""
+    """An API key does only what its scopes allow: reading needs read (or audit), anything else needs write; on the
+    views of an agency's delivery settings (``api_key_admin_scope = True``: webhooks, subscriptions) admin allows both.
+    """
 
     message = "This API key's scopes do not allow this request."
 
@@ -27,6 +29,8 @@ class ApiKeyScopes(BasePermission):
         key = request.auth
         if not isinstance(key, ApiKey):
             return True  # a signed-in person: their role decides
+        if getattr(view, "api_key_admin_scope", False) and ApiKeyScope.ADMIN in key.scopes:
+            return True
         if request.method in SAFE_METHODS:
             return ApiKeyScope.READ in key.scopes or ApiKeyScope.AUDIT in key.scopes
         return ApiKeyScope.WRITE in key.scopes
@@ -63,3 +67,12 @@ class IsAgencyAdminOrAuditor(BasePermission):
             Role.NATIONAL_AUDITOR,
             Role.REGIONAL_AUDITOR,
         )
+
+
+class ManagesAgencyDelivery(BasePermission):
+    """An agency admin, or an agency system whose key has the admin scope: the agency's webhooks and subscriptions."""
+
+    message = "Only an agency admin, or an API key with the admin scope, may do this."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return bool(request.user) and delivery_admin_membership(request.user) is not None

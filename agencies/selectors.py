@@ -7,10 +7,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.utils import timezone
 
 from agencies.models import (
     Agency,
     ApiKey,
+    ApiKeyScope,
     Country,
     CountryCode,
     Membership,
@@ -55,6 +57,22 @@ def country_scope(viewer: Viewer, *, roles: Collection[str], network_wide: Colle
     if country == CountryCode.UNODC:
         return "" if role == Role.REGIONAL_AUDITOR or role in network_wide else None
     return country if role in roles else None
+
+
+def delivery_admin_membership(viewer: Viewer) -> Membership | None:
+    """The viewer's membership when they manage their agency's webhooks and subscriptions, else None: an agency admin,
+    or an agency system whose live key has the admin scope. API keys and people stay with agency admins alone."""
+    membership = membership_for(viewer)
+    if membership is None or membership.role == Role.AGENCY_ADMIN:
+        return membership
+    if membership.role != Role.OFFICER:  # a key's service account is an officer of its agency (api_key_issue)
+        return None
+    # None for a person (Django's "no related object" is an AttributeError); cached with a key's user by authentication.
+    key: ApiKey | None = getattr(viewer, "api_key", None)
+    if key is None:
+        return None
+    live = key.revoked_at is None and key.expires_at > timezone.now() and key.agency_id == membership.agency_id
+    return membership if live and ApiKeyScope.ADMIN in key.scopes else None
 
 
 def is_network_member(viewer: Viewer) -> bool:

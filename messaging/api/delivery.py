@@ -20,7 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from agencies.models import CountryCode
-from agencies.permissions import ApiKeyScopes, IsAgencyAdmin, IsNetworkMember
+from agencies.permissions import ApiKeyScopes, IsNetworkMember, ManagesAgencyDelivery
 from isn.errors import PermissionDenied
 from messaging.api.common import (
     ERROR,
@@ -29,6 +29,7 @@ from messaging.api.common import (
     ItemFilterBackend,
     NewestFirstPagination,
     OfficeRefSerializer,
+    idempotent,
     validated,
 )
 from messaging.delivery import notifications, subscriptions, webhooks
@@ -158,7 +159,13 @@ class WebhookConfiguredSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     url = serializers.URLField()
     is_active = serializers.BooleanField()
-    secret = serializers.CharField(help_text="The HMAC-SHA256 signing secret: shown this once, keep it safe.")
+    secret = serializers.CharField(
+        required=False,
+        help_text=(
+            "The HMAC-SHA256 signing secret: shown this once, keep it safe. Absent from a replayed answer "
+            "(Idempotent-Replayed: true), which is never given the secret again."
+        ),
+    )
 
 
 _WEBHOOK_ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH, description="The webhook's id.")
@@ -172,13 +179,21 @@ def _configured(webhook: Any, secret: str) -> dict[str, Any]:
     return {"id": webhook.pk, "url": webhook.url, "is_active": webhook.is_active, "secret": secret}
 
 
+def _webhook_replay(request: Request, kwargs: dict[str, Any], webhook_id: str) -> Any:
+    # The secret was shown once and is stored only sealed: a replay answers with the webhook as it stands, without it.
+    [webhook] = webhooks.webhook_view(actor=request.user, webhook_id=webhook_id)
+    return WebhookSerializer(webhook).data
+
+
 class WebhookViewSet(viewsets.GenericViewSet):
-    """An agency's webhook: its admins set, see, rotate and remove it, and see and retry the calls that failed."""
+    """An agency's webhook: its admins (and its systems, by a key with the admin scope) set, see, rotate and remove it,
+    and see and retry the calls that failed."""
 
     queryset = AgencyWebhook.objects.none()
     serializer_class = WebhookSerializer
     # Refused before the body is read: a caller who may not configure webhooks learns nothing from validation.
-    permission_classes = [ApiKeyScopes, IsNetworkMember, IsAgencyAdmin]
+    permission_classes = [ApiKeyScopes, IsNetworkMember, ManagesAgencyDelivery]
+    api_key_admin_scope = True
     pagination_class = None
     filter_backends: list[Any] = []
     lookup_value_regex = "[^/]+"
@@ -190,8 +205,14 @@ class WebhookViewSet(viewsets.GenericViewSet):
     def list(self, request: Request) -> Response:
         return Response(WebhookSerializer(webhooks.webhook_view(actor=request.user), many=True).data)
 
+    @idempotent("messaging.agencywebhook", replay=_webhook_replay)
     @extend_schema(
         summary="Agency admin: set your agency's webhook URL (a new signing secret is returned once)",
+        description=(
+            "With an `Idempotency-Key`, a retry answers 200 with the webhook as it stands now and without `secret`: "
+            "the secret is shown once only and never kept with the key. A caller that lost the first answer gets a "
+            "new secret with `rotate-secret`."
+        ),
         request=WebhookConfigureSerializer,
         responses={200: WebhookConfiguredSerializer, 400: ERROR, 403: ERROR},
     )
@@ -320,6 +341,11 @@ _SUBSCRIPTION_ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PAT
 _SUBSCRIPTION_NOT_FOUND = OpenApiResponse(ERROR, description="No such subscription, or not one you manage.")
 
 
+def _subscription_replay(request: Request, kwargs: dict[str, Any], subscription_id: str) -> Any:
+    subscription = subscriptions.subscription_read(actor=request.user, subscription_id=subscription_id)
+    return SubscriptionSerializer(subscription).data
+
+
 @extend_schema_view(
     list=extend_schema(
         summary="Subscriptions you manage: your own; an agency admin, all of the agency's (recorded)",
@@ -355,12 +381,14 @@ _SUBSCRIPTION_NOT_FOUND = OpenApiResponse(ERROR, description="No such subscripti
 )
 class SubscriptionViewSet(viewsets.GenericViewSet):
     """Which items an agency's offices and people receive, by criteria; scoped by
-    ``messaging.delivery.subscriptions.subscriptions_visible_to``."""
+    ``messaging.delivery.subscriptions.subscriptions_visible_to``. An API key needs read (to list) or write (to
+    change) for its own account's subscriptions, or admin for all of its agency's."""
 
     queryset = Subscription.objects.none()  # names the model for the schema and denial records; see get_queryset
     serializer_class = SubscriptionSerializer
     filter_backends: list[Any] = []
     lookup_value_regex = "[^/]+"
+    api_key_admin_scope = True
 
     def get_queryset(self) -> QuerySet[Subscription]:
         return subscriptions.subscriptions_visible_to(self.request.user)
@@ -370,6 +398,7 @@ class SubscriptionViewSet(viewsets.GenericViewSet):
         subscriptions.subscription_list(actor=request.user, subscriptions=page)
         return self.get_paginated_response(SubscriptionSerializer(page, many=True).data)
 
+    @idempotent("messaging.subscription", replay=_subscription_replay)
     def create(self, request: Request) -> Response:
         if selectors.content_membership(request.user) is None:  # refused before the body is judged
             raise PermissionDenied("Only members who receive items may have subscriptions.")
@@ -382,6 +411,7 @@ class SubscriptionViewSet(viewsets.GenericViewSet):
         subscription = subscriptions.subscription_read(actor=request.user, subscription_id=pk)
         return Response(SubscriptionSerializer(subscription).data)
 
+    @idempotent("messaging.subscription", replay=_subscription_replay)
     def update(self, request: Request, pk: str) -> Response:
         values = validated(SubscriptionChangeSerializer, request.data)
         # A whole new set of criteria: whatever is left out matches anything.
@@ -389,6 +419,7 @@ class SubscriptionViewSet(viewsets.GenericViewSet):
         subscription = subscriptions.subscription_update(actor=request.user, subscription_id=pk, **values)
         return Response(SubscriptionSerializer(subscription).data)
 
+    @idempotent("messaging.subscription", replay=_subscription_replay)
     def partial_update(self, request: Request, pk: str) -> Response:
         values = validated(SubscriptionChangeSerializer, request.data)
         subscription = subscriptions.subscription_update(actor=request.user, subscription_id=pk, **values)

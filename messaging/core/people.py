@@ -3,12 +3,14 @@ viewer reads content through."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
+from django.utils import timezone
 
-from agencies.models import Membership, Role
+from agencies.models import ApiKey, ApiKeyScope, Membership, Role
 from agencies.selectors import membership_for
 
 if TYPE_CHECKING:
@@ -22,6 +24,9 @@ if TYPE_CHECKING:
 NO_CONTENT_ROLES = (Role.NATIONAL_AUDITOR, Role.REGIONAL_AUDITOR)
 # Who stands for an agency when an item reaches it as a whole (no duty desk office, no office, no person).
 AGENCY_LEVEL_ROLES = (Role.SUPERVISOR, Role.NATIONAL_FOCAL_POINT)
+# An agency system (an API key's service account) is told, in the portal's notifications only, about what reaches its
+# agency when its key may read: it can then read what it is told of. Audit keys are auditors; others cannot read.
+SYSTEM_NOTIFIED_SCOPE = ApiKeyScope.READ
 
 
 @dataclass(frozen=True)
@@ -83,3 +88,23 @@ def content_people() -> QuerySet[Membership]:
     return Membership.objects.filter(is_active=True, user__is_active=True, agency__is_active=True).exclude(
         role__in=NO_CONTENT_ROLES
     )
+
+
+def agency_systems(agency_ids: Collection[int]) -> list[tuple[int, int]]:
+    """(agency id, service account id) of the agencies' systems that are told what reaches their agency: live keys
+    with the read scope whose service account is an active member; see ``SYSTEM_NOTIFIED_SCOPE``."""
+    keys = (
+        ApiKey.objects.filter(
+            agency_id__in=agency_ids,
+            agency__is_active=True,
+            revoked_at__isnull=True,
+            expires_at__gt=timezone.now(),
+            user__is_active=True,
+            user__membership__is_active=True,
+            user__membership__agency_id=F("agency_id"),
+        )
+        .exclude(user__membership__role__in=NO_CONTENT_ROLES)
+        .values_list("agency_id", "user_id", "scopes")
+    )
+    # Scopes are a JSON list: filtered here, since not every database can look inside one (SQLite for make run).
+    return [(agency_id, user_id) for agency_id, user_id, scopes in keys if SYSTEM_NOTIFIED_SCOPE in scopes]

@@ -1,4 +1,5 @@
-"""Notifications: in the portal (rows a person lists and marks read) and by e-mail, each sent once.
+"""Notifications: in the portal (rows a person, or an agency's system through the API, lists and marks read) and by
+e-mail to people (never to a system), each sent once.
 
 A notification says that something happened to an item, a consent request or a request for information, and
 carries only what any handling code allows: ids, priority, category, countries and a link; never a title, body,
@@ -185,7 +186,8 @@ _OF_SUBJECT = {
     ConsentRequest: "note.consent_id = %(subject)s AND note.rfi_id IS NULL",
     Rfi: "note.rfi_id = %(subject)s AND note.consent_id IS NULL AND note.item_id IS NULL",
 }
-# Unsent, unclaimed (or with a lapsed lease), to an address, for a person who has not turned e-mail off.
+# Unsent, unclaimed (or with a lapsed lease), to an address, for a person who has not turned e-mail off; never for an
+# agency system (an API key's service account: no person reads its mail, whatever address it may carry).
 _CLAIM_SQL = """
     UPDATE messaging_notification claimed SET email_claimed_at = %(now)s
     FROM auth_user person
@@ -196,6 +198,7 @@ _CLAIM_SQL = """
         WHERE {subject} AND note.kind = %(kind)s AND note.emailed_at IS NULL
             AND (note.email_claimed_at IS NULL OR note.email_claimed_at < %(lease_over)s)
             AND person.email <> '' AND member.email_notifications IS DISTINCT FROM false
+            AND NOT EXISTS (SELECT 1 FROM agencies_apikey api WHERE api.user_id = note.user_id)
         FOR UPDATE OF note SKIP LOCKED
     )
     RETURNING claimed.id, claimed.user_id, person.email
@@ -223,6 +226,7 @@ def _claim(subject: Item | ConsentRequest | Rfi, kind: str) -> list[tuple[int, i
         .filter(Q(email_claimed_at__isnull=True) | Q(email_claimed_at__lt=lease_over))
         .exclude(user__email="")
         .exclude(user__membership__email_notifications=False)
+        .filter(user__api_key__isnull=True)
         .values_list("pk", "user_id", "user__email")
         .order_by("pk")
     )

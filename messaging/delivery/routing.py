@@ -15,6 +15,7 @@ the two to the same answers.
 
 from __future__ import annotations
 
+import json
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -24,11 +25,18 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Q
+from django.utils import timezone
 
 from agencies.models import Agency, Membership, Office, OfficeKind
 from audit.services import record
 from messaging.core.outbox import outbox_add_many, outbox_claim, outbox_done, outbox_take
-from messaging.core.people import AGENCY_LEVEL_ROLES, NO_CONTENT_ROLES, content_people
+from messaging.core.people import (
+    AGENCY_LEVEL_ROLES,
+    NO_CONTENT_ROLES,
+    SYSTEM_NOTIFIED_SCOPE,
+    agency_systems,
+    content_people,
+)
 from messaging.core.release import Release, release_of
 from messaging.core.sql import fetch_all
 from messaging.delivery.deliveries import Recipient, deliver, deliveries_revoke_lost, item_locked_for_delivery
@@ -212,7 +220,8 @@ def recipients_for(item: Item, release: Release | None = None) -> list[Recipient
 
 
 # The people of offices and of whole agencies (their supervisors and focal points), as (1, office, person) and
-# (2, agency, person): active members of active agencies, never auditors.
+# (2, agency, person), and the agencies' systems (``messaging.core.people.agency_systems``) as (3, agency, account):
+# active members of active agencies, never auditors.
 _MEMBERS_SQL = """
     SELECT 1, member.office_id, member.user_id
     FROM agencies_membership member
@@ -227,11 +236,20 @@ _MEMBERS_SQL = """
     JOIN agencies_agency agency ON agency.id = member.agency_id
     WHERE member.agency_id = ANY(%(agencies)s) AND member.role = ANY(%(agency_level)s)
         AND member.is_active AND person.is_active AND agency.is_active AND member.role <> ALL(%(no_content)s)
+    UNION ALL
+    SELECT 3, api.agency_id, api.user_id
+    FROM agencies_apikey api
+    JOIN agencies_membership member ON member.user_id = api.user_id AND member.agency_id = api.agency_id
+    JOIN auth_user person ON person.id = api.user_id
+    JOIN agencies_agency agency ON agency.id = api.agency_id
+    WHERE api.agency_id = ANY(%(systems)s) AND api.revoked_at IS NULL AND api.expires_at > %(now)s
+        AND api.scopes @> %(notified_scope)s::jsonb
+        AND member.is_active AND person.is_active AND agency.is_active AND member.role <> ALL(%(no_content)s)
 """
 
 
-def _members(office_ids: set[int], agency_ids: set[int]) -> list[tuple[int, int, int]]:
-    if not office_ids and not agency_ids:
+def _members(office_ids: set[int], agency_ids: set[int], system_agency_ids: set[int]) -> list[tuple[int, int, int]]:
+    if not office_ids and not agency_ids and not system_agency_ids:
         return []
     if _postgresql():
         return fetch_all(  # type: ignore[return-value]
@@ -239,6 +257,9 @@ def _members(office_ids: set[int], agency_ids: set[int]) -> list[tuple[int, int,
             {
                 "offices": sorted(office_ids),
                 "agencies": sorted(agency_ids),
+                "systems": sorted(system_agency_ids),
+                "now": timezone.now(),
+                "notified_scope": json.dumps([SYSTEM_NOTIFIED_SCOPE]),
                 "agency_level": list(AGENCY_LEVEL_ROLES),
                 "no_content": list(NO_CONTENT_ROLES),
             },
@@ -250,18 +271,27 @@ def _members(office_ids: set[int], agency_ids: set[int]) -> list[tuple[int, int,
     )
     rows = [(1, office_id, user_id) for office_id, user_id in of_offices] if office_ids else []
     rows += [(2, agency_id, user_id) for agency_id, user_id in of_agencies] if agency_ids else []
+    rows += [(3, agency_id, user_id) for agency_id, user_id in agency_systems(system_agency_ids)]
     return rows
 
 
 def people_for(recipients: Iterable[Recipient]) -> dict[tuple[int, int | None, int | None], set[int]]:
     """The people each recipient stands for: an office's members, a person, or an agency's supervisors and focal
-    points; auditors and inactive accounts never."""
+    points; auditors and inactive accounts never. Every recipient that brings the item to its agency as such (all but
+    a person named on it, who may see it outside the agencies it is released to) stands for the agency's systems too.
+    """
     recipients = list(recipients)
     people: dict[tuple[int, int | None, int | None], set[int]] = {recipient.key: set() for recipient in recipients}
     by_office = [r for r in recipients if r.office_id is not None and r.user_id is None]
     whole = [r for r in recipients if r.office_id is None and r.user_id is None]
+    for_agency = [r for r in recipients if r.reason != DeliveryReason.NAMED]
     found: dict[tuple[int, int], set[int]] = defaultdict(set)
-    for kind, pk, user_id in _members({r.office_id for r in by_office}, {r.agency_id for r in whole}):  # type: ignore[misc]
+    members = _members(
+        {r.office_id for r in by_office if r.office_id is not None},
+        {r.agency_id for r in whole},
+        {r.agency_id for r in for_agency},
+    )
+    for kind, pk, user_id in members:
         found[(kind, pk)].add(user_id)
     for recipient in by_office:
         people[recipient.key] |= found[(1, recipient.office_id)]  # type: ignore[arg-type]
@@ -270,6 +300,8 @@ def people_for(recipients: Iterable[Recipient]) -> dict[tuple[int, int | None, i
             people[recipient.key].add(recipient.user_id)
     for recipient in whole:
         people[recipient.key] |= found[(2, recipient.agency_id)]
+    for recipient in for_agency:
+        people[recipient.key] |= found[(3, recipient.agency_id)]
     return people
 
 

@@ -3,9 +3,9 @@
 Routing (``messaging.delivery.routing``) delivers an item released to an agency to the offices and people whose active
 subscriptions match it (category, priority, originating country, border crossing, province of the posting office;
 a blank criterion matches anything). Officers, supervisors and focal points manage their own subscriptions; an
-agency admin manages every subscription of their agency, for its offices and its people. Auditors read no content,
-so they neither have nor see any. A subscription without a single criterion would route every item released to
-the agency to its subscriber, and is refused.
+agency admin (or the agency's system, by a key with the admin scope) manages every subscription of their agency, for
+its offices and its people. Auditors read no content, so they neither have nor see any. A subscription without a
+single criterion would route every item released to the agency to its subscriber, and is refused.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import QuerySet
 
-from agencies.models import CountryCode, Membership, Office, Role
-from agencies.selectors import membership_for
+from agencies.models import CountryCode, Membership, Office
+from agencies.selectors import delivery_admin_membership, membership_for
 from audit.services import record
 from isn.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from messaging.core.people import NO_CONTENT_ROLES
@@ -42,12 +42,13 @@ _MAX_ID = 2**63 - 1
 
 
 def subscriptions_visible_to(viewer: AbstractBaseUser | AnonymousUser) -> QuerySet[Subscription]:
-    """An agency admin: every subscription of their agency; anyone else who reads content: their own; else none."""
+    """An agency admin (or admin-scoped key): every subscription of their agency; anyone else who reads content:
+    their own; else none."""
     membership = membership_for(viewer)
     if membership is None or membership.role in NO_CONTENT_ROLES:
         return Subscription.objects.none()
     subscriptions = Subscription.objects.filter(agency_id=membership.agency_id)
-    if membership.role != Role.AGENCY_ADMIN:
+    if delivery_admin_membership(viewer) is None:
         subscriptions = subscriptions.filter(user_id=viewer.pk)
     return subscriptions.select_related("office", "user").order_by("pk")
 
@@ -95,7 +96,7 @@ def _subscriber(
     """The office or person the new subscription is for: the caller unless an agency admin names another."""
     if office_id is not None and username:
         raise InvalidInput("Name an office or a person, not both.", extra={"fields": {"office": ["Not both."]}})
-    is_admin = membership.role == Role.AGENCY_ADMIN
+    is_admin = delivery_admin_membership(actor) is not None
     if office_id is not None:
         if not is_admin:
             raise PermissionDenied("Only an agency admin may subscribe an office.")

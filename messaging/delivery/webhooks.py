@@ -40,8 +40,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from agencies.models import Membership, Role
-from agencies.selectors import membership_for
+from agencies.models import Membership
+from agencies.selectors import delivery_admin_membership
 from audit.models import Outcome
 from audit.services import record
 from isn.errors import Conflict, InvalidInput, NotFound, PermissionDenied
@@ -212,9 +212,10 @@ def _check_url(url: str) -> str:
 
 @transaction.atomic
 def webhook_configure(*, actor: AbstractBaseUser, url: str, is_active: bool = True) -> tuple[AgencyWebhook, str]:
-    """An agency admin sets their agency's webhook URL; a new signing secret is made and returned this once."""
-    membership = membership_for(actor)
-    if membership is None or membership.role != Role.AGENCY_ADMIN:
+    """An agency admin (or an agency system by a key with the admin scope) sets the agency's webhook URL; a new
+    signing secret is made and returned this once."""
+    membership = delivery_admin_membership(actor)
+    if membership is None:
         raise PermissionDenied("Only an agency admin may configure the agency's webhook.")
     url = _check_url(url)
     secret, sealed = _new_secret(membership.agency_id)
@@ -235,8 +236,8 @@ def webhook_configure(*, actor: AbstractBaseUser, url: str, is_active: bool = Tr
 
 def webhook_dead_letters_for(viewer: AbstractBaseUser) -> QuerySet[WebhookDeadLetter]:
     """Dead-lettered calls of the viewer's own agency, for its agency admins only."""
-    membership = membership_for(viewer)
-    if membership is None or membership.role != Role.AGENCY_ADMIN:
+    membership = delivery_admin_membership(viewer)
+    if membership is None:
         raise PermissionDenied("Only an agency admin may see the agency's failed webhook calls.")
     return WebhookDeadLetter.objects.filter(agency_id=membership.agency_id).select_related("item")
 
@@ -262,8 +263,8 @@ _MAX_ID = 2**63 - 1
 
 
 def _admin_membership(actor: AbstractBaseUser, message: str) -> Membership:
-    membership = membership_for(actor)
-    if membership is None or membership.role != Role.AGENCY_ADMIN:
+    membership = delivery_admin_membership(actor)
+    if membership is None:
         raise PermissionDenied(message)
     return membership
 
@@ -274,9 +275,10 @@ def _as_id(value: object) -> int | None:
 
 
 def webhooks_visible_to(viewer: AbstractBaseUser) -> QuerySet[AgencyWebhook]:
-    """The webhook of the viewer's own agency (at most one), for its agency admins; nobody else sees any."""
-    membership = membership_for(viewer)
-    if membership is None or membership.role != Role.AGENCY_ADMIN:
+    """The webhook of the viewer's own agency (at most one), for its agency admins and admin-scoped keys; nobody else
+    sees any."""
+    membership = delivery_admin_membership(viewer)
+    if membership is None:
         return AgencyWebhook.objects.none()
     return AgencyWebhook.objects.filter(agency_id=membership.agency_id)
 

@@ -55,7 +55,15 @@ def test_only_an_admin_of_the_agency_issues_or_revokes(vn_officer, vn_admin, vn_
 
 @pytest.mark.parametrize(
     ("scopes", "expires_in"),
-    [([], 30), (["read", "admin"], 30), (["audit", "read"], 30), (["read"], -1), (["read"], 400)],
+    [
+        ([], 30),
+        (["read", "root"], 30),
+        (["admin", "write"], 30),
+        (["admin", "audit"], 30),
+        (["audit", "read"], 30),
+        (["read"], -1),
+        (["read"], 400),
+    ],
 )
 def test_bad_key_requests_are_refused_and_store_nothing(vn_admin, vn_agency, scopes, expires_in):
     with pytest.raises(InvalidInput):
@@ -145,3 +153,66 @@ def test_admin_manages_keys_through_the_api(api, vn_admin, vn_officer, vn_agency
         ).status_code
         == 403
     )
+
+
+# --- the admin scope: an agency's delivery settings, never its keys -------------------------------------------------
+
+
+def test_only_the_agencys_own_admin_issues_an_admin_key(vn_admin, vn_officer, platform_admin, vn_agency, kh_agency):
+    assert _issue(vn_admin, vn_agency, scopes=("admin",), name="hooks").key.scopes == ["admin"]
+    assert _issue(vn_admin, vn_agency, scopes=("read", "admin"), name="hooks+read").key.scopes == ["admin", "read"]
+    for actor, agency in [
+        (None, vn_agency),
+        (platform_admin, vn_agency),
+        (vn_officer, vn_agency),
+        (vn_admin, kh_agency),
+    ]:
+        with pytest.raises(PermissionDenied):
+            _issue(actor, agency, scopes=("admin",), name="refused")
+    assert not ApiKey.objects.filter(name="refused").exists()
+    # The system itself cannot hand out admin (or any) keys: its account is an officer, not an agency admin.
+    system = ApiKey.objects.get(name="hooks").user
+    with pytest.raises(PermissionDenied):
+        _issue(system, vn_agency, scopes=("admin",), name="refused")
+    with pytest.raises(PermissionDenied):
+        _issue(system, vn_agency, scopes=("read",), name="refused")
+
+
+def test_an_admin_key_gets_403_on_the_api_keys(api, vn_admin, vn_agency):
+    admin_key = _issue(vn_admin, vn_agency, scopes=("admin", "read"), name="hooks")
+    other = _issue(vn_admin, vn_agency, name="reader")
+    client = _with_key(api, admin_key.plaintext)
+    expires = (timezone.now() + timedelta(days=30)).isoformat()
+    assert client.get("/api/v1/api-keys/").status_code == 403
+    assert (
+        client.post("/api/v1/api-keys/", {"name": "x", "scopes": ["admin"], "expires_at": expires}, format="json")
+    ).status_code == 403
+    for key in (other, admin_key):
+        assert client.post(f"/api/v1/api-keys/{key.key.pk}/revoke/").status_code == 403
+        with pytest.raises(PermissionDenied):
+            api_key_revoke(actor=admin_key.key.user, key=key.key)
+    assert ApiKey.objects.filter(revoked_at__isnull=False).count() == 0
+    assert ApiKey.objects.count() == 2
+
+
+def test_an_admin_only_key_reads_no_items_and_writes_none(api, vn_admin, vn_agency, moc_bai):
+    admin_key = _issue(vn_admin, vn_agency, scopes=("admin",), name="hooks")
+    client = _with_key(api, admin_key.plaintext)
+    assert client.get("/api/v1/items/").status_code == 403
+    assert client.get("/api/v1/notifications/").status_code == 403
+    assert client.post("/api/v1/items/", api_payload(), format="json").status_code == 403
+    assert not Item.objects.exists()
+
+
+def test_an_agency_admin_issues_an_admin_key_through_the_api(api, vn_admin):
+    api.force_authenticate(vn_admin)
+    expires = (timezone.now() + timedelta(days=30)).isoformat()
+    created = api.post(
+        "/api/v1/api-keys/", {"name": "hooks", "scopes": ["admin"], "expires_at": expires}, format="json"
+    )
+    assert created.status_code == 201, created.content
+    assert created.json()["scopes"] == ["admin"]
+    mixed = api.post(
+        "/api/v1/api-keys/", {"name": "all", "scopes": ["admin", "write"], "expires_at": expires}, format="json"
+    )
+    assert mixed.status_code == 400

@@ -78,6 +78,11 @@ def agency_admin(p: Persona, n: Network) -> bool:
     return p.session and p.role == "agency_admin"
 
 
+def delivery_admin(p: Persona, n: Network) -> bool:
+    """An agency admin in person, or an agency system whose key has the admin scope."""
+    return agency_admin(p, n) or (p.key and "admin" in p.scopes)
+
+
 def rfi_party(p: Persona, n: Network) -> bool:
     """A content member of the asking (Viet Nam's) or the asked (Cambodia's) agency of the matrix's RFI."""
     return p.content and p.agency_id in (n.originator_agency_id, n.agency_id)
@@ -179,6 +184,7 @@ class Rule:
     allow: Who | None = None
     maybe: Who | None = None
     scoped: bool = True  # an API view: a key's scopes apply
+    admin_scope: bool = False  # an agency's delivery settings: a key's admin scope allows every method
 
 
 PUBLIC = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -256,17 +262,19 @@ RULES: list[Rule] = [
     Rule("notification-list", ("GET",), allow=member),
     Rule("notification-unread-count", ("GET",), allow=member),
     Rule("notification-read", ("POST",), maybe=member),
-    # An agency's webhook: its admins, in person. The detail routes name no webhook of the matrix (404).
-    Rule("webhook-list", ("GET", "POST"), allow=agency_admin),
-    Rule("webhook-detail", ("GET", "DELETE"), maybe=agency_admin),
-    Rule("webhook-rotate-secret", ("POST",), maybe=agency_admin),
-    Rule("webhook-dead-letters", ("GET",), allow=agency_admin),
-    Rule("webhook-dead-letter-retry", ("POST",), maybe=agency_admin),
-    # Subscriptions: everyone who receives items manages their own (an admin, the agency's); an auditor's list is
-    # empty and posting is refused. The detail route names no subscription of the matrix (404 for everyone).
-    Rule("subscription-list", ("GET",), allow=member),
-    Rule("subscription-list", ("POST",), allow=content),
-    Rule("subscription-detail", ("GET", "PUT", "PATCH", "DELETE"), maybe=content),
+    # An agency's webhook: its admins, in person, and its systems by a key with the admin scope. The detail routes
+    # name no webhook of the matrix (404).
+    Rule("webhook-list", ("GET", "POST"), allow=delivery_admin, admin_scope=True),
+    Rule("webhook-detail", ("GET", "DELETE"), maybe=delivery_admin, admin_scope=True),
+    Rule("webhook-rotate-secret", ("POST",), maybe=delivery_admin, admin_scope=True),
+    Rule("webhook-dead-letters", ("GET",), allow=delivery_admin, admin_scope=True),
+    Rule("webhook-dead-letter-retry", ("POST",), maybe=delivery_admin, admin_scope=True),
+    # Subscriptions: everyone who receives items manages their own (an admin or an admin key, the agency's); an
+    # auditor's list is empty and posting is refused. The detail route names no subscription of the matrix (404 for
+    # everyone).
+    Rule("subscription-list", ("GET",), allow=member, admin_scope=True),
+    Rule("subscription-list", ("POST",), allow=content, admin_scope=True),
+    Rule("subscription-detail", ("GET", "PUT", "PATCH", "DELETE"), maybe=content, admin_scope=True),
     # Requests for information: content members ask and list; a request is seen and replied to by its two agencies
     # only (everyone else gets 404), and closed by the asking one.
     Rule("rfi-list", ("GET", "POST"), allow=content),
@@ -445,10 +453,11 @@ def expected(endpoint: Endpoint, method: str, persona: Persona, network: Network
     for rule in rules:
         if method not in rule.methods:
             continue
+        allowed = not rule.scoped or persona.may(method, admin_scope=rule.admin_scope)
         if rule.allow is not None and rule.allow(persona, network):
-            return ALLOW if (not rule.scoped or persona.may(method)) else DENY
+            return ALLOW if allowed else DENY
         if rule.maybe is not None and rule.maybe(persona, network):
-            return MAY if (not rule.scoped or persona.may(method)) else DENY
+            return MAY if allowed else DENY
         return DENY
     return DENY  # a method no rule accepts: 405, or refused before that
 

@@ -11,11 +11,21 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from agencies.api_keys import api_key_issue
 from audit.models import AuditEvent
 from messaging.core.idempotency import idempotency_keys_purge
 from messaging.delivery.routing import item_route
+from messaging.delivery.webhooks import webhook_secret
 from messaging.items.changes import item_change
-from messaging.models import Acknowledgement, IdempotencyKey, Item, OutboxKind, OutboxMessage
+from messaging.models import (
+    Acknowledgement,
+    AgencyWebhook,
+    IdempotencyKey,
+    Item,
+    OutboxKind,
+    OutboxMessage,
+    Subscription,
+)
 from tests.messaging.conftest import api_payload
 from tests.messaging.network import build_network, post_item
 
@@ -228,3 +238,73 @@ def test_two_concurrent_posts_with_the_same_key_make_one_item(vn_officer):
     item_id = str(Item.objects.get().pk)
     assert len(answers) == 4
     assert all(answer == (201, item_id) for answer in answers)
+
+
+# --- subscriptions and webhooks ---------------------------------------------------------------------------------
+
+
+def test_a_retried_subscription_create_makes_one_and_replays_it(net, api):
+    api.force_authenticate(net.user("kh.officer"))
+    body = {"category": "heroin_opium", "originator_country": "VN"}
+    first = api.post("/api/v1/subscriptions/", body, format="json", HTTP_IDEMPOTENCY_KEY="sub-1")
+    again = api.post("/api/v1/subscriptions/", body, format="json", HTTP_IDEMPOTENCY_KEY="sub-1")
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json()
+    assert again["Idempotent-Replayed"] == "true"
+    assert Subscription.objects.count() == 2  # the network's own Chiang Saen subscription, and this one
+    assert AuditEvent.objects.filter(action="messaging.subscription.create").count() == 1
+    other = api.post("/api/v1/subscriptions/", {"category": "ketamine"}, format="json", HTTP_IDEMPOTENCY_KEY="sub-1")
+    assert other.status_code == 422
+
+
+@pytest.mark.parametrize("method", ["put", "patch"])
+def test_a_retried_subscription_change_changes_once(net, api, method):
+    subscription = Subscription.objects.create(agency=net.kh, user=net.user("kh.officer"), category="heroin_opium")
+    api.force_authenticate(net.user("kh.officer"))
+    url = f"/api/v1/subscriptions/{subscription.pk}/"
+    send = getattr(api, method)
+    first = send(url, {"category": "ketamine", "is_active": False}, format="json", HTTP_IDEMPOTENCY_KEY="change")
+    again = send(url, {"category": "ketamine", "is_active": False}, format="json", HTTP_IDEMPOTENCY_KEY="change")
+    assert first.status_code == again.status_code == 200
+    assert again.json() == first.json()
+    assert again["Idempotent-Replayed"] == "true"
+    assert AuditEvent.objects.filter(action="messaging.subscription.change").count() == 1
+
+
+def test_a_webhook_configure_replay_answers_the_webhook_as_it_stands_never_the_secret(net, api):
+    api.force_authenticate(net.user("kh.admin"))
+    body = {"url": "https://kh.example.org/isn"}
+    first = api.post("/api/v1/webhooks/", body, format="json", HTTP_IDEMPOTENCY_KEY="hook")
+    secret = first.json()["secret"]
+    AgencyWebhook.objects.update(is_active=False)  # changed since: the replay shows it as it is now
+    again = api.post("/api/v1/webhooks/", body, format="json", HTTP_IDEMPOTENCY_KEY="hook")
+
+    assert first.status_code == again.status_code == 200
+    assert again["Idempotent-Replayed"] == "true"
+    assert set(again.json()) == {"id", "url", "is_active", "created_at", "updated_at"}
+    assert (again.json()["id"], again.json()["is_active"]) == (first.json()["id"], False)
+    assert secret not in again.content.decode()
+    webhook = AgencyWebhook.objects.get()
+    assert webhook_secret(webhook) == secret.encode()  # not made again
+    assert AuditEvent.objects.filter(action="messaging.webhook.configure").count() == 1
+    (row,) = IdempotencyKey.objects.values()
+    assert (row["resource_type"], row["resource_id"]) == ("messaging.agencywebhook", str(webhook.pk))
+    assert secret not in str(row)
+
+
+def test_an_admin_keys_idempotency_keys_are_its_own(net):
+    issued = api_key_issue(
+        actor=net.user("kh.admin"),
+        agency=net.kh,
+        name="kh-integration",
+        scopes=["admin"],
+        expires_at=timezone.now() + timedelta(days=30),
+    )
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {issued.plaintext}")
+    body = {"office": net.bavet.pk, "priority": "flash"}
+    first = client.post("/api/v1/subscriptions/", body, format="json", HTTP_IDEMPOTENCY_KEY="sub")
+    again = client.post("/api/v1/subscriptions/", body, format="json", HTTP_IDEMPOTENCY_KEY="sub")
+    assert (first.status_code, again.status_code, again["Idempotent-Replayed"]) == (201, 201, "true")
+    assert IdempotencyKey.objects.get().api_key_id == issued.key.pk
+    assert Subscription.objects.filter(office=net.bavet).count() == 1

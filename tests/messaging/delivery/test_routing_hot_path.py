@@ -3,12 +3,15 @@ e-mailing cost a number of queries that does not grow with the number of agencie
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.db import transaction
+from django.utils import timezone
 
-from agencies.models import AgencyKind, Role
+from agencies.api_keys import api_key_issue
+from agencies.models import AgencyKind, ApiKey, Role
 from messaging.core.outbox import outbox_take
 from messaging.core.release import release_of
 from messaging.delivery import routing
@@ -50,6 +53,17 @@ def net() -> Network:
     # An inactive agency of a released country, and one without anyone in it.
     AgencyFactory(country=country("KH"), short_name="SHUT", name="Closed agency", is_active=False)
     AgencyFactory(country=country("TH"), short_name="EMPTY", name="Empty agency", kind=AgencyKind.CUSTOMS)
+    # Agency systems: keys that read are told; an audit key, a write-only key and an expired key are not.
+    soon = timezone.now() + timedelta(days=30)
+    for agency, name, scopes in [
+        (network.kh, "add-reader", ["read"]),
+        (network.kh, "add-auditor", ["audit"]),
+        (network.kh_customs, "gdce-reader-writer", ["read", "write"]),
+        (network.la, "lcdc-writer", ["write"]),
+        (th, "oncb-expired", ["read"]),
+    ]:
+        api_key_issue(actor=None, agency=agency, name=name, scopes=scopes, expires_at=soon)
+    ApiKey.objects.filter(name="oncb-expired").update(expires_at=timezone.now() - timedelta(seconds=1))
     return network
 
 
@@ -92,6 +106,10 @@ def test_postgresql_statements_and_the_orm_choose_the_same_recipients_and_people
     assert release_of(item) == release
     assert recipients_for(item, release) == recipients  # the same recipients, reasons and order
     assert people_for(recipients) == people
+    keys = dict(ApiKey.objects.values_list("name", "user_id"))
+    told = {pk for users in people.values() for pk in users}
+    assert not told & {keys["add-auditor"], keys["lcdc-writer"], keys["oncb-expired"]}
+    assert (keys["gdce-reader-writer"] in told) == ("KH" in release.countries)
 
 
 def test_both_paths_make_the_same_deliveries_and_notifications(net, orm_only):
@@ -109,10 +127,6 @@ def test_both_paths_make_the_same_deliveries_and_notifications(net, orm_only):
 
 
 def test_the_release_shown_to_the_poster_is_the_one_stored(net):
-    from datetime import timedelta
-
-    from django.utils import timezone
-
     from messaging.items.lifecycle import item_create
 
     posted = item_create(
@@ -148,8 +162,10 @@ def test_routing_queries_do_not_grow_with_the_agencies_reached(net, django_asser
         result = item_route(outbox_id=row.pk)
     assert result.agencies > 40
     email = OutboxMessage.objects.get(item=item, kind=OutboxKind.NOTIFY_EMAIL)
+    systems = Notification.objects.filter(item=item, user__api_key__isnull=False).count()
+    assert systems == 2  # ADD's and GDCE's reading keys: told in the portal, never mailed
     with django_assert_max_num_queries(12):
-        assert notification_emails_send(outbox_id=email.pk) == result.notified
+        assert notification_emails_send(outbox_id=email.pk) == result.notified - systems
 
 
 def test_notify_people_tells_each_person_once_per_subject_and_kind(net):
