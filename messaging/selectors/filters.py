@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import django_filters
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
+from django_filters.fields import IsoDateTimeField
 
 from agencies.models import CountryCode
 from messaging.models import Category, Item, ItemStatus, Priority
@@ -15,21 +17,38 @@ from messaging.selectors.items import unread_by
 DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
+class UtcDateTimeField(IsoDateTimeField):
+    """An ISO 8601 time, in UTC: any offset Python reads is taken, and one whose moment has no UTC date is bad input."""
+
+    def to_python(self, value: object) -> datetime | None:
+        moment = super().to_python(value)
+        if moment is None:
+            return None
+        try:
+            return moment.astimezone(UTC)
+        except OverflowError:
+            raise ValidationError("Out of range.", code="invalid") from None
+
+
+class MomentFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcDateTimeField
+
+
 class ItemFilter(django_filters.FilterSet):
     priority = django_filters.ChoiceFilter(choices=Priority.choices)
     category = django_filters.ChoiceFilter(choices=Category.choices)
     originator_country = django_filters.ChoiceFilter(choices=CountryCode.choices)
     status = django_filters.ChoiceFilter(choices=ItemStatus.choices)
-    created_after = django_filters.IsoDateTimeFilter(
+    created_after = MomentFilter(
         field_name="created_at", lookup_expr="gte", label="Created at or after this time (ISO 8601; a date: 00:00 UTC)"
     )
-    created_before = django_filters.IsoDateTimeFilter(
+    created_before = MomentFilter(
         field_name="created_at", method="filter_before", label="Created at or before this time (a date: all that day)"
     )
-    updated_after = django_filters.IsoDateTimeFilter(
+    updated_after = MomentFilter(
         field_name="updated_at", lookup_expr="gte", label="Changed at or after this time (ISO 8601)"
     )
-    updated_before = django_filters.IsoDateTimeFilter(
+    updated_before = MomentFilter(
         field_name="updated_at", method="filter_before", label="Changed at or before this time (a date: all that day)"
     )
     unread = django_filters.BooleanFilter(method="filter_unread", label="Only items you have (not) opened")

@@ -262,6 +262,8 @@ RULES: list[Rule] = [
     Rule("notification-list", ("GET",), allow=member),
     Rule("notification-unread-count", ("GET",), allow=member),
     Rule("notification-read", ("POST",), maybe=member),
+    # Everyone's own change feed (an auditor's is empty: it names only what its caller may read).
+    Rule("change-list", ("GET",), allow=member),
     # An agency's webhook: its admins, in person, and its systems by a key with the admin scope. The detail routes
     # name no webhook of the matrix (404).
     Rule("webhook-list", ("GET", "POST"), allow=delivery_admin, admin_scope=True),

@@ -97,6 +97,11 @@ def test_lists_filter_on_full_timestamps_of_creation_and_change(api, post, vn_of
     bad = api.get("/api/v1/items/", {"updated_after": "yesterday"})
     assert bad.status_code == 400
     assert "updated_after" in bad.json()["errors"]["fields"]
+    # Any offset Python reads is taken (PostgreSQL's own stop at 15:59); a moment with no UTC date is bad input.
+    assert ids(updated_after="0147-08-12T06:14:43-18:58") == {str(first.pk), str(second.pk)}
+    too_early = api.get("/api/v1/items/", {"created_before": "0001-01-01T00:00:00+05:00"})
+    assert too_early.status_code == 400
+    assert "created_before" in too_early.json()["errors"]["fields"]
 
 
 def test_bad_filter_is_a_clear_400(api, vn_officer):
