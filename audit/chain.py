@@ -1,7 +1,8 @@
 """The hash chain over audit events: the canonical encoding, the chain head, the sealer's lock, and sealing.
 
 ``record`` inserts events with ids from the sequence and no lock, so audited requests never queue behind each
-other. Shortly after commit one sealer (a PostgreSQL advisory lock keeps it to one) links the unsealed events in
+other. Shortly after commit one sealer (a PostgreSQL advisory lock keeps it to one; on SQLite, the write lock that
+every transaction takes at BEGIN IMMEDIATE, see isn.settings) links the unsealed events in
 ``id`` order: ``hash = SHA-256(canonical encoding of the event's content and the previous event's hash)``. An id
 that never committed (a rolled-back act, or an event deleted before it was sealed) stalls sealing until the event
 after it is older than ``ISN_AUDIT_GAP_GRACE_SECONDS``; the sealer then writes an explicit ``audit.chain.gap``
@@ -86,7 +87,11 @@ def is_postgresql() -> bool:
 
 
 def try_sealer_lock() -> bool:
-    """Take the sealer's lock for this transaction, or say another sealer holds it. SQLite serialises writers."""
+    """Take the sealer's lock for this transaction, or say another sealer holds it.
+
+    On SQLite the transaction already holds the database's write lock (it began IMMEDIATE), so no other sealer,
+    and no other writer, runs until it ends.
+    """
     if not is_postgresql():
         return True
     with connection.cursor() as cursor:
@@ -95,7 +100,10 @@ def try_sealer_lock() -> bool:
 
 
 def wait_for_sealer_lock() -> None:
-    """Take the sealer's lock for this transaction, waiting for a running sealer: the chain head stays put."""
+    """Take the sealer's lock for this transaction, waiting for a running sealer: the chain head stays put.
+
+    On SQLite the transaction's BEGIN IMMEDIATE already waited for the write lock, and holds it.
+    """
     if is_postgresql():
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SEALER_LOCK_KEY])

@@ -158,6 +158,19 @@ if _database_url:
 else:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     _database = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(DATA_DIR / "isn.sqlite3")}
+if _database["ENGINE"] == "django.db.backends.sqlite3":
+    # The portal, the worker's processes and beat share one file. WAL lets readers go on while one writes. Every
+    # transaction takes the write lock at BEGIN (IMMEDIATE): one that read first and wrote later would have to
+    # upgrade its lock midway, which SQLite refuses at once with "database is locked" however long the timeout; a
+    # BEGIN waits instead, up to ISN_SQLITE_BUSY_SECONDS. This also keeps the audit sealer to one at a time
+    # (audit.chain). synchronous=NORMAL is safe under WAL (a power cut may lose the last commits, never corrupt
+    # the file) and spares an fsync per commit.
+    _database["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": env_int("ISN_SQLITE_BUSY_SECONDS", 30, minimum=1),
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+        **_database.get("OPTIONS", {}),
+    }
 DATABASES = {"default": _database}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
