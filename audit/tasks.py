@@ -6,19 +6,30 @@ import logging
 
 from celery import shared_task
 
-from audit.chain import SEAL_TASK, seal_pending
+from audit.chain import SEAL_TASK, is_postgresql, seal_pending
 from audit.checkpoints import checkpoint_create
 
 logger = logging.getLogger(__name__)
+
+# On SQLite a sealing transaction holds the database's one write lock, which the portal waits for: a backlog is
+# sealed in transactions of this many events, so the portal writes in between.
+SQLITE_SEAL_EVENTS = 2000
 
 
 @shared_task(name=SEAL_TASK, time_limit=120, soft_time_limit=100, ignore_result=True)
 def seal_events() -> int:
     """Seal pending events into the chain (queued on commit by ``record``; beat sends it every 5 seconds)."""
-    result = seal_pending()
-    if result.sealed or result.gaps_filled:
-        logger.info("audit: sealed %d events (%d gaps) up to #%s", result.sealed, result.gaps_filled, result.head_id)
-    return result.sealed
+    if is_postgresql():
+        results = [seal_pending()]
+    else:
+        results = [seal_pending(max_events=SQLITE_SEAL_EVENTS)]
+        while results[-1].sealed == SQLITE_SEAL_EVENTS:
+            results.append(seal_pending(max_events=SQLITE_SEAL_EVENTS))
+    sealed = sum(result.sealed for result in results)
+    gaps = sum(result.gaps_filled for result in results)
+    if sealed or gaps:
+        logger.info("audit: sealed %d events (%d gaps) up to #%s", sealed, gaps, results[-1].head_id)
+    return sealed
 
 
 @shared_task(name="audit.tasks.create_checkpoint", time_limit=300, soft_time_limit=280, ignore_result=True)

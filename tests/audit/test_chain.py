@@ -270,3 +270,26 @@ def test_the_celery_task_seals(vn_officer):
     ids = write_events(2, vn_officer)
     assert seal_events.apply().get() == 2
     assert AuditEvent.objects.filter(id__in=ids, hash="").count() == 0
+
+
+@pytest.mark.django_db
+def test_on_sqlite_the_task_seals_a_backlog_in_short_transactions(vn_officer, monkeypatch):
+    from audit import tasks
+
+    # SQLite's write lock is the database's only one: a long sealing transaction would keep the portal waiting.
+    monkeypatch.setattr(tasks, "is_postgresql", lambda: False)
+    monkeypatch.setattr(tasks, "SQLITE_SEAL_EVENTS", 2)
+    transactions: list[int] = []
+    real_seal_pending = tasks.seal_pending
+
+    def counted(**kwargs):
+        result = real_seal_pending(**kwargs)
+        transactions.append(result.sealed)
+        return result
+
+    monkeypatch.setattr(tasks, "seal_pending", counted)
+    ids = write_events(5, vn_officer)
+    assert tasks.seal_events() == 5
+    assert transactions == [2, 2, 1]
+    assert AuditEvent.objects.filter(id__in=ids, hash="").count() == 0
+    assert verify_chain().ok
