@@ -1,14 +1,16 @@
 """The embedded default serves a portal, a worker and beat at once: SQLite must never answer "database is locked".
 
 What ``make run`` starts, on a fresh data folder: the portal (runserver), a Celery worker (two processes) and beat,
-on SQLite and the file-system broker, with the demo network seeded. For a minute, agencies' systems post and read
-items through the API with the demo keys, and signed-in members change their portal language and (auditors) load
-the flags page, all at once, while the worker routes, notifies and seals the audit chain and beat queues its tasks.
+on SQLite and the file-system broker, with the demo network seeded. For a minute, agencies' systems post, read and
+forward items through the API with the demo keys, and signed-in members change their portal language and (the
+auditors) load the flags page, all at once, while the worker routes, notifies and seals the audit chain and beat
+queues its tasks.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import socket
@@ -78,9 +80,15 @@ def _api_key_header(agency: str) -> dict[str, str]:
 
 
 def _post_items(base: str, agency: str, until: float, tally: Tally) -> None:
-    country = agency.split("/")[0]
+    """Post items released at home to the own agency only, read each back, and forward it to another agency."""
+    country, short_name = agency.split("/")
     review = (date.today() + timedelta(days=30)).isoformat()
     with httpx.Client(base_url=base, headers=_api_key_header(agency), timeout=60) as client:
+        listed = tally.count("list agencies", client.get("/api/v1/agencies/", params={"country": country}))
+        if listed.status_code != 200:
+            return
+        at_home = {found["short_name"]: found["id"] for found in listed.json()["results"]}
+        own = at_home.pop(short_name)
         while time.monotonic() < until:
             body = {
                 "title": f"Load test {uuid.uuid4().hex[:8]}",
@@ -92,10 +100,16 @@ def _post_items(base: str, agency: str, until: float, tally: Tally) -> None:
                 "handling_code": "green",
                 "review_date": review,
                 "countries": sorted({country, "VN", "KH"}),
+                "agencies": [own],
             }
             created = tally.count("post item", client.post("/api/v1/items/", json=body))
-            if created.status_code == 201:
-                tally.count("read item", client.get(f"/api/v1/items/{created.json()['id']}/"))
+            if created.status_code != 201:
+                continue
+            item = f"/api/v1/items/{created.json()['id']}/"
+            tally.count("read item", client.get(item))
+            for other in at_home.values():
+                forward = {"to_agency": other, "reason": "Their unit works this route."}
+                tally.count("forward item", client.post(f"{item}forward/", json=forward))
 
 
 def _read_items(base: str, agency: str, until: float, tally: Tally) -> None:
@@ -164,7 +178,8 @@ def _wait_until_serving(base: str, server: subprocess.Popen[bytes], log: Path) -
 
 
 @pytest.mark.slow
-def test_portal_worker_and_beat_share_sqlite_without_lock_errors(tmp_path):
+def test_portal_worker_and_beat_share_sqlite_without_lock_errors(tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="httpx")  # a line per request would bury a failure's message
     env = {k: v for k, v in os.environ.items() if not k.startswith("ISN_") and k not in ("DATABASE_URL", "REDIS_URL")}
     env |= {"ISN_DATA_DIR": str(tmp_path / "data"), "ISN_API_RATE_PER_KEY": "100000/minute", "PYTHONUNBUFFERED": "1"}
     run = {"cwd": ROOT, "env": env, "capture_output": True, "text": True, "timeout": 180}
@@ -214,7 +229,14 @@ def test_portal_worker_and_beat_share_sqlite_without_lock_errors(tmp_path):
         assert errors == [], f"the {name} logged {len(errors)} database errors, e.g.:\n" + "\n".join(errors[:10])
     # The load was real: items went in and were read, languages were saved, flags were loaded, and the worker kept
     # sealing the audit chain through it.
-    for what in ("post item 201", "read item 200", "list items 200", "save language 302", "flags page 200"):
+    for what in (
+        "post item 201",
+        "read item 200",
+        "forward item 201",
+        "list items 200",
+        "save language 302",
+        "flags page 200",
+    ):
         assert tally.statuses[what] >= 5, f"too few {what!r} ({summary})"
     with sqlite3.connect(tmp_path / "data" / "isn.sqlite3") as connection:
         sealed = connection.execute("SELECT count(*) FROM audit_auditevent WHERE hash != ''").fetchone()[0]
