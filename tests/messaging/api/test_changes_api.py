@@ -18,7 +18,7 @@ from audit.models import AuditEvent
 from messaging.delivery.feed import Cursor, changes_page, changes_purge
 from messaging.items.changes import item_change, item_withdraw
 from messaging.models import Change, ChangeKind
-from tests.messaging.network import build_network, post_item
+from tests.messaging.network import build_network, feed_settled, post_item
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -31,6 +31,7 @@ def net():
 
 
 def _feed(api, user, **params):
+    feed_settled()
     api.force_authenticate(user)
     response = api.get(URL, params)
     return response
@@ -102,6 +103,7 @@ def test_a_page_never_passes_a_change_whose_transaction_is_still_running(net):
     assert page.changes == []
     finish.set()
     worker.join(20)
+    feed_settled()
     page = changes_page(actor=reader, cursor=page.cursor, limit=100)
     assert [change.item_id for change in page.changes] == [slow, quick]
 
