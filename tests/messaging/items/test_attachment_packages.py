@@ -130,6 +130,17 @@ REFUSED = [
     pytest.param(ooxml(parts={"word/embeddings/Book1.xlsm": ooxml("xlsx")}), "macros", id="macro-workbook-embedded"),
     pytest.param(ooxml(parts={"word/embeddings/package.zip": _plain_zip()}), "archive", id="zip-embedded"),
     pytest.param(
+        ooxml(parts={"word/media/image1.svg": SVG.replace("<rect", '<image href="https://203.0.113.5/p.png"/><rect')}),
+        "outside links",
+        id="svg-fetching-a-picture",
+    ),
+    pytest.param(
+        ooxml(parts={"word/embeddings/a.xlsx": ooxml("xlsx", parts={"xl/embeddings/b.docx": ooxml()})}),
+        "xl/embeddings/b.docx",
+        id="embedded-two-levels-deep",
+    ),
+    pytest.param(odf(parts={"Object 1": OLE}), "embedded object", id="odf-ole-object"),
+    pytest.param(
         ooxml(parts={"word/embeddings/Book1.xlsx": ooxml("xlsx", parts={"xl/vbaProject.bin": OLE})}),
         "macros",
         id="embedded-workbook-with-macros",
@@ -265,6 +276,14 @@ def test_part_longer_than_its_declared_size_is_refused(item, vn_officer):
     content[central + 24 : central + 28] = (10).to_bytes(4, "little")
     with pytest.raises(InvalidInput, match="damaged"):
         attachment_add(actor=vn_officer, item_id=item.pk, filename="lying.docx", content=bytes(content))
+
+
+def test_encrypted_entry_is_refused(item, vn_officer):
+    content = bytearray(ooxml(parts={"word/secret.xml": "<x/>"}))
+    central = bytes(content).rindex(b"word/secret.xml") - 46
+    content[central + 8] |= 0x1  # the "encrypted" flag of the central directory record
+    with pytest.raises(InvalidInput, match="password-protected"):
+        attachment_add(actor=vn_officer, item_id=item.pk, filename="secret.docx", content=bytes(content))
 
 
 def test_api_refuses_the_issue_14_attack_with_a_reason_and_stores_nothing(item, vn_officer, api):
