@@ -12,11 +12,14 @@ are zip packages, and ``messaging.items.packages`` checks them whole: their part
 from __future__ import annotations
 
 import hashlib
+import re
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+import filetype
 from django.conf import settings
 from django.db import transaction
 
@@ -34,6 +37,7 @@ from messaging.core.sealing import (
 )
 from messaging.items.packages import check_package
 from messaging.models import (
+    FILENAME_MAX_LENGTH,
     Attachment,
     Item,
     ItemStatus,
@@ -50,22 +54,6 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
 
     Actor: TypeAlias = AbstractBaseUser
-
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from typing import TypeAlias
-
-    from django.contrib.auth.models import AbstractBaseUser
-
-    Actor: TypeAlias = AbstractBaseUser
-
-import re
-import unicodedata
-
-import filetype
-
-from messaging.models import FILENAME_MAX_LENGTH
 
 # MIME type as detected by ``filetype`` -> the extension a saved copy should carry.
 ALLOWED_TYPES: dict[str, str] = {
