@@ -4,18 +4,22 @@ What an attachment is, judged from its bytes (never from its name), and a file n
 
 Allowed types are those border liaison officers actually exchange and that do not execute when opened: PDF,
 photographs (JPEG, PNG, GIF, WebP, HEIC, TIFF), office documents (DOCX, XLSX, PPTX and their OpenDocument
-equivalents) and plain UTF-8 text (CSV, notes). Archives (ZIP, RAR, 7z) are refused: their contents cannot be
-checked here. Legacy binary Office files (DOC, XLS, PPT) are refused: they carry macros.
+equivalents) and plain UTF-8 text (CSV, notes). Archives (ZIP, RAR, 7z, tar, gzip) are refused: their contents
+cannot be checked here. Legacy binary Office files (DOC, XLS, PPT) are refused: they carry macros. Office documents
+are zip packages, and ``messaging.items.packages`` checks them whole: their parts, nothing active inside, zip safety.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+import filetype
 from django.conf import settings
 from django.db import transaction
 
@@ -31,7 +35,9 @@ from messaging.core.sealing import (
     opened_text,
     sealed,
 )
+from messaging.items.packages import check_package
 from messaging.models import (
+    FILENAME_MAX_LENGTH,
     Attachment,
     Item,
     ItemStatus,
@@ -48,22 +54,6 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
 
     Actor: TypeAlias = AbstractBaseUser
-
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from typing import TypeAlias
-
-    from django.contrib.auth.models import AbstractBaseUser
-
-    Actor: TypeAlias = AbstractBaseUser
-
-import re
-import unicodedata
-
-import filetype
-
-from messaging.models import FILENAME_MAX_LENGTH
 
 # MIME type as detected by ``filetype`` -> the extension a saved copy should carry.
 ALLOWED_TYPES: dict[str, str] = {
@@ -192,8 +182,11 @@ def attachment_add(*, actor: Actor, item_id: object, filename: str, content: byt
     if sniffed is None:
         raise InvalidInput(
             "This kind of file is not accepted (judged from its content, not its name). Accepted: PDF, JPEG, PNG, "
-            "GIF, WebP, HEIC, TIFF, DOCX, XLSX, PPTX, ODT, ODS, ODP and plain UTF-8 text."
+            "GIF, WebP, HEIC, TIFF, DOCX, XLSX, PPTX, ODT, ODS, ODP and plain UTF-8 text. Archives (ZIP, RAR, 7z, "
+            "tar, gzip) are not accepted, their contents cannot be checked: attach the files inside one by one. An "
+            "office document refused here is damaged or not what its name says: save it again, or attach it as PDF."
         )
+    check_package(content, sniffed.content_type)
     name = safe_filename(filename, sniffed)
     data_key = item_data_key(item, item.originator_country)
     attachment_id = uuid.uuid4()

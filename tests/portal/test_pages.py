@@ -18,6 +18,7 @@ from audit.models import AuditEvent
 from messaging.items.attachments import attachment_add
 from messaging.models import Acknowledgement, Attachment, Item, ItemCountryGrant, ItemStatus, Notification
 from tests.auth import sign_in
+from tests.messaging.items.office import OLE, ooxml
 from tests.portal.conftest import route
 
 pytestmark = pytest.mark.django_db
@@ -324,6 +325,18 @@ def test_a_refused_attachment_stores_nothing_and_says_why(net):
     assert "program.exe: This kind of file is not accepted" in response.content.decode()
     assert not Item.objects.exists()
     assert not AuditEvent.objects.filter(action="messaging.item.create").exists()
+
+
+def test_a_docx_carrying_macros_is_refused_on_the_form_with_the_reason(net):
+    client = _client(net.user("vn.officer"))
+    upload = SimpleUploadedFile("Báo cáo.docx", ooxml(parts={"word/vbaProject.bin": OLE}))
+    response = client.post("/items/new/", {**_compose_data(), "attachments": [upload]})
+    assert response.status_code == 200
+    assert "Báo cáo.docx: This document is refused: it contains macros (&#x27;word/vbaProject.bin&#x27;)" in (
+        response.content.decode()
+    )
+    assert not Item.objects.exists()
+    assert not Attachment.objects.exists()
 
 
 def test_the_service_checks_are_shown_on_the_form(net):

@@ -17,6 +17,7 @@ from isn.errors import InvalidInput
 from messaging.items.attachments import attachment_add, attachment_download, safe_filename, sniff
 from messaging.items.changes import item_change
 from messaging.models import Attachment
+from tests.messaging.items.office import ooxml
 
 pytestmark = pytest.mark.django_db
 
@@ -35,14 +36,6 @@ def _png() -> bytes:
         + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00"))
         + chunk(b"IEND", b"")
     )
-
-
-def _docx() -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("[Content_Types].xml", "<Types/>")
-        archive.writestr("word/document.xml", "<w:document/>")
-    return buffer.getvalue()
 
 
 def _zip() -> bytes:
@@ -73,7 +66,7 @@ def test_pdf_is_stored_sealed_with_its_digest_and_recorded(item, vn_officer):
     [
         (PDF, "application/pdf"),
         (_png(), "image/png"),
-        (_docx(), "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+        (ooxml("docx"), "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
         ("Biển số xe, ngày giờ\n".encode(), "text/plain; charset=utf-8"),
         (EXE, None),
         (_zip(), None),
