@@ -5,13 +5,15 @@ rule as ``selectors.items_visible_to``, for every agency and named person at onc
 ``Change`` for every agency or person that gained the item, lost it, or kept it through a change they should hear
 of. Consent and RFI events go to both sides. All in the act's own transaction: no act without its changes.
 
-**Reading.** A caller reads the changes addressed to their agency or to themselves after a cursor. Each change
-carries the id of the transaction that wrote it; a page stops short of the oldest transaction still running
-(``pg_snapshot_xmin``), so a change that commits late is never skipped by a cursor that already passed a later
-one. Delivery is at least once: a reader fetches each item a change names, and the item's own read answers by what
-the caller may see now (gone: 404), which is what makes the feed reconcile whatever the kinds say.
+**Reading.** A caller reads the changes addressed to their agency or to themselves after a cursor, in id order.
+Every writer takes one transaction-level lock (``FEED_LOCK_KEY``) before it writes its changes and holds it to its
+commit, so ids are taken in the order their transactions commit: a reader that sees a change sees every change
+before it, and a cursor never passes one that commits late. The lock is held only for the tail of each act (its
+changes are among its last writes). Delivery is at least once: a reader fetches each item a change names, and the
+item's own read answers by what the caller may see now (gone: 404), which is what makes the feed reconcile
+whatever the kinds say.
 
-The cursor is opaque: the position (transaction id, change id) and when it was issued. It stays good for
+The cursor is opaque: the position (a change id) and when it was issued. It stays good for
 ``ISN_FEED_CURSOR_DAYS``; changes are kept ``ISN_FEED_RETENTION_DAYS`` (longer, so a cursor issued on its last
 good day still finds every change after it).
 """
@@ -42,6 +44,9 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
 
 FEED_PAGE_MAX = 1000
+# Any fixed 64-bit number, the same in every process: the key of the writers' advisory lock (PostgreSQL; SQLite's
+# writers take turns already).
+FEED_LOCK_KEY = 0x15A_FEE0_0C4A_2600
 # Kinds an agency's webhook is told of under their own name. The others reach webhooks as the deliveries they make
 # or cut: ``item.visible`` as ``item.routed`` or ``item.forwarded`` (once the agency's inbox holds the item), and
 # ``item.narrowed``, ``item.withdrawn`` and ``item.expired`` as ``item.revoked``.
@@ -59,7 +64,6 @@ WEBHOOK_KINDS = frozenset(
         ChangeKind.RFI_CLOSED,
     }
 )
-_END = 2**62  # past every change id: "everything up to and including this transaction"
 
 
 class CursorExpired(ApplicationError):
@@ -125,7 +129,7 @@ def feed_follow(
         changes += _changes(lost, field, old - new, item_id=item.pk)
         if kept is not None:
             changes += _changes(kept, field, old & new, item_id=item.pk)
-    Change.objects.bulk_create(changes)
+    feed_write(changes)
     if kept in WEBHOOK_KINDS:
         queue_webhooks(item, before.agencies & after.agencies, kept)
     return after
@@ -135,7 +139,7 @@ def feed_tell(kind: str, agency_ids: Iterable[int], *, subject: Item | Rfi, **id
     """Tell whole agencies of an event about ``subject`` (``consent_id=`` or ``rfi_id=`` adds what else it names);
     their webhooks too, for the kinds webhooks carry."""
     agency_ids = set(agency_ids)
-    Change.objects.bulk_create(_changes(kind, "agency_id", agency_ids, **ids))
+    feed_write(_changes(kind, "agency_id", agency_ids, **ids))
     if kind in WEBHOOK_KINDS:
         queue_webhooks(subject, agency_ids, kind, **{name: pk for name, pk in ids.items() if name != "item_id"})
 
@@ -156,6 +160,21 @@ def feed_tell_rfi(kind: str, rfi: Rfi) -> None:
     feed_tell(kind, {rfi.requester_agency_id, rfi.target_agency_id}, subject=rfi, rfi_id=rfi.pk, item_id=rfi.item_id)
 
 
+def feed_write(changes: list[Change]) -> None:
+    """Write changes in commit order: under the writers' lock, held from here to the transaction's end."""
+    if not changes:
+        return
+    feed_lock()
+    Change.objects.bulk_create(changes)
+
+
+def feed_lock() -> None:
+    """Take the writers' lock for the rest of this transaction (see the module's docstring)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [FEED_LOCK_KEY])
+
+
 def _changes(kind: str, field: str, audience: Iterable[int], **ids: Any) -> list[Change]:
     return [Change(kind=kind, **{field: pk}, **ids) for pk in sorted(audience)]
 
@@ -165,25 +184,24 @@ def _changes(kind: str, field: str, audience: Iterable[int], **ids: Any) -> list
 
 @dataclass(frozen=True)
 class Cursor:
-    txid: int
     id: int
     issued_at: datetime
 
     def encode(self) -> str:
-        raw = f"1.{self.txid}.{self.id}.{int(self.issued_at.timestamp())}".encode()
+        raw = f"2.{self.id}.{int(self.issued_at.timestamp())}".encode()
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
     @classmethod
     def decode(cls, value: str) -> Cursor:
         try:
             raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode("ascii")
-            version, txid, change_id, issued = raw.split(".")
-            if version != "1":
+            version, change_id, issued = raw.split(".")
+            if version != "2":
                 raise ValueError(version)
-            cursor = cls(int(txid), int(change_id), datetime.fromtimestamp(int(issued), tz=UTC))
+            cursor = cls(int(change_id), datetime.fromtimestamp(int(issued), tz=UTC))
         except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError, OSError):
             raise CursorInvalid("Not a cursor this feed gave out: start again without one.") from None
-        if min(cursor.txid, cursor.id) < 0:
+        if not 0 <= cursor.id < 2**63:
             raise CursorInvalid("Not a cursor this feed gave out: start again without one.")
         if cursor.issued_at < timezone.now() - timedelta(days=settings.ISN_FEED_CURSOR_DAYS):
             raise CursorExpired(
@@ -209,29 +227,17 @@ class ChangePage:
     more: bool  # whether more changes are already waiting after this page
 
 
-# Every transaction below this one has ended, committed or not: changes below it can no longer appear.
-_HORIZON_SQL = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
-# Both audiences of the caller, each an index range scan from the cursor, merged; never past a running transaction.
+# Both audiences of the caller, each an index range scan from the cursor, merged.
 _PAGE_SQL = """
-    SELECT txid, id, kind, at, item_id, consent_id, rfi_id FROM (
-        (SELECT txid, id, kind, at, item_id, consent_id, rfi_id FROM messaging_change
-         WHERE agency_id = %(agency)s AND (txid, id) > (%(txid)s, %(id)s) AND txid < %(horizon)s
-         ORDER BY txid, id LIMIT %(limit)s)
+    SELECT id, kind, at, item_id, consent_id, rfi_id FROM (
+        (SELECT id, kind, at, item_id, consent_id, rfi_id FROM messaging_change
+         WHERE agency_id = %(agency)s AND id > %(after)s ORDER BY id LIMIT %(limit)s)
         UNION ALL
-        (SELECT txid, id, kind, at, item_id, consent_id, rfi_id FROM messaging_change
-         WHERE user_id = %(user)s AND (txid, id) > (%(txid)s, %(id)s) AND txid < %(horizon)s
-         ORDER BY txid, id LIMIT %(limit)s)
+        (SELECT id, kind, at, item_id, consent_id, rfi_id FROM messaging_change
+         WHERE user_id = %(user)s AND id > %(after)s ORDER BY id LIMIT %(limit)s)
     ) AS mine
-    ORDER BY txid, id LIMIT %(limit)s
+    ORDER BY id LIMIT %(limit)s
 """
-
-
-def _horizon() -> int:
-    if connection.vendor != "postgresql":
-        return 1  # every change has transaction id 0 there (``CurrentTransaction``): all have committed
-    with connection.cursor() as cursor:
-        cursor.execute(_HORIZON_SQL)
-        return cursor.fetchone()[0]
 
 
 def changes_page(*, actor: AbstractBaseUser, cursor: str | None, limit: int, latest: bool = False) -> ChangePage:
@@ -239,26 +245,18 @@ def changes_page(*, actor: AbstractBaseUser, cursor: str | None, limit: int, lat
     ``latest``). Recorded as ``messaging.changes.list`` when it names anything."""
     now = timezone.now()
     if latest:
-        return ChangePage(changes=[], cursor=Cursor(_horizon() - 1, _END, now).encode(), more=False)
-    start = Cursor.decode(cursor) if cursor else Cursor(0, 0, now)
+        newest = Change.objects.order_by("-id").values_list("id", flat=True).first() or 0
+        return ChangePage(changes=[], cursor=Cursor(newest, now).encode(), more=False)
+    after = Cursor.decode(cursor).id if cursor else 0
     reader = reader_of(actor)
     if reader is None:  # auditors and non-members read no content, so hear of none
-        return ChangePage(changes=[], cursor=Cursor(start.txid, start.id, now).encode(), more=False)
-    # The horizon first, the page after: every change below it had committed (or never will) before the page's
-    # own snapshot, so the page holds all of them that come after the cursor.
-    horizon = _horizon()
-    params = {"agency": reader.agency_id, "user": reader.pk, "txid": start.txid, "id": start.id}
-    rows = fetch_all(_PAGE_SQL, {**params, "horizon": horizon, "limit": limit + 1})
+        return ChangePage(changes=[], cursor=Cursor(after, now).encode(), more=False)
+    rows = fetch_all(_PAGE_SQL, {"agency": reader.agency_id, "user": reader.pk, "after": after, "limit": limit + 1})
     more = len(rows) > limit
     rows = rows[:limit]
-    if more:
-        position = (rows[-1][0], rows[-1][1])
-    else:
-        # Every change before the horizon has been read: the next page starts there, whatever this one held.
-        position = max((start.txid, start.id), (horizon - 1, _END), *((row[0], row[1]) for row in rows[-1:]))
     entries = [
         ChangeEntry(kind=kind, at=at, item_id=item_id, consent_id=consent_id, rfi_id=rfi_id)
-        for _txid, _id, kind, at, item_id, consent_id, rfi_id in rows
+        for _id, kind, at, item_id, consent_id, rfi_id in rows
     ]
     if entries:
         record(
@@ -266,7 +264,7 @@ def changes_page(*, actor: AbstractBaseUser, cursor: str | None, limit: int, lat
             actor=actor,
             details={"count": len(entries), "kinds": sorted({entry.kind for entry in entries})},
         )
-    return ChangePage(changes=entries, cursor=Cursor(*position, now).encode(), more=more)
+    return ChangePage(changes=entries, cursor=Cursor(rows[-1][0] if rows else after, now).encode(), more=more)
 
 
 def changes_purge(*, now: datetime | None = None) -> int:

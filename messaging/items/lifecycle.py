@@ -56,7 +56,7 @@ from messaging.core.validation import (
     check_text,
 )
 from messaging.delivery.deliveries import deliveries_mark_read
-from messaging.delivery.feed import NOBODY, feed_follow
+from messaging.delivery.feed import FEED_LOCK_KEY, NOBODY, feed_follow
 from messaging.items.attachments import AttachmentSummary, attachment_summaries
 from messaging.models import (
     BODY_MAX_LENGTH,
@@ -136,14 +136,17 @@ _POST_ROWS_SQL = """
     ), grants AS (
         INSERT INTO messaging_itemcountrygrant (item_id, country_id, created_at)
         SELECT %(item)s, country, %(now)s FROM unnest(%(countries)s::text[]) AS country
+    ), feed_lock AS (
+        -- The change feed's writers' lock, taken before the changes' ids are (messaging.delivery.feed.feed_lock).
+        SELECT pg_advisory_xact_lock(%(feed_lock)s)
     ), told_agencies AS (
         INSERT INTO messaging_change (at, kind, agency_id, item_id)
-        SELECT %(now)s, 'item.visible', agency.id, %(item)s FROM agencies_agency agency
+        SELECT %(now)s, 'item.visible', agency.id, %(item)s FROM feed_lock, agencies_agency agency
         WHERE agency.id = %(originator)s OR agency.country_id = ANY(%(open_countries)s::text[])
             OR agency.id = ANY(%(restricted)s::integer[])
     ), told_people AS (
         INSERT INTO messaging_change (at, kind, user_id, item_id)
-        SELECT %(now)s, 'item.visible', person, %(item)s FROM unnest(%(named)s::integer[]) AS person
+        SELECT %(now)s, 'item.visible', person, %(item)s FROM feed_lock, unnest(%(named)s::integer[]) AS person
     )
     INSERT INTO messaging_itemread (item_id, user_id, first_read_at) VALUES (%(item)s, %(reader)s, %(now)s)
 """
@@ -284,6 +287,7 @@ def _grants_write(
                 "open_countries": [code for code in countries if code not in restricted],
                 "restricted": [agency.pk for agency in agencies],
                 "named": [membership.user_id for membership in named],
+                "feed_lock": FEED_LOCK_KEY,
             },
         )
     else:

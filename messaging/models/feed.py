@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
-from django.utils.deconstruct import deconstructible
 
 
 class ChangeKind(models.TextChoices):
@@ -29,27 +26,14 @@ class ChangeKind(models.TextChoices):
     RFI_CLOSED = "rfi.closed", "Request for information closed"
 
 
-@deconstructible(path="messaging.models.feed.CurrentTransaction")
-class CurrentTransaction(models.Func):
-    """The writing transaction's id, so a reader can stop short of any transaction still running: ordered by it, the
-    feed never skips a row that commits after a later one was already read (``messaging.delivery.feed``). SQLite,
-    whose writers take turns, gets 0 (the id alone orders its changes)."""
-
-    template = "(pg_current_xact_id()::text::bigint)"
-    output_field = models.BigIntegerField()
-
-    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
-        return "0", []
-
-
 class Change(models.Model):
     """One change, told to one audience: a whole agency (its members who may read content) or one person.
 
     Never content: the reader fetches what it names through the audited reads, which answer by what the reader may
-    see now. Kept ``ISN_FEED_RETENTION_DAYS``, then purged (in id order: ids and times rise together)."""
+    see now. Ids rise in the order the changes committed (``messaging.delivery.feed`` writes them under one lock).
+    Kept ``ISN_FEED_RETENTION_DAYS``, then purged (in id order: ids and times rise together)."""
 
     id = models.BigAutoField(primary_key=True)
-    txid = models.BigIntegerField(db_default=CurrentTransaction(), editable=False)
     at = models.DateTimeField(default=timezone.now)
     kind = models.CharField(max_length=24, choices=ChangeKind.choices)
     agency = models.ForeignKey("agencies.Agency", on_delete=models.CASCADE, null=True, related_name="+")
@@ -60,17 +44,15 @@ class Change(models.Model):
     rfi_id = models.UUIDField(null=True)
 
     class Meta:
-        ordering = ["txid", "id"]
+        ordering = ["id"]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(agency__isnull=True) ^ models.Q(user__isnull=True), name="change_one_audience"
             ),
         ]
         indexes = [
-            models.Index(
-                fields=["agency", "txid", "id"], condition=models.Q(agency__isnull=False), name="change_agency_idx"
-            ),
-            models.Index(fields=["user", "txid", "id"], condition=models.Q(user__isnull=False), name="change_user_idx"),
+            models.Index(fields=["agency", "id"], condition=models.Q(agency__isnull=False), name="change_agency_idx"),
+            models.Index(fields=["user", "id"], condition=models.Q(user__isnull=False), name="change_user_idx"),
         ]
 
     def __str__(self) -> str:

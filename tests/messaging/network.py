@@ -14,12 +14,10 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.db import connection
 from django.utils import timezone
 
 from agencies.models import AgencyKind, OfficeKind, Role
@@ -196,21 +194,3 @@ def run_outbox(kind: str | None = None) -> int:
 
 def notified(kind: str, **subject: Any) -> set[str]:
     return set(Notification.objects.filter(kind=kind, **subject).values_list("user__username", flat=True))
-
-
-def feed_settled(timeout: float = 60) -> None:
-    """Wait until every change written so far is readable from the feed: until no transaction that began before the
-    newest change is still running anywhere in the cluster (a feed page stops short of such a transaction). Another
-    test process's open transaction delays the feed by as long as it runs; this waits that out."""
-    deadline = time.monotonic() + timeout
-    with connection.cursor() as cursor:
-        while True:
-            cursor.execute(
-                "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
-                " > COALESCE((SELECT max(txid) FROM messaging_change), 0)"
-            )
-            if cursor.fetchone()[0]:
-                return
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the change feed did not settle within {timeout} s")
-            time.sleep(0.05)

@@ -1,13 +1,10 @@
 """``GET /api/v1/changes/``: ids, kinds and times for the caller only, an opaque cursor, a clear answer to a bad or
-expired one, nothing for an auditor, and changes written by a transaction still running never skipped.
-
-Transactional: the feed reads only what committed transactions wrote (``messaging.delivery.feed``)."""
+expired one, nothing for an auditor, and changes read in the order their acts committed (transactional, for that)."""
 
 from __future__ import annotations
 
 import base64
 import threading
-import uuid
 from datetime import timedelta
 
 import pytest
@@ -15,10 +12,10 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from messaging.delivery.feed import Cursor, changes_page, changes_purge
+from messaging.delivery.feed import Cursor, changes_page, changes_purge, feed_tell
 from messaging.items.changes import item_change, item_withdraw
 from messaging.models import Change, ChangeKind
-from tests.messaging.network import build_network, feed_settled, post_item
+from tests.messaging.network import build_network, post_item
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -31,7 +28,6 @@ def net():
 
 
 def _feed(api, user, **params):
-    feed_settled()
     api.force_authenticate(user)
     response = api.get(URL, params)
     return response
@@ -79,33 +75,41 @@ def test_other_callers_hear_only_of_their_own(api, net):
 
 
 def test_a_page_never_passes_a_change_whose_transaction_is_still_running(net):
-    """A change written by a long transaction that commits after a later one was read must still be read."""
+    """Changes are read in the order their acts commit: while one act holds its changes uncommitted, a later act's
+    changes wait for it, so a reader never sees the later one and then misses the earlier one."""
     reader = net.user("kh.officer")
-    slow, quick = uuid.uuid4(), uuid.uuid4()
+    first, second = (post_item(net.user("vn.officer"), countries=["VN", "KH"]) for _ in range(2))
     cursor = changes_page(actor=reader, cursor=None, limit=100).cursor
-    started, finish = threading.Event(), threading.Event()
+    holding, finish = threading.Event(), threading.Event()
+    told: list[str] = []
 
-    def slow_act():
+    def act(item, hold: bool) -> None:
         try:
             with transaction.atomic():
-                Change.objects.create(kind=ChangeKind.ITEM_VISIBLE, agency=net.kh, item_id=slow)
-                started.set()
-                finish.wait(20)
+                feed_tell(ChangeKind.ITEM_CHANGED, [net.kh.pk], subject=item, item_id=item.pk)
+                if hold:
+                    holding.set()
+                    finish.wait(20)
+            told.append(str(item.pk))
         finally:
             connection.close()
 
-    worker = threading.Thread(target=slow_act)
-    worker.start()
-    assert started.wait(20)
-    Change.objects.create(kind=ChangeKind.ITEM_VISIBLE, agency=net.kh, item_id=quick)  # began later, committed first
-    # The page stops short of both rather than pass the slow one by.
+    slow = threading.Thread(target=act, args=(first, True))
+    slow.start()
+    assert holding.wait(20)
+    quick = threading.Thread(target=act, args=(second, False))
+    quick.start()
+    quick.join(1)
+    # The later act waits for the earlier one's commit; the reader sees neither yet.
+    assert quick.is_alive()
     page = changes_page(actor=reader, cursor=cursor, limit=100)
     assert page.changes == []
     finish.set()
-    worker.join(20)
-    feed_settled()
+    slow.join(20)
+    quick.join(20)
+    assert told == [str(first.pk), str(second.pk)]
     page = changes_page(actor=reader, cursor=page.cursor, limit=100)
-    assert [change.item_id for change in page.changes] == [slow, quick]
+    assert [change.item_id for change in page.changes] == [first.pk, second.pk]
 
 
 def test_a_bad_cursor_is_a_clear_400_and_an_expired_one_a_410(api, net):
@@ -114,23 +118,23 @@ def test_a_bad_cursor_is_a_clear_400_and_an_expired_one_a_410(api, net):
     assert bad["Content-Type"] == "application/problem+json"
     assert bad.json()["code"] == "invalid_cursor"
 
-    old = Cursor(1, 1, timezone.now() - timedelta(days=31)).encode()
+    old = Cursor(1, timezone.now() - timedelta(days=31)).encode()
     expired = _feed(api, net.user("kh.officer"), cursor=old)
     assert expired.status_code == 410
     assert expired.json()["code"] == "cursor_expired"
     assert "start=latest" in expired.json()["detail"]
 
-    both = _feed(api, net.user("kh.officer"), cursor=Cursor(1, 1, timezone.now()).encode(), start="latest")
+    both = _feed(api, net.user("kh.officer"), cursor=Cursor(1, timezone.now()).encode(), start="latest")
     assert both.status_code == 400
     assert "start" in both.json()["errors"]["fields"]
-    forged = base64.urlsafe_b64encode(b"1.-5.3.1796302601").decode()
+    forged = base64.urlsafe_b64encode(b"2.-5.1796302601").decode()
     assert _feed(api, net.user("kh.officer"), cursor=forged).json()["code"] == "invalid_cursor"
     assert _feed(api, net.user("kh.officer"), limit=0).status_code == 400
 
 
 def test_a_cursor_stays_good_for_thirty_days_and_changes_are_kept_longer(api, net, settings):
     item = post_item(net.user("vn.officer"), countries=["VN", "KH"])
-    month_old = Cursor(0, 0, timezone.now() - timedelta(days=29, hours=23)).encode()
+    month_old = Cursor(0, timezone.now() - timedelta(days=29, hours=23)).encode()
     Change.objects.update(at=timezone.now() - timedelta(days=34))
     assert changes_purge() == 0
     page = _feed(api, net.user("kh.officer"), cursor=month_old).json()

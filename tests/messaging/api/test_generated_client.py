@@ -31,7 +31,7 @@ from agencies.models import ApiKeyScope, Role
 from messaging.items.attachments import TEXT_TYPE
 from tests.factories import MembershipFactory, UserFactory
 from tests.messaging.conftest import api_payload
-from tests.messaging.network import build_network, feed_settled, run_outbox
+from tests.messaging.network import build_network, run_outbox
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -152,7 +152,6 @@ def test_agency_systems_share_through_the_generated_client(generated, system):
     run_outbox()  # routing, as the worker would
 
     # Cambodia's feed names both items (once each, though one was posted twice), oldest first, without content.
-    feed_settled()
     changes = _ok(feed.sync_detailed(client=kh, cursor=kh_cursor), 200)
     assert [(c.kind, c.item) for c in changes.results] == [
         (models.ChangeKindEnum.ITEM_VISIBLE, posted[0].id),
@@ -209,7 +208,6 @@ def test_agency_systems_share_through_the_generated_client(generated, system):
     # Viet Nam's system hears, from its own feed, of Cambodia's acknowledgement, consent request and question.
     vn_kinds = []
     cursor = types.UNSET
-    feed_settled()
     while True:
         page = _ok(feed.sync_detailed(client=vn, cursor=cursor, limit=2), 200)
         vn_kinds += [change.kind for change in page.results]

@@ -25,7 +25,7 @@ from messaging.models import ChangeKind, Item, ItemStatus
 from messaging.selectors.items import item_get, items_visible_to
 from messaging.sharing.consents import consent_decline, consent_grant, consent_request_create
 from messaging.sharing.forwards import item_forward
-from tests.messaging.network import build_sharing, feed_settled, post_item, run_outbox
+from tests.messaging.network import build_sharing, post_item, run_outbox
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -45,7 +45,6 @@ class System:
         self.kinds: set[str] = set()
 
     def sync(self) -> None:
-        feed_settled()
         while True:
             page = changes_page(actor=self.caller, cursor=self.cursor, limit=7)
             for change in page.changes:
