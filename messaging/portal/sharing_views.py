@@ -75,6 +75,8 @@ from messaging.sharing.consents import (
     consent_list,
     consent_read,
     consent_request_create,
+    decision_refusal,
+    may_decide,
 )
 from messaging.sharing.forwards import item_forward, item_forwards_view
 
@@ -262,7 +264,9 @@ def consents_page(request: HttpRequest) -> HttpResponse:
     waiting: list[ConsentRequest] = []
     if decider:
         waiting = list(
-            visible.filter(status=ConsentStatus.PENDING, item__originator_agency_id=agency)[:CONSENTS_PER_SECTION]
+            visible.filter(status=ConsentStatus.PENDING, item__originator_agency_id=agency).exclude(
+                requester_user=request.user  # four eyes: someone else decides what they asked for
+            )[:CONSENTS_PER_SECTION]
         )
     about_ours = list(
         chosen.filter(item__originator_agency_id=agency).exclude(pk__in=[c.pk for c in waiting])[:CONSENTS_PER_SECTION]
@@ -280,11 +284,6 @@ def consents_page(request: HttpRequest) -> HttpResponse:
     return render(request, "messaging/consents/list.html", context)
 
 
-def _may_decide(membership: Membership, consent: ConsentRequest) -> bool:
-    """Whether the viewer decides for the originating agency (the service checks again)."""
-    return membership.agency_id == consent.item.originator_agency_id and membership.role in DECIDING_ROLES
-
-
 def _consent_page(
     request: HttpRequest, consent_id: Any, decline_form: ConsentDeclineForm | None = None
 ) -> HttpResponse:
@@ -292,7 +291,7 @@ def _consent_page(
     view = consent_read(actor=request.user, consent_id=consent_id)
     consent = view.consent
     pending = consent.status == ConsentStatus.PENDING
-    deciding = _may_decide(membership, consent)
+    deciding = may_decide(membership, consent)
     context = {
         "view": view,
         "consent": consent,
@@ -332,10 +331,9 @@ def consent_decline_view(request: HttpRequest, consent_id: Any) -> HttpResponse:
     membership = _membership(request)
     # Refused before the reason is judged: someone who may not decide learns nothing from the form's errors.
     consent = consent_get(request.user, consent_id=consent_id)
-    if not _may_decide(membership, consent):
-        raise DomainPermissionDenied(
-            "Only a supervisor or national focal point of the originating agency may decide on a consent request."
-        )
+    refusal = decision_refusal(membership, consent)
+    if refusal:
+        raise DomainPermissionDenied(refusal)
     form = ConsentDeclineForm(request.POST)
     if not form.is_valid():
         return _consent_page(request, consent_id, decline_form=form)

@@ -105,9 +105,11 @@ def _deciders(agency_id: int, roles: Iterable[str] = (Role.SUPERVISOR,)) -> list
     return list(content_people().filter(agency_id=agency_id, role__in=list(roles)).values_list("user_id", flat=True))
 
 
-def _supervisors_of(agency_id: int) -> list[int]:
-    """Who is asked to decide: the agency's supervisors, or its national focal points when it has no supervisor."""
-    return _deciders(agency_id) or _deciders(agency_id, (Role.NATIONAL_FOCAL_POINT,))
+def _supervisors_of(agency_id: int, *, requester_id: int | None) -> list[int]:
+    """Who is asked to decide: the agency's supervisors, or its national focal points when it has none; never the
+    person who asked (four eyes), so when they are the only supervisor the focal points are asked."""
+    supervisors = [pk for pk in _deciders(agency_id) if pk != requester_id]
+    return supervisors or [pk for pk in _deciders(agency_id, (Role.NATIONAL_FOCAL_POINT,)) if pk != requester_id]
 
 
 def _requester(consent: ConsentRequest) -> list[int]:
@@ -171,7 +173,9 @@ def consent_request_create(
     )
     feed_tell_consent(ChangeKind.CONSENT_REQUESTED, consent)
     notified = notify_people(
-        kind=NotificationKind.CONSENT_REQUESTED, user_ids=_supervisors_of(item.originator_agency_id), consent=consent
+        kind=NotificationKind.CONSENT_REQUESTED,
+        user_ids=_supervisors_of(item.originator_agency_id, requester_id=actor.pk),
+        consent=consent,
     )
     record(
         action="messaging.consent.request",
@@ -189,17 +193,40 @@ def consent_request_create(
     return ConsentView(consent=consent, justification=justification)
 
 
+ONLY_DECIDERS = "Only a supervisor or national focal point of the originating agency may decide on a consent request."
+FOUR_EYES = (
+    "You asked for it, so you cannot decide on it (four eyes): another supervisor or national focal point of the "
+    "originating agency decides. You may cancel it."
+)
+
+
+def may_decide(membership: Membership | None, consent: ConsentRequest) -> bool:
+    """Whether this member decides on the request: a supervisor or national focal point of the originating agency,
+    and not the person who asked for it (four eyes)."""
+    return (
+        membership is not None
+        and membership.agency_id == consent.item.originator_agency_id
+        and membership.role in DECIDING_ROLES
+        and membership.user_id != consent.requester_user_id
+    )
+
+
+def decision_refusal(membership: Membership | None, consent: ConsentRequest) -> str:
+    """Why this member may not decide on the request, in words they can act on ("" when they may)."""
+    if may_decide(membership, consent):
+        return ""
+    if membership is not None and membership.user_id == consent.requester_user_id:
+        return FOUR_EYES
+    return ONLY_DECIDERS
+
+
 def _decider(actor: Actor, consent: ConsentRequest) -> Membership:
-    """The actor when they may decide for the originating agency (a supervisor or national focal point of it)."""
+    """The actor when they may decide for the originating agency (a supervisor or national focal point of it who
+    did not ask for the request themselves)."""
     membership = content_membership(actor)
-    if (
-        membership is None
-        or membership.agency_id != consent.item.originator_agency_id
-        or membership.role not in DECIDING_ROLES
-    ):
-        raise PermissionDenied(
-            "Only a supervisor or national focal point of the originating agency may decide on a consent request."
-        )
+    refusal = decision_refusal(membership, consent)
+    if refusal or membership is None:
+        raise PermissionDenied(refusal or ONLY_DECIDERS)
     return membership
 
 
@@ -434,7 +461,7 @@ def _consent_escalate(*, consent_id: uuid.UUID, now: datetime) -> bool:
     item = consent.item
     if level == REMINDED:
         kind, action = NotificationKind.CONSENT_REMINDER, "messaging.consent.remind"
-        users = _supervisors_of(item.originator_agency_id)
+        users = _supervisors_of(item.originator_agency_id, requester_id=consent.requester_user_id)
     else:
         kind, action = NotificationKind.CONSENT_ESCALATED, "messaging.consent.escalate"
         release = release_of(item)
