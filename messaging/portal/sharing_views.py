@@ -76,6 +76,7 @@ from messaging.sharing.consents import (
     consent_read,
     consent_request_create,
     decision_refusal,
+    known_holders,
     may_decide,
 )
 from messaging.sharing.forwards import item_forward, item_forwards_view
@@ -146,9 +147,10 @@ def forward_form(viewer: AbstractBaseUser, membership: Membership, item: Item, d
 
 
 def consent_form(viewer: AbstractBaseUser, membership: Membership, item: Item, data: Any = None) -> ConsentRequestForm:
-    """Ask consent for a country the item is not released to (optionally one of its agencies)."""
-    released = released_countries(item) | {membership.agency.country_id, item.originator_country}
-    countries = [code for code in countries_visible_to(viewer).values_list("code", flat=True) if code not in released]
+    """Ask consent for any country but those the viewer knows hold the item (optionally one of its agencies): for a
+    recipient every other country, released or not, as the service takes them all alike."""
+    known = known_holders(viewer, item, membership)
+    countries = [code for code in countries_visible_to(viewer).values_list("code", flat=True) if code not in known]
     agencies = agencies_visible_to(viewer).filter(country_id__in=countries).order_by("country_id", "short_name")
     return ConsentRequestForm(data, countries=countries, agencies=agencies)
 
@@ -292,14 +294,17 @@ def _consent_page(
     consent = view.consent
     pending = consent.status == ConsentStatus.PENDING
     deciding = may_decide(membership, consent)
+    originator = membership.agency_id == consent.item.originator_agency_id
     context = {
         "view": view,
         "consent": consent,
         "item": consent.item,
         "is_requester": membership.agency_id == consent.requester_agency_id,
-        "is_originator": membership.agency_id == consent.item.originator_agency_id,
+        "is_originator": originator,
         "can_decide": pending and deciding,
         "can_cancel": pending and membership.agency_id == consent.requester_agency_id,
+        # For the originating agency only, which sees its release anyway: the asker could not know.
+        "already_released": originator and consent.target_country_id in released_countries(consent.item),
         "decline_form": decline_form or ConsentDeclineForm(),
     }
     return render(request, "messaging/consents/detail.html", context, status=400 if decline_form else 200)

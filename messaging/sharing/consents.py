@@ -63,7 +63,7 @@ from messaging.models import (
     OutboxKind,
     Priority,
 )
-from messaging.selectors.items import item_get
+from messaging.selectors.items import is_originator, item_get, released_countries
 from messaging.selectors.sharing import CONSENT_NOT_FOUND, consent_get
 
 if TYPE_CHECKING:
@@ -116,6 +116,16 @@ def _requester(consent: ConsentRequest) -> list[int]:
     return list(content_people().filter(user_id=consent.requester_user_id).values_list("user_id", flat=True))
 
 
+def known_holders(viewer: Actor, item: Item, membership: Membership) -> set[str]:
+    """The countries the viewer knows hold the item: their own and the originator's, and for the originating agency
+    the whole release. A request for any other country is taken whether or not it is released, so that asking
+    tells a recipient nothing about the release."""
+    countries = {membership.agency.country_id, item.originator_country}
+    if is_originator(viewer, item):
+        countries |= released_countries(item)
+    return countries
+
+
 @fails_closed
 @transaction.atomic
 def consent_request_create(
@@ -149,10 +159,13 @@ def consent_request_create(
     justification = text_checked(
         "justification", justification, limit=CONSENT_TEXT_MAX_LENGTH, summary="The consent request was not stored."
     )
-    if ItemCountryGrant.objects.filter(item=item, country=country).exists():
+    if code in known_holders(actor, item, membership):
         raise Conflict(f"This item is already released to {code}.")
-    if ConsentRequest.objects.filter(item=item, target_country=country, status=ConsentStatus.PENDING).exists():
-        raise Conflict(f"A request to share this item with {code} is already waiting for a decision.")
+    # Only the asking agency's own requests count: another agency's would not be the caller's to know of.
+    if ConsentRequest.objects.filter(
+        item=item, target_country=country, requester_agency=membership.agency, status=ConsentStatus.PENDING
+    ).exists():
+        raise Conflict(f"Your agency's request to share this item with {code} is already waiting for a decision.")
     now = timezone.now()
     consent_id = uuid.uuid4()
     data_key = item_data_key(item, membership.agency.country_id)
@@ -249,25 +262,30 @@ def consent_grant(*, actor: Actor, consent_id: object) -> ConsentView:
     if item.status != ItemStatus.ACTIVE:
         raise Conflict(f"This item is {item.status}; it can no longer be shared.")
     country = consent.target_country_id
-    if ItemCountryGrant.objects.filter(item=item, country_id=country).exists():
-        raise Conflict(f"This item is already released to {country}.")
-    data_key = item_data_key(item, item.originator_country)
+    # Asked by someone who could not know the country holds it already: approving adds nothing, and the release
+    # stays the originator's own (a cut-off of this request takes nothing from it).
+    already_released = ItemCountryGrant.objects.filter(item=item, country_id=country).exists()
     before = audience_of(item)
-    item_key_wrap(item, data_key, country)
-    ItemCountryGrant.objects.create(item=item, country_id=country, consent=consent)
-    if consent.target_agency_id is not None:
-        ItemAgencyGrant.objects.create(
-            item=item, agency_id=consent.target_agency_id, country_id=country, consent=consent
-        )
+    if not already_released:
+        data_key = item_data_key(item, item.originator_country)
+        item_key_wrap(item, data_key, country)
+        ItemCountryGrant.objects.create(item=item, country_id=country, consent=consent)
+        if consent.target_agency_id is not None:
+            ItemAgencyGrant.objects.create(
+                item=item, agency_id=consent.target_agency_id, country_id=country, consent=consent
+            )
     consent.status = ConsentStatus.APPROVED
     consent.decided_by = actor
     consent.decided_at = timezone.now()
     consent.save(update_fields=["status", "decided_by", "decided_at"])
     feed_follow(item, before)
     feed_tell_consent(ChangeKind.CONSENT_GRANTED, consent)
-    outbox_add(
-        kind=OutboxKind.CONSENT_DELIVER, item=item, payload={"item_id": str(item.pk), "consent_id": str(consent.pk)}
-    )
+    if not already_released:
+        outbox_add(
+            kind=OutboxKind.CONSENT_DELIVER,
+            item=item,
+            payload={"item_id": str(item.pk), "consent_id": str(consent.pk)},
+        )
     notified = notify_people(kind=NotificationKind.CONSENT_APPROVED, user_ids=_requester(consent), consent=consent)
     record(
         action="messaging.consent.approve",
@@ -278,6 +296,7 @@ def consent_grant(*, actor: Actor, consent_id: object) -> ConsentView:
             "item_id": str(item.pk),
             "target_country": country,
             "target_agency": consent.target_agency_id,
+            "already_released": already_released,
             "notified_users": notified,
         },
     )
