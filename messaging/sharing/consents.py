@@ -487,12 +487,16 @@ def _consent_escalate(*, consent_id: uuid.UUID, now: datetime) -> bool:
         focal_points = content_people().filter(
             agency__country_id=item.originator_country, role=Role.NATIONAL_FOCAL_POINT
         )
-        # Only those who may see the item itself: a focal point of an agency the release leaves out is not told.
+        # Only those who may see the item itself: a focal point of an agency the release leaves out is not told;
+        # nor the one who asked (four eyes).
         users = [
             user_id
             for user_id, agency_id in focal_points.values_list("user_id", "agency_id")
-            if agency_id == item.originator_agency_id
-            or release.person_may_see(user_id, agency_id, item.originator_country)
+            if user_id != consent.requester_user_id
+            and (
+                agency_id == item.originator_agency_id
+                or release.person_may_see(user_id, agency_id, item.originator_country)
+            )
         ]
     notified = notify_people(kind=kind, user_ids=users, consent=consent)
     consent.escalation_level = level

@@ -3,6 +3,7 @@ the services, the API or the portal; the refusal is recorded like every refused 
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -12,7 +13,12 @@ from rest_framework.test import APIClient
 from audit.models import AuditEvent, Outcome
 from isn.errors import PermissionDenied
 from messaging.models import ConsentStatus, ItemCountryGrant, ItemKey, NotificationKind
-from messaging.sharing.consents import consent_decline, consent_grant, consent_request_create
+from messaging.sharing.consents import (
+    consent_decline,
+    consent_grant,
+    consent_request_create,
+    consents_escalate_due,
+)
 from tests.auth import sign_in
 from tests.messaging.network import Sharing, build_sharing, notified, post_item
 
@@ -65,6 +71,19 @@ def test_the_requester_cannot_approve_or_decline_their_own_request(s, own_reques
 def test_the_requester_is_not_asked_to_decide_their_own_request(s, own_request):
     assert "vn.supervisor" not in notified(NotificationKind.CONSENT_REQUESTED, consent=own_request)
     assert "vn.focal" in notified(NotificationKind.CONSENT_REQUESTED, consent=own_request)
+
+
+def test_reminders_and_escalation_pass_over_the_requester(s):
+    item = post_item(s.user("vn.officer"), countries=["VN", "KH"])
+    consent = consent_request_create(
+        actor=s.user("vn.focal"), item_id=item.pk, target_country="TH", justification=JUSTIFICATION
+    ).consent
+    assert consents_escalate_due(now=consent.due_at + timedelta(seconds=1)) == 1
+    later = consent.due_at + (consent.due_at - consent.created_at) + timedelta(seconds=1)
+    assert consents_escalate_due(now=later) == 1
+    assert notified(NotificationKind.CONSENT_REMINDER, consent=consent) == {"vn.supervisor"}
+    assert "vn.focal" not in notified(NotificationKind.CONSENT_ESCALATED, consent=consent)
+    assert [e.details["level"] for e in AuditEvent.objects.filter(action="messaging.consent.escalate")] == [2]
 
 
 def test_api_refuses_self_approval_with_403_and_records_the_refusal(s, own_request):
