@@ -29,7 +29,7 @@ from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 import isn.audit
-from isn.errors import ApplicationError
+from isn.errors import ApplicationError, Probed
 from isn.errors import NotFound as DomainNotFound
 from isn.errors import PermissionDenied as DomainPermissionDenied
 from isn.problems import PROBLEM_CONTENT_TYPE, problem
@@ -78,6 +78,9 @@ def _denial_reason(exc: Exception, context: dict[str, Any]) -> str | None:
     # refusal. A list's "invalid page" 404 names no object and is not.
     if isinstance(exc, Http404 | exceptions.NotFound | DomainNotFound) and context.get("kwargs"):
         return "not_found"
+    # An object named in the body (the item of a consent request, say) that the caller may not see.
+    if isinstance(exc, DomainNotFound) and exc.probed is not None:
+        return "not_found"
     return None
 
 
@@ -88,7 +91,7 @@ def _target_type(view: Any) -> str:
     return model._meta.label_lower if model is not None else ""
 
 
-def _record_denial(reason: str, context: dict[str, Any]) -> None:
+def _record_denial(reason: str, context: dict[str, Any], probed: Probed | None = None) -> None:
     request: Request | None = context.get("request")
     view = context.get("view")
     if request is None:
@@ -108,14 +111,19 @@ def _record_denial(reason: str, context: dict[str, Any]) -> None:
     if looked_up and not _PLAIN_ID.match(looked_up):
         details["lookup"] = looked_up
         looked_up = ""
+    target_type = _target_type(view) if lookup in kwargs else ""
+    if probed is not None:  # the service knows what was looked for, and whose it is
+        target_type, looked_up = probed.type, probed.id
     # A denial has no act to roll back and must outlive whatever the view did: its own transaction.
     with transaction.atomic():
         isn.audit.record(
             action="access.denied",
             actor=request.user,
             outcome="denied",
-            target_type=_target_type(view) if lookup in kwargs else "",
+            target_type=target_type,
             target_id=looked_up,
+            # Filed under the country whose object it was, so that its national auditors see who probed it.
+            target_country=probed.country if probed is not None else "",
             details=details,
         )
 
@@ -124,7 +132,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     """Every error as problem details: ApplicationError by its status and code, DRF's by theirs; denials audited."""
     reason = _denial_reason(exc, context)
     if reason is not None:
-        _record_denial(reason, context)
+        _record_denial(reason, context, exc.probed if isinstance(exc, DomainNotFound) else None)
     if isinstance(exc, ApplicationError):
         response = Response(problem(exc.status, code=exc.code, detail=exc.message, errors=exc.extra), status=exc.status)
     elif isinstance(exc, RequestDataTooBig):

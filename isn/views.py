@@ -20,7 +20,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views import defaults
 
 import isn.audit
-from isn.errors import ApplicationError, NotFound
+from isn.errors import ApplicationError, NotFound, Probed
 from isn.errors import PermissionDenied as DomainPermissionDenied
 
 # What a person is told when a service refuses, by the error's code; the service's own (English) message follows as
@@ -40,8 +40,9 @@ def domain_error_response(request: HttpRequest, error: ApplicationError, **view_
     """A domain error as a page: not found and refused as Django's 404 and 403 (both audited), anything else as a
     friendly message with the error's status."""
     if isinstance(error, NotFound):
-        if view_kwargs:  # a refused look at one object, like the API's: the repeated-denials flag counts these
-            _record_denial(request, "not_found")
+        # A refused look at one object, like the API's: the repeated-denials flag counts these.
+        if view_kwargs or error.probed is not None:
+            _record_denial(request, "not_found", error.probed)
         raise Http404(error.message)
     if isinstance(error, DomainPermissionDenied):
         raise DjangoPermissionDenied(error.message)
@@ -90,7 +91,7 @@ class PasswordChangeView(auth_views.PasswordChangeView):
         return response
 
 
-def _record_denial(request: HttpRequest, reason: str) -> None:
+def _record_denial(request: HttpRequest, reason: str, probed: Probed | None = None) -> None:
     match = request.resolver_match
     # A denial has no act to roll back: its own transaction. Refused before authentication ran: anonymous.
     with transaction.atomic():
@@ -98,6 +99,10 @@ def _record_denial(request: HttpRequest, reason: str) -> None:
             action="access.denied",
             actor=getattr(request, "user", None) or AnonymousUser(),
             outcome="denied",
+            # What was looked for, filed under the country whose it is, so that its national auditors see the probe.
+            target_type=probed.type if probed is not None else "",
+            target_id=probed.id if probed is not None else "",
+            target_country=probed.country if probed is not None else "",
             details={
                 "reason": reason,
                 "method": request.method,

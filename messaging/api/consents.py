@@ -53,7 +53,11 @@ class ConsentFilter(django_filters.FilterSet):
 class ConsentCreateSerializer(serializers.Serializer):
     item = serializers.UUIDField(help_text="The item to share: one you may read.")
     target_country = serializers.ChoiceField(
-        choices=CountryCode.choices, help_text="A member country the item is not released to."
+        choices=CountryCode.choices,
+        help_text=(
+            "Any member country but yours and the originator's: one the item is released to already is taken like any "
+            "other (only the originating agency sees the release)."
+        ),
     )
     target_agency = serializers.IntegerField(
         min_value=1,

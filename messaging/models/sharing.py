@@ -91,10 +91,11 @@ class ConsentRequest(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
+            # Per asking agency: whether another agency asked too is not the asker's to know.
             models.UniqueConstraint(
-                fields=["item", "target_country"],
+                fields=["item", "target_country", "requester_agency"],
                 condition=models.Q(status="pending"),
-                name="consent_one_pending_per_country",
+                name="consent_one_pending_per_agency_country",
             ),
         ]
         indexes = [

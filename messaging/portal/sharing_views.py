@@ -75,6 +75,9 @@ from messaging.sharing.consents import (
     consent_list,
     consent_read,
     consent_request_create,
+    decision_refusal,
+    known_holders,
+    may_decide,
 )
 from messaging.sharing.forwards import item_forward, item_forwards_view
 
@@ -144,9 +147,10 @@ def forward_form(viewer: AbstractBaseUser, membership: Membership, item: Item, d
 
 
 def consent_form(viewer: AbstractBaseUser, membership: Membership, item: Item, data: Any = None) -> ConsentRequestForm:
-    """Ask consent for a country the item is not released to (optionally one of its agencies)."""
-    released = released_countries(item) | {membership.agency.country_id, item.originator_country}
-    countries = [code for code in countries_visible_to(viewer).values_list("code", flat=True) if code not in released]
+    """Ask consent for any country but those the viewer knows hold the item (optionally one of its agencies): for a
+    recipient every other country, released or not, as the service takes them all alike."""
+    known = known_holders(viewer, item, membership)
+    countries = [code for code in countries_visible_to(viewer).values_list("code", flat=True) if code not in known]
     agencies = agencies_visible_to(viewer).filter(country_id__in=countries).order_by("country_id", "short_name")
     return ConsentRequestForm(data, countries=countries, agencies=agencies)
 
@@ -262,7 +266,9 @@ def consents_page(request: HttpRequest) -> HttpResponse:
     waiting: list[ConsentRequest] = []
     if decider:
         waiting = list(
-            visible.filter(status=ConsentStatus.PENDING, item__originator_agency_id=agency)[:CONSENTS_PER_SECTION]
+            visible.filter(status=ConsentStatus.PENDING, item__originator_agency_id=agency).exclude(
+                requester_user=request.user  # four eyes: someone else decides what they asked for
+            )[:CONSENTS_PER_SECTION]
         )
     about_ours = list(
         chosen.filter(item__originator_agency_id=agency).exclude(pk__in=[c.pk for c in waiting])[:CONSENTS_PER_SECTION]
@@ -280,11 +286,6 @@ def consents_page(request: HttpRequest) -> HttpResponse:
     return render(request, "messaging/consents/list.html", context)
 
 
-def _may_decide(membership: Membership, consent: ConsentRequest) -> bool:
-    """Whether the viewer decides for the originating agency (the service checks again)."""
-    return membership.agency_id == consent.item.originator_agency_id and membership.role in DECIDING_ROLES
-
-
 def _consent_page(
     request: HttpRequest, consent_id: Any, decline_form: ConsentDeclineForm | None = None
 ) -> HttpResponse:
@@ -292,15 +293,18 @@ def _consent_page(
     view = consent_read(actor=request.user, consent_id=consent_id)
     consent = view.consent
     pending = consent.status == ConsentStatus.PENDING
-    deciding = _may_decide(membership, consent)
+    deciding = may_decide(membership, consent)
+    originator = membership.agency_id == consent.item.originator_agency_id
     context = {
         "view": view,
         "consent": consent,
         "item": consent.item,
         "is_requester": membership.agency_id == consent.requester_agency_id,
-        "is_originator": membership.agency_id == consent.item.originator_agency_id,
+        "is_originator": originator,
         "can_decide": pending and deciding,
         "can_cancel": pending and membership.agency_id == consent.requester_agency_id,
+        # For the originating agency only, which sees its release anyway: the asker could not know.
+        "already_released": originator and consent.target_country_id in released_countries(consent.item),
         "decline_form": decline_form or ConsentDeclineForm(),
     }
     return render(request, "messaging/consents/detail.html", context, status=400 if decline_form else 200)
@@ -332,10 +336,9 @@ def consent_decline_view(request: HttpRequest, consent_id: Any) -> HttpResponse:
     membership = _membership(request)
     # Refused before the reason is judged: someone who may not decide learns nothing from the form's errors.
     consent = consent_get(request.user, consent_id=consent_id)
-    if not _may_decide(membership, consent):
-        raise DomainPermissionDenied(
-            "Only a supervisor or national focal point of the originating agency may decide on a consent request."
-        )
+    refusal = decision_refusal(membership, consent)
+    if refusal:
+        raise DomainPermissionDenied(refusal)
     form = ConsentDeclineForm(request.POST)
     if not form.is_valid():
         return _consent_page(request, consent_id, decline_form=form)

@@ -23,7 +23,7 @@ from django.db.models.functions import Coalesce
 
 from agencies.models import Agency
 from audit.models import AuditEvent
-from isn.errors import NotFound, PermissionDenied
+from isn.errors import NotFound, PermissionDenied, Probed
 from messaging.core.people import (
     Reader,
     content_membership,
@@ -141,12 +141,23 @@ def parse_item_id(value: object) -> uuid.UUID:
         raise NotFound(NOT_FOUND_MESSAGE) from None
 
 
+def item_not_found(item_id: object) -> NotFound:
+    """The answer for an item the caller may not see: the very answer an id that names nothing gets. Only for the
+    record of the refusal, it names the item and, when it exists, its originating country (one lookup by primary key,
+    made for a hidden and an absent item alike), so that country's national auditors see who probed it."""
+    pk = parse_item_id(item_id)
+    country = Item.objects.filter(pk=pk).values_list("originator_country", flat=True).first()
+    return NotFound(NOT_FOUND_MESSAGE, probed=Probed(type=Item._meta.label_lower, id=str(pk), country=country or ""))
+
+
 def item_get_for_reading(viewer: Viewer | Reader, *, item_id: object) -> Item:
     """``item_get`` plus, in the same query, the viewer's own country's wrapped key (``viewer_wrapped_key``,
     ``viewer_kek_version``, None when shredded), whether the viewer has opened it before (``viewer_has_read``) and
     whether it has attachments at all (``has_attachments``):
     a detail read is the hottest path, and each round trip saved is one a reader does not wait for."""
-    reader = reader_required(viewer)
+    reader = reader_of(viewer)
+    if reader is None:
+        raise item_not_found(item_id)
     own_key = ItemKey.objects.filter(item=OuterRef("pk"), country_id=reader.country)
     items = (
         items_visible_to(reader)
@@ -160,7 +171,7 @@ def item_get_for_reading(viewer: Viewer | Reader, *, item_id: object) -> Item:
     )
     item = items.filter(pk=parse_item_id(item_id)).first()
     if item is None:
-        raise NotFound(NOT_FOUND_MESSAGE)
+        raise item_not_found(item_id)
     return item
 
 
@@ -171,7 +182,7 @@ def item_get(viewer: Viewer | Reader, *, item_id: object, for_update: bool = Fal
         items = items.select_for_update(of=("self",))
     item = items.filter(pk=parse_item_id(item_id)).first()
     if item is None:
-        raise NotFound(NOT_FOUND_MESSAGE)
+        raise item_not_found(item_id)
     return item
 
 

@@ -63,7 +63,7 @@ from messaging.models import (
     OutboxKind,
     Priority,
 )
-from messaging.selectors.items import item_get
+from messaging.selectors.items import is_originator, item_get, released_countries
 from messaging.selectors.sharing import CONSENT_NOT_FOUND, consent_get
 
 if TYPE_CHECKING:
@@ -105,13 +105,25 @@ def _deciders(agency_id: int, roles: Iterable[str] = (Role.SUPERVISOR,)) -> list
     return list(content_people().filter(agency_id=agency_id, role__in=list(roles)).values_list("user_id", flat=True))
 
 
-def _supervisors_of(agency_id: int) -> list[int]:
-    """Who is asked to decide: the agency's supervisors, or its national focal points when it has no supervisor."""
-    return _deciders(agency_id) or _deciders(agency_id, (Role.NATIONAL_FOCAL_POINT,))
+def _supervisors_of(agency_id: int, *, requester_id: int | None) -> list[int]:
+    """Who is asked to decide: the agency's supervisors, or its national focal points when it has none; never the
+    person who asked (four eyes), so when they are the only supervisor the focal points are asked."""
+    supervisors = [pk for pk in _deciders(agency_id) if pk != requester_id]
+    return supervisors or [pk for pk in _deciders(agency_id, (Role.NATIONAL_FOCAL_POINT,)) if pk != requester_id]
 
 
 def _requester(consent: ConsentRequest) -> list[int]:
     return list(content_people().filter(user_id=consent.requester_user_id).values_list("user_id", flat=True))
+
+
+def known_holders(viewer: Actor, item: Item, membership: Membership) -> set[str]:
+    """The countries the viewer knows hold the item: their own and the originator's, and for the originating agency
+    the whole release. A request for any other country is taken whether or not it is released, so that asking
+    tells a recipient nothing about the release."""
+    countries = {membership.agency.country_id, item.originator_country}
+    if is_originator(viewer, item):
+        countries |= released_countries(item)
+    return countries
 
 
 @fails_closed
@@ -147,10 +159,13 @@ def consent_request_create(
     justification = text_checked(
         "justification", justification, limit=CONSENT_TEXT_MAX_LENGTH, summary="The consent request was not stored."
     )
-    if ItemCountryGrant.objects.filter(item=item, country=country).exists():
+    if code in known_holders(actor, item, membership):
         raise Conflict(f"This item is already released to {code}.")
-    if ConsentRequest.objects.filter(item=item, target_country=country, status=ConsentStatus.PENDING).exists():
-        raise Conflict(f"A request to share this item with {code} is already waiting for a decision.")
+    # Only the asking agency's own requests count: another agency's would not be the caller's to know of.
+    if ConsentRequest.objects.filter(
+        item=item, target_country=country, requester_agency=membership.agency, status=ConsentStatus.PENDING
+    ).exists():
+        raise Conflict(f"Your agency's request to share this item with {code} is already waiting for a decision.")
     now = timezone.now()
     consent_id = uuid.uuid4()
     data_key = item_data_key(item, membership.agency.country_id)
@@ -171,7 +186,9 @@ def consent_request_create(
     )
     feed_tell_consent(ChangeKind.CONSENT_REQUESTED, consent)
     notified = notify_people(
-        kind=NotificationKind.CONSENT_REQUESTED, user_ids=_supervisors_of(item.originator_agency_id), consent=consent
+        kind=NotificationKind.CONSENT_REQUESTED,
+        user_ids=_supervisors_of(item.originator_agency_id, requester_id=actor.pk),
+        consent=consent,
     )
     record(
         action="messaging.consent.request",
@@ -189,17 +206,40 @@ def consent_request_create(
     return ConsentView(consent=consent, justification=justification)
 
 
+ONLY_DECIDERS = "Only a supervisor or national focal point of the originating agency may decide on a consent request."
+FOUR_EYES = (
+    "You asked for it, so you cannot decide on it (four eyes): another supervisor or national focal point of the "
+    "originating agency decides. You may cancel it."
+)
+
+
+def may_decide(membership: Membership | None, consent: ConsentRequest) -> bool:
+    """Whether this member decides on the request: a supervisor or national focal point of the originating agency,
+    and not the person who asked for it (four eyes)."""
+    return (
+        membership is not None
+        and membership.agency_id == consent.item.originator_agency_id
+        and membership.role in DECIDING_ROLES
+        and membership.user_id != consent.requester_user_id
+    )
+
+
+def decision_refusal(membership: Membership | None, consent: ConsentRequest) -> str:
+    """Why this member may not decide on the request, in words they can act on ("" when they may)."""
+    if may_decide(membership, consent):
+        return ""
+    if membership is not None and membership.user_id == consent.requester_user_id:
+        return FOUR_EYES
+    return ONLY_DECIDERS
+
+
 def _decider(actor: Actor, consent: ConsentRequest) -> Membership:
-    """The actor when they may decide for the originating agency (a supervisor or national focal point of it)."""
+    """The actor when they may decide for the originating agency (a supervisor or national focal point of it who
+    did not ask for the request themselves)."""
     membership = content_membership(actor)
-    if (
-        membership is None
-        or membership.agency_id != consent.item.originator_agency_id
-        or membership.role not in DECIDING_ROLES
-    ):
-        raise PermissionDenied(
-            "Only a supervisor or national focal point of the originating agency may decide on a consent request."
-        )
+    refusal = decision_refusal(membership, consent)
+    if refusal or membership is None:
+        raise PermissionDenied(refusal or ONLY_DECIDERS)
     return membership
 
 
@@ -222,25 +262,30 @@ def consent_grant(*, actor: Actor, consent_id: object) -> ConsentView:
     if item.status != ItemStatus.ACTIVE:
         raise Conflict(f"This item is {item.status}; it can no longer be shared.")
     country = consent.target_country_id
-    if ItemCountryGrant.objects.filter(item=item, country_id=country).exists():
-        raise Conflict(f"This item is already released to {country}.")
-    data_key = item_data_key(item, item.originator_country)
+    # Asked by someone who could not know the country holds it already: approving adds nothing, and the release
+    # stays the originator's own (a cut-off of this request takes nothing from it).
+    already_released = ItemCountryGrant.objects.filter(item=item, country_id=country).exists()
     before = audience_of(item)
-    item_key_wrap(item, data_key, country)
-    ItemCountryGrant.objects.create(item=item, country_id=country, consent=consent)
-    if consent.target_agency_id is not None:
-        ItemAgencyGrant.objects.create(
-            item=item, agency_id=consent.target_agency_id, country_id=country, consent=consent
-        )
+    if not already_released:
+        data_key = item_data_key(item, item.originator_country)
+        item_key_wrap(item, data_key, country)
+        ItemCountryGrant.objects.create(item=item, country_id=country, consent=consent)
+        if consent.target_agency_id is not None:
+            ItemAgencyGrant.objects.create(
+                item=item, agency_id=consent.target_agency_id, country_id=country, consent=consent
+            )
     consent.status = ConsentStatus.APPROVED
     consent.decided_by = actor
     consent.decided_at = timezone.now()
     consent.save(update_fields=["status", "decided_by", "decided_at"])
     feed_follow(item, before)
     feed_tell_consent(ChangeKind.CONSENT_GRANTED, consent)
-    outbox_add(
-        kind=OutboxKind.CONSENT_DELIVER, item=item, payload={"item_id": str(item.pk), "consent_id": str(consent.pk)}
-    )
+    if not already_released:
+        outbox_add(
+            kind=OutboxKind.CONSENT_DELIVER,
+            item=item,
+            payload={"item_id": str(item.pk), "consent_id": str(consent.pk)},
+        )
     notified = notify_people(kind=NotificationKind.CONSENT_APPROVED, user_ids=_requester(consent), consent=consent)
     record(
         action="messaging.consent.approve",
@@ -251,6 +296,7 @@ def consent_grant(*, actor: Actor, consent_id: object) -> ConsentView:
             "item_id": str(item.pk),
             "target_country": country,
             "target_agency": consent.target_agency_id,
+            "already_released": already_released,
             "notified_users": notified,
         },
     )
@@ -434,19 +480,23 @@ def _consent_escalate(*, consent_id: uuid.UUID, now: datetime) -> bool:
     item = consent.item
     if level == REMINDED:
         kind, action = NotificationKind.CONSENT_REMINDER, "messaging.consent.remind"
-        users = _supervisors_of(item.originator_agency_id)
+        users = _supervisors_of(item.originator_agency_id, requester_id=consent.requester_user_id)
     else:
         kind, action = NotificationKind.CONSENT_ESCALATED, "messaging.consent.escalate"
         release = release_of(item)
         focal_points = content_people().filter(
             agency__country_id=item.originator_country, role=Role.NATIONAL_FOCAL_POINT
         )
-        # Only those who may see the item itself: a focal point of an agency the release leaves out is not told.
+        # Only those who may see the item itself: a focal point of an agency the release leaves out is not told;
+        # nor the one who asked (four eyes).
         users = [
             user_id
             for user_id, agency_id in focal_points.values_list("user_id", "agency_id")
-            if agency_id == item.originator_agency_id
-            or release.person_may_see(user_id, agency_id, item.originator_country)
+            if user_id != consent.requester_user_id
+            and (
+                agency_id == item.originator_agency_id
+                or release.person_may_see(user_id, agency_id, item.originator_country)
+            )
         ]
     notified = notify_people(kind=kind, user_ids=users, consent=consent)
     consent.escalation_level = level

@@ -44,7 +44,7 @@ from messaging.models import (
     NotificationKind,
     OutboxKind,
 )
-from messaging.selectors.items import NOT_FOUND_MESSAGE, item_get
+from messaging.selectors.items import NOT_FOUND_MESSAGE, item_get, item_not_found
 from messaging.selectors.sharing import forwards_visible_to
 
 if TYPE_CHECKING:
@@ -117,7 +117,7 @@ def item_forward(*, actor: Actor, item_id: object, to_agency: Any, to_office: An
     """Forward an item inside the actor's own country, as its handling code allows; delivered from the outbox."""
     membership = content_membership(actor)
     if membership is None:
-        raise NotFound(NOT_FOUND_MESSAGE)
+        raise item_not_found(item_id)
     # Locked: two forwards of one item to one recipient at the same moment make one forward, not a crash.
     item = item_get(actor, item_id=item_id, for_update=True)
     if item.status != ItemStatus.ACTIVE:

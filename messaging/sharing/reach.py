@@ -128,12 +128,16 @@ def release_follow(item: Item, *, before: Release | None, actor: Actor | None) -
             .order_by("created_at", "pk")
         )
         lost_consents = [c for c in consents if not consent_holds(c, release, holders)]
+        # Only a country the consent itself gave goes with it: one approved while the originator had released it
+        # already keeps the originator's own grant.
+        approved_lost = [c.pk for c in lost_consents if c.status == ConsentStatus.APPROVED]
         countries = sorted(
-            {
-                c.target_country_id
-                for c in lost_consents
-                if c.status == ConsentStatus.APPROVED and c.target_country_id in release.countries
-            }
+            set(
+                ItemCountryGrant.objects.filter(item=item, consent_id__in=approved_lost).values_list(
+                    "country_id", flat=True
+                )
+            )
+            & set(release.countries)
         )
         Forward.objects.filter(pk__in=[f.pk for f in lost_forwards]).update(revoked_at=now)
         ConsentRequest.objects.filter(pk__in=[c.pk for c in lost_consents]).update(

@@ -30,6 +30,7 @@ def waiting_counts(viewer: Any) -> dict[str, int] | None:
         consents = (
             consents_visible_to(viewer)
             .filter(status=ConsentStatus.PENDING, item__originator_agency_id=agency)
+            .exclude(requester_user_id=membership.user_id)  # four eyes: what they asked for waits for another
             .order_by()
             .count()
         )
