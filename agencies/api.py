@@ -37,7 +37,7 @@ from agencies.selectors import (
 )
 from agencies.sync_keys import MAX_DAILY_READS, sync_declaration_approve, sync_declaration_refuse, sync_key_declare
 from isn.errors import InvalidInput, PermissionDenied
-from isn.input import RefuseUnknownFields
+from isn.input import IdFilter, RefuseUnknownFields
 
 
 class CountrySummarySerializer(serializers.Serializer):
@@ -105,7 +105,7 @@ class AgencyFilter(django_filters.FilterSet):
 
 class OfficeFilter(django_filters.FilterSet):
     country = django_filters.ChoiceFilter(field_name="agency__country_id", choices=CountryCode.choices)
-    agency = django_filters.NumberFilter(field_name="agency_id")
+    agency = IdFilter(field_name="agency_id")
     kind = django_filters.ChoiceFilter(choices=OfficeKind.choices)
     q = django_filters.CharFilter(method="search", label="Name, border crossing or province contains")
 

@@ -126,6 +126,11 @@ def test_audit_actor_filter_past_the_database_range_is_bad_input_or_nobody(api, 
         assert response.json()["results"] == []
 
 
+def test_office_directory_agency_filter_past_the_database_range_is_bad_input(api, vn_officer):
+    api.force_authenticate(vn_officer)
+    assert "agency" in _fields(api.get("/api/v1/offices/", {"agency": str(HUGE)}))
+
+
 def test_audit_agency_filter_past_the_database_range_is_bad_input(api, vn_auditor):
     api.force_authenticate(vn_auditor)
     assert "agency" in _fields(api.get("/api/v1/audit/events/", {"agency": str(HUGE)}))
