@@ -37,6 +37,7 @@ from agencies.selectors import (
 )
 from agencies.sync_keys import MAX_DAILY_READS, sync_declaration_approve, sync_declaration_refuse, sync_key_declare
 from isn.errors import InvalidInput, PermissionDenied
+from isn.input import IdFilter, RefuseUnknownFields
 
 
 class CountrySummarySerializer(serializers.Serializer):
@@ -104,7 +105,7 @@ class AgencyFilter(django_filters.FilterSet):
 
 class OfficeFilter(django_filters.FilterSet):
     country = django_filters.ChoiceFilter(field_name="agency__country_id", choices=CountryCode.choices)
-    agency = django_filters.NumberFilter(field_name="agency_id")
+    agency = IdFilter(field_name="agency_id")
     kind = django_filters.ChoiceFilter(choices=OfficeKind.choices)
     q = django_filters.CharFilter(method="search", label="Name, border crossing or province contains")
 
@@ -169,7 +170,7 @@ class ApiKeySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ApiKeyIssueSerializer(serializers.Serializer):
+class ApiKeyIssueSerializer(RefuseUnknownFields, serializers.Serializer):
     name = serializers.CharField(max_length=100)
     scopes = serializers.ListField(child=serializers.ChoiceField(choices=ApiKeyScope.choices), min_length=1)
     expires_at = serializers.DateTimeField()
@@ -183,7 +184,7 @@ class IssuedApiKeySerializer(ApiKeySerializer):
         read_only_fields = fields
 
 
-class SyncDeclareSerializer(serializers.Serializer):
+class SyncDeclareSerializer(RefuseUnknownFields, serializers.Serializer):
     daily_reads = serializers.IntegerField(
         min_value=1,
         max_value=MAX_DAILY_READS,
@@ -221,7 +222,7 @@ class SyncDeclarationSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class SyncRefuseSerializer(serializers.Serializer):
+class SyncRefuseSerializer(RefuseUnknownFields, serializers.Serializer):
     reason = serializers.CharField(max_length=500, help_text="Why, for the agency admin who declared it.")
 
 

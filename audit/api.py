@@ -35,6 +35,7 @@ from audit.workspace import (
     audit_status_view,
     audit_timeline_view,
 )
+from isn.input import path_id
 
 DEFAULT_EXPORT_MAX_ROWS = 100_000
 # The schema lists a list view's filters by itself; the export and flags views declare theirs.
@@ -145,7 +146,8 @@ class ActorTimelineView(ListAPIView):
         return actor_timeline(self.request.user, user_id=self.kwargs["user_id"])
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        page = audit_timeline_view(actor=request.user, user_id=self.kwargs["user_id"], page=self.paginate_queryset)
+        user_id = path_id("user_id", self.kwargs["user_id"])
+        page = audit_timeline_view(actor=request.user, user_id=user_id, page=self.paginate_queryset)
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
 

@@ -10,11 +10,24 @@ from django.utils.translation import gettext_lazy as _
 
 from agencies.models import CountryCode
 from audit.models import AuditEvent, Outcome
+from isn.input import IdFilter, MomentFilter, within_id_range
+
+
+def _is_user_id(value: str) -> bool:
+    return value.isascii() and value.isdigit()
+
+
+def _actor_id_in_range(value: str) -> None:
+    """An actor given as a user id names one the database can hold (a label is any text)."""
+    if _is_user_id(value.strip()):
+        within_id_range(int(value))
 
 
 class AuditEventFilter(django_filters.FilterSet):
-    actor = django_filters.CharFilter(method="filter_actor", label=_("Actor (user id or username)"))
-    agency = django_filters.NumberFilter(field_name="actor_agency_id", label=_("Actor's agency id"))
+    actor = django_filters.CharFilter(
+        method="filter_actor", validators=[_actor_id_in_range], label=_("Actor (user id or username)")
+    )
+    agency = IdFilter(field_name="actor_agency_id", label=_("Actor's agency id"))
     country = django_filters.ChoiceFilter(
         method="filter_country", choices=CountryCode.choices, label=_("Country (actor's or target's)")
     )
@@ -22,8 +35,8 @@ class AuditEventFilter(django_filters.FilterSet):
     target_type = django_filters.CharFilter(field_name="target_type", label=_("Target type"))
     target_id = django_filters.CharFilter(field_name="target_id", label=_("Target id"))
     outcome = django_filters.ChoiceFilter(field_name="outcome", choices=Outcome.choices, label=_("Outcome"))
-    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte", label=_("From (ISO 8601)"))
-    until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt", label=_("Until (ISO 8601)"))
+    since = MomentFilter(field_name="created_at", lookup_expr="gte", label=_("From (ISO 8601)"))
+    until = MomentFilter(field_name="created_at", lookup_expr="lt", label=_("Until (ISO 8601)"))
 
     class Meta:
         model = AuditEvent
@@ -31,7 +44,7 @@ class AuditEventFilter(django_filters.FilterSet):
 
     def filter_actor(self, queryset: QuerySet[AuditEvent], name: str, value: str) -> QuerySet[AuditEvent]:
         value = value.strip()
-        if value.isdigit():
+        if _is_user_id(value):
             return queryset.filter(Q(actor_user_id=int(value)) | Q(actor_label=value))
         return queryset.filter(actor_label=value)
 

@@ -9,6 +9,7 @@ from drf_spectacular.plumbing import ResolvedComponent
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
+from isn.input import RefuseUnknownFields
 from isn.problems import PROBLEM_CONTENT_TYPE
 from isn.ratelimit import LIMIT_HEADER, POLICY_HEADER, RATELIMIT_DRAFT
 
@@ -77,7 +78,8 @@ METHOD_NOT_ALLOWED = "MethodNotAllowed"
 class ApiSchema(AutoSchema):
     """drf-spectacular's schema, with every error answer documented as problem details (``Problem``), the errors every
     operation can answer (401, 403, 406, 429, 500; 404 on a detail route; 400 with input; 413 and 415 with a body; 422
-    with an Idempotency-Key) listed where not declared, and the RateLimit headers on every response."""
+    with an Idempotency-Key) listed where not declared, the RateLimit headers on every response, and request bodies
+    closed (``additionalProperties: false``) where the serializer refuses fields it does not take."""
 
     def _get_response_bodies(self, direction: Any = "response") -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)
@@ -97,6 +99,14 @@ class ApiSchema(AutoSchema):
                 responses[code] = self._get_response_for_code(None, code, direction=direction)
         self._register_method_not_allowed()
         return dict(sorted(responses.items()))
+
+    def _map_basic_serializer(self, serializer: Any, direction: Any) -> dict[str, Any]:
+        mapped = super()._map_basic_serializer(serializer, direction)
+        if isinstance(serializer, RefuseUnknownFields) or (
+            isinstance(serializer, type) and issubclass(serializer, RefuseUnknownFields)
+        ):
+            mapped["additionalProperties"] = False  # a field it does not take is refused (isn.input)
+        return mapped
 
     def _get_response_headers_for_code(self, status_code: str, direction: Any = "response") -> dict[str, Any]:
         headers = super()._get_response_headers_for_code(status_code, direction)

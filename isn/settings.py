@@ -317,8 +317,9 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "isn.schema.ApiSchema",
     "EXCEPTION_HANDLER": "isn.api.exception_handler",
-    # JSON only; the one upload (an item's attachment) takes multipart where it is declared.
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # JSON only, nested within reason (isn.input); the one upload (an item's attachment) takes multipart where it is
+    # declared.
+    "DEFAULT_PARSER_CLASSES": ["isn.input.JSONParser"],
     # Accept: application/problem+json is answered like application/json.
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "isn.negotiation.ContentNegotiation",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]

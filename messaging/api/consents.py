@@ -27,6 +27,7 @@ from rest_framework.response import Response
 
 from agencies.models import CountryCode
 from isn.errors import InvalidInput, PermissionDenied
+from isn.input import RefuseUnknownFields, id_field
 from messaging.api.common import ERROR, AgencyRefSerializer, ItemFilterBackend, NewestFirstPagination, idempotent
 from messaging.core.people import content_membership
 from messaging.models import CONSENT_TEXT_MAX_LENGTH, ConsentRequest, ConsentStatus
@@ -50,7 +51,7 @@ class ConsentFilter(django_filters.FilterSet):
         fields = ["status", "item"]
 
 
-class ConsentCreateSerializer(serializers.Serializer):
+class ConsentCreateSerializer(RefuseUnknownFields, serializers.Serializer):
     item = serializers.UUIDField(help_text="The item to share: one you may read.")
     target_country = serializers.ChoiceField(
         choices=CountryCode.choices,
@@ -59,9 +60,7 @@ class ConsentCreateSerializer(serializers.Serializer):
             "other (only the originating agency sees the release)."
         ),
     )
-    target_agency = serializers.IntegerField(
-        min_value=1,
-        max_value=2**63 - 1,
+    target_agency = id_field(
         required=False,
         allow_null=True,
         default=None,
@@ -74,7 +73,7 @@ class ConsentCreateSerializer(serializers.Serializer):
     )
 
 
-class ConsentDeclineSerializer(serializers.Serializer):
+class ConsentDeclineSerializer(RefuseUnknownFields, serializers.Serializer):
     # Judged by the service, after it has checked that the caller may decide at all.
     reason = serializers.CharField(
         max_length=CONSENT_TEXT_MAX_LENGTH,

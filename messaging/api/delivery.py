@@ -22,6 +22,7 @@ from rest_framework.response import Response
 from agencies.models import CountryCode
 from agencies.permissions import ApiKeyScopes, IsNetworkMember, ManagesAgencyDelivery
 from isn.errors import PermissionDenied
+from isn.input import RefuseUnknownFields, id_field
 from messaging.api.common import (
     ERROR,
     AccessCursorPagination,
@@ -140,7 +141,7 @@ class DeadLetterRetriedSerializer(serializers.Serializer):
     event = serializers.CharField(source="payload.event")
 
 
-class WebhookConfigureSerializer(serializers.Serializer):
+class WebhookConfigureSerializer(RefuseUnknownFields, serializers.Serializer):
     url = serializers.URLField(max_length=500)
     is_active = serializers.BooleanField(default=True)
 
@@ -286,7 +287,7 @@ class WebhookViewSet(viewsets.GenericViewSet):
 # --- subscriptions ---------------------------------------------------------------------------------------------------
 
 
-class _SubscriptionCriteriaSerializer(serializers.Serializer):
+class _SubscriptionCriteriaSerializer(RefuseUnknownFields, serializers.Serializer):
     """Blank or left out: any. At least one criterion must be set."""
 
     category = serializers.ChoiceField(choices=Category.choices, required=False, allow_blank=True)
@@ -308,9 +309,7 @@ class _SubscriptionCriteriaSerializer(serializers.Serializer):
 
 
 class SubscriptionCreateSerializer(_SubscriptionCriteriaSerializer):
-    office = serializers.IntegerField(
-        min_value=1, required=False, allow_null=True, help_text="Agency admins: an office of your agency."
-    )
+    office = id_field(required=False, allow_null=True, help_text="Agency admins: an office of your agency.")
     user = serializers.CharField(
         max_length=150,
         required=False,

@@ -32,6 +32,7 @@ from rest_framework.response import Response
 
 from agencies.models import Agency, CountryCode
 from isn.errors import InvalidInput, NotFound, PermissionDenied, TooLarge
+from isn.input import RefuseUnknownFields, id_field
 from messaging.api.common import (
     ERROR,
     AccessCursorPagination,
@@ -70,7 +71,7 @@ from messaging.sharing.forwards import item_forward, item_forwards_view
 # --- serializers: input --------------------------------------------------------------------------------------------
 
 
-class ItemCreateSerializer(serializers.Serializer):
+class ItemCreateSerializer(RefuseUnknownFields, serializers.Serializer):
     id = serializers.UUIDField(
         required=False,
         help_text="Optional: the id the item is to have, chosen by your system. Posting it again with the same body "
@@ -95,7 +96,7 @@ class ItemCreateSerializer(serializers.Serializer):
         help_text="Country codes to release to; must include your own country.",
     )
     agencies = serializers.ListField(
-        child=serializers.IntegerField(min_value=1),
+        child=id_field(),
         required=False,
         default=list,
         max_length=200,
@@ -115,13 +116,13 @@ class ItemCreateSerializer(serializers.Serializer):
         self.fields["language"].choices = settings.LANGUAGES
 
 
-class ItemChangeSerializer(serializers.Serializer):
+class ItemChangeSerializer(RefuseUnknownFields, serializers.Serializer):
     """Every field optional; the release lists, when given, are complete and may only narrow."""
 
     countries = serializers.ListField(
         child=serializers.CharField(max_length=8), required=False, max_length=len(CountryCode.values)
     )
-    agencies = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, max_length=200)
+    agencies = serializers.ListField(child=id_field(), required=False, max_length=200)
     named_users = serializers.ListField(child=serializers.CharField(max_length=150), required=False, max_length=200)
     review_date = serializers.DateField(required=False)
     title = serializers.CharField(max_length=TITLE_MAX_LENGTH, required=False)
@@ -211,7 +212,7 @@ class AccessEventSerializer(serializers.Serializer):
         return (event.details or {}).get("attachment_id")
 
 
-class AcknowledgeSerializer(serializers.Serializer):
+class AcknowledgeSerializer(RefuseUnknownFields, serializers.Serializer):
     note = serializers.ChoiceField(choices=AcknowledgementNote.choices, required=False, allow_blank=True, default="")
     note_text = serializers.CharField(
         max_length=ACKNOWLEDGEMENT_TEXT_MAX_LENGTH,
@@ -242,13 +243,9 @@ class AgencyDeliverySerializer(serializers.Serializer):
     revoked = serializers.BooleanField(help_text="True when a narrowing or withdrawal took the item away again.")
 
 
-class ForwardCreateSerializer(serializers.Serializer):
-    to_agency = serializers.IntegerField(
-        min_value=1, max_value=2**63 - 1, help_text="An active agency of your own country."
-    )
-    to_office = serializers.IntegerField(
-        min_value=1,
-        max_value=2**63 - 1,
+class ForwardCreateSerializer(RefuseUnknownFields, serializers.Serializer):
+    to_agency = id_field(help_text="An active agency of your own country.")
+    to_office = id_field(
         required=False,
         allow_null=True,
         default=None,

@@ -25,6 +25,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from isn.errors import InvalidInput, NotFound, PermissionDenied
+from isn.input import RefuseUnknownFields, id_field
 from messaging.api.common import (
     ERROR,
     AgencyRefSerializer,
@@ -36,8 +37,6 @@ from messaging.api.common import (
 from messaging.core.people import content_membership
 from messaging.models import RFI_SUBJECT_MAX_LENGTH, RFI_TEXT_MAX_LENGTH, Priority, Rfi, RfiStatus
 from messaging.rfis import services as rfis
-
-_MAX_ID = 2**31 - 1
 
 
 class RfiFilter(django_filters.FilterSet):
@@ -58,13 +57,9 @@ class RfiFilter(django_filters.FilterSet):
 # --- serializers: input --------------------------------------------------------------------------------------------
 
 
-class RfiCreateSerializer(serializers.Serializer):
-    target_agency = serializers.IntegerField(
-        min_value=1, max_value=_MAX_ID, help_text="Id of the agency asked: an active agency of another country."
-    )
-    target_office = serializers.IntegerField(
-        min_value=1,
-        max_value=_MAX_ID,
+class RfiCreateSerializer(RefuseUnknownFields, serializers.Serializer):
+    target_agency = id_field(help_text="Id of the agency asked: an active agency of another country.")
+    target_office = id_field(
         required=False,
         allow_null=True,
         default=None,
@@ -87,7 +82,7 @@ class RfiCreateSerializer(serializers.Serializer):
     )
 
 
-class RfiReplyCreateSerializer(serializers.Serializer):
+class RfiReplyCreateSerializer(RefuseUnknownFields, serializers.Serializer):
     body = serializers.CharField(max_length=RFI_TEXT_MAX_LENGTH, trim_whitespace=False)
     item = serializers.UUIDField(
         required=False,

@@ -3,35 +3,17 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import django_filters
-from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from django_filters.fields import IsoDateTimeField
 
 from agencies.models import CountryCode
+from isn.input import MomentFilter
 from messaging.models import Category, Item, ItemStatus, Priority
 from messaging.selectors.items import unread_by
 
 DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-class UtcDateTimeField(IsoDateTimeField):
-    """An ISO 8601 time, in UTC: any offset Python reads is taken, and one whose moment has no UTC date is bad input."""
-
-    def to_python(self, value: object) -> datetime | None:
-        moment = super().to_python(value)
-        if moment is None:
-            return None
-        try:
-            return moment.astimezone(UTC)
-        except OverflowError:
-            raise ValidationError("Out of range.", code="invalid") from None
-
-
-class MomentFilter(django_filters.IsoDateTimeFilter):
-    field_class = UtcDateTimeField
 
 
 class ItemFilter(django_filters.FilterSet):

@@ -53,6 +53,20 @@ def test_request_bodies_are_json_and_only_the_upload_is_multipart(schema):
     assert file == {"type": "string", "format": "binary"}
 
 
+def test_every_json_request_body_is_closed_to_fields_it_does_not_take(schema):
+    """Each JSON body's serializer refuses unknown and read-only fields (isn.input.RefuseUnknownFields), and says so."""
+    components = schema["components"]["schemas"]
+    open_bodies = []
+    for path, method, operation in _operations(schema):
+        json_body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+        if json_body is None:
+            continue
+        component = components[json_body["schema"]["$ref"].rsplit("/", 1)[-1]]
+        if component.get("additionalProperties") is not False:
+            open_bodies.append((method, path))
+    assert open_bodies == []
+
+
 def test_every_operation_documents_its_errors_as_problem_details(schema):
     for path, method, operation in _operations(schema):
         responses = operation["responses"]

@@ -3,6 +3,10 @@ no request the schema allows may end in a server error or a response the schema 
 
 Bounded and deterministic (``derandomize``): the same examples every run, a few per operation and role. Checks:
 no 5xx, the response body matches its documented schema, and its content type is the documented one.
+
+Then hostile bodies the schema does not allow, to every operation that takes JSON: bodies nested 1,200 deep (whole,
+or in a field), integers past the database's range, and a field the operation does not take. None ends in a 5xx; the
+nested bodies and the unknown field are refused with a 4xx problem, never taken (an integer may be fine as text).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import schemathesis
 from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
+from django.test import Client
 from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.renderers import OpenApiJsonRenderer
@@ -25,6 +30,7 @@ from schemathesis.specs.openapi.checks import content_type_conformance, response
 
 from agencies.api_keys import api_key_issue
 from agencies.models import ApiKeyScope, Role
+from isn.problems import PROBLEM_CONTENT_TYPE
 from tests.auth import sign_in
 from tests.factories import AgencyFactory, MembershipFactory, OfficeFactory, UserFactory, country
 
@@ -93,3 +99,65 @@ schema.app = get_wsgi_application()
 def test_api_answers_within_its_schema_for_every_role(case, roles, in_process_wsgi):
     for headers in roles.values():
         case.call_and_validate(headers=headers, checks=CHECKS)
+
+
+HUGE = 2**70
+DEPTH = 1200
+
+
+def _takes_json(context) -> bool:
+    return "application/json" in (context.operation.definition.raw.get("requestBody") or {}).get("content", {})
+
+
+def _huge_numbers(value):
+    """Every integer in ``value`` past the database's range; a body without integers gets them in every field."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return HUGE
+    if isinstance(value, list):
+        return [_huge_numbers(child) for child in value] or [HUGE]
+    if isinstance(value, dict):
+        changed = {key: _huge_numbers(child) for key, child in value.items()}
+        return changed if changed != value else dict.fromkeys(value, HUGE)
+    return value
+
+
+def _hostile_bodies(body) -> dict[str, str]:
+    fields = body if isinstance(body, dict) else {}
+    deep_list = "[" * DEPTH + "1" + "]" * DEPTH
+    rest = json.dumps(dict(list(fields.items())[1:]))
+    first = next(iter(fields), "title")
+    return {
+        "nested objects": '{"a":' * DEPTH + "1" + "}" * DEPTH,
+        "nested lists": deep_list,
+        "nested in a field": f'{{"{first}": {deep_list}' + (", " + rest[1:] if rest != "{}" else "}"),
+        "integers past the database's range": json.dumps(_huge_numbers(fields) or {"id": HUGE}),
+        "a field it does not take": json.dumps({**fields, "surplus": 1}),
+    }
+
+
+# The same operations, from a few of Schemathesis's valid bodies each (its coverage phase's many variants of every
+# field would only multiply the same hostile bodies).
+hostile_schema = schemathesis.openapi.from_dict(_schema_document())
+hostile_schema.config.phases.coverage.enabled = False
+
+
+@pytest.mark.slow
+@hostile_schema.include(_takes_json).parametrize()
+@settings(max_examples=2, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+def test_hostile_bodies_are_refused_by_every_json_write(case, roles):
+    if case.method not in ("POST", "PUT", "PATCH"):
+        return  # Schemathesis also tries methods the path does not take; those never read a body
+    client = Client()
+    for role, headers in roles.items():
+        for name, raw in _hostile_bodies(case.body).items():
+            response = client.generic(
+                case.method, case.formatted_path, raw, content_type="application/json", headers=headers
+            )
+            where = f"{case.method} {case.formatted_path} as {role}, {name}: {response.content[:300]!r}"
+            assert response.status_code < 500, where
+            if response.status_code >= 400:
+                assert response["Content-Type"] == PROBLEM_CONTENT_TYPE, where
+            else:
+                assert name == "integers past the database's range", where
