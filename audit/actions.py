@@ -49,6 +49,7 @@ ACTIONS: Mapping[str, ActionKind] = MappingProxyType(
         "auth.password_change": ActionKind.AUTH,
         "auth.second_factor": ActionKind.AUTH,
         "auth.second_factor_enrol": ActionKind.AUTH,
+        "auth.second_factor_enrol_failed": ActionKind.AUTH,
         "auth.second_factor_failed": ActionKind.AUTH,
         "auth.session_expired": ActionKind.AUTH,
         # the Django admin (isn.admin_audit), for each admin that can write

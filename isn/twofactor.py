@@ -146,6 +146,10 @@ def enrol(request: HttpRequest) -> HttpResponse:
                 _verified(request, device, action="auth.second_factor_enrol")
                 return render(request, "registration/recovery_codes.html", {"codes": codes, "next": _next_url(request)})
         failed = True
+        with transaction.atomic():  # like a failed code at sign-in: the code itself is never recorded
+            isn.audit.record(
+                action="auth.second_factor_enrol_failed", actor=request.user, target=request.user, outcome="denied"
+            )
     # The QR code is an image made here (a data: URI): no third-party service ever sees the secret.
     qr = segno.make(device.config_url, error="m").svg_data_uri(scale=5, border=2)
     secret = _base32(device.bin_key)
