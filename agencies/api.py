@@ -240,15 +240,21 @@ def _valid(serializer_class: type[serializers.Serializer], request: Request) -> 
     return dict(incoming.validated_data)
 
 
-def _agency_admin_membership(request: Request) -> Membership:
+_KEY_MANAGERS = (Role.AGENCY_ADMIN, Role.NATIONAL_AUDITOR, Role.REGIONAL_AUDITOR)
+
+
+def _key_manager_membership(request: Request) -> Membership:
+    """An agency admin (content and admin keys) or an auditor (audit keys); api_key_issue judges the scopes."""
     membership = membership_for(request.user)
-    if membership is None or membership.role != Role.AGENCY_ADMIN:
-        raise PermissionDenied("Only an agency admin may manage the agency's API keys.")
+    if membership is None or membership.role not in _KEY_MANAGERS:
+        raise PermissionDenied("Only an agency admin or an auditor may manage API keys.")
     return membership
 
 
 class ApiKeyViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
-    """Agency admins: their agency's API keys. Issue one (shown once), list them, revoke one."""
+    """Agency admins: their agency's API keys; auditors: the audit keys of their reach (a national auditor their
+    country's, the regional auditor the network-wide ones). Issue one (shown once), list them, revoke one. An audit
+    key reaches no further than the auditor who issued it, and only auditors issue them."""
 
     serializer_class = ApiKeySerializer
     permission_classes = [IsSignedInPerson, IsNetworkMember]
@@ -258,7 +264,7 @@ class ApiKeyViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         return api_keys_visible_to(self.request.user)
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        _agency_admin_membership(request)
+        _key_manager_membership(request)
         return super().list(request, *args, **kwargs)
 
     @extend_schema(request=ApiKeyIssueSerializer, responses={201: IssuedApiKeySerializer})
@@ -266,7 +272,7 @@ class ApiKeyViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         incoming = ApiKeyIssueSerializer(data=request.data)
         if not incoming.is_valid():
             raise InvalidInput("The key request is not valid.", extra={"fields": incoming.errors})
-        membership = _agency_admin_membership(request)
+        membership = _key_manager_membership(request)
         issued = api_key_issue(actor=request.user, agency=membership.agency, **incoming.validated_data)
         body = {**ApiKeySerializer(issued.key).data, "key": issued.plaintext}
         return Response(body, status=status.HTTP_201_CREATED)
@@ -312,3 +318,4 @@ class SyncDeclarationViewSet(viewsets.ReadOnlyModelViewSet):
         reason = _valid(SyncRefuseSerializer, request)["reason"]
         refused = sync_declaration_refuse(actor=request.user, declaration=declaration, reason=reason)
         return Response(SyncDeclarationSerializer(refused).data)
+
