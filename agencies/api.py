@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from agencies.api_keys import api_key_issue, api_key_revoke
+from agencies.enrolment import enrolment_code_issue
 from agencies.models import (
     Agency,
     AgencyKind,
@@ -27,7 +28,7 @@ from agencies.models import (
     SyncDeclaration,
     SyncDeclarationStatus,
 )
-from agencies.permissions import IsAgencyAdminOrAuditor, IsNetworkMember, IsSignedInPerson
+from agencies.permissions import IsAgencyAdmin, IsAgencyAdminOrAuditor, IsNetworkMember, IsSignedInPerson
 from agencies.selectors import (
     agencies_visible_to,
     api_keys_visible_to,
@@ -319,3 +320,26 @@ class SyncDeclarationViewSet(viewsets.ReadOnlyModelViewSet):
         refused = sync_declaration_refuse(actor=request.user, declaration=declaration, reason=reason)
         return Response(SyncDeclarationSerializer(refused).data)
 
+
+class EnrolmentCodeRequestSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150, help_text="A member of your agency who has no second factor yet.")
+
+
+class EnrolmentCodeSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    code = serializers.CharField(help_text="The one-time enrolment code. Shown this once only: give it to the person.")
+    expires_at = serializers.DateTimeField()
+
+
+class EnrolmentCodeViewSet(viewsets.ViewSet):
+    """Agency admins, in person: a one-time code with which a member of their agency enrols a first second factor
+    (required in production). It expires after ``ISN_ENROLMENT_CODE_HOURS`` and replaces any unspent one."""
+
+    permission_classes = [IsSignedInPerson, IsAgencyAdmin]
+
+    @extend_schema(request=EnrolmentCodeRequestSerializer, responses={201: EnrolmentCodeSerializer})
+    def create(self, request: Request) -> Response:
+        username = _valid(EnrolmentCodeRequestSerializer, request)["username"]
+        issued = enrolment_code_issue(actor=request.user, username=username)
+        body = {"username": issued.username, "code": issued.code, "expires_at": issued.expires_at}
+        return Response(EnrolmentCodeSerializer(body).data, status=status.HTTP_201_CREATED)
