@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from agencies.api_keys import api_key_issue, api_key_revoke
+from agencies.enrolment import enrolment_code_issue
 from agencies.models import (
     Agency,
     AgencyKind,
@@ -27,7 +28,7 @@ from agencies.models import (
     SyncDeclaration,
     SyncDeclarationStatus,
 )
-from agencies.permissions import IsAgencyAdminOrAuditor, IsNetworkMember, IsSignedInPerson
+from agencies.permissions import IsAgencyAdmin, IsAgencyAdminOrAuditor, IsNetworkMember, IsSignedInPerson
 from agencies.selectors import (
     agencies_visible_to,
     api_keys_visible_to,
@@ -241,15 +242,21 @@ def _valid(serializer_class: type[serializers.Serializer], request: Request) -> 
     return dict(incoming.validated_data)
 
 
-def _agency_admin_membership(request: Request) -> Membership:
+_KEY_MANAGERS = (Role.AGENCY_ADMIN, Role.NATIONAL_AUDITOR, Role.REGIONAL_AUDITOR)
+
+
+def _key_manager_membership(request: Request) -> Membership:
+    """An agency admin (content and admin keys) or an auditor (audit keys); api_key_issue judges the scopes."""
     membership = membership_for(request.user)
-    if membership is None or membership.role != Role.AGENCY_ADMIN:
-        raise PermissionDenied("Only an agency admin may manage the agency's API keys.")
+    if membership is None or membership.role not in _KEY_MANAGERS:
+        raise PermissionDenied("Only an agency admin or an auditor may manage API keys.")
     return membership
 
 
 class ApiKeyViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
-    """Agency admins: their agency's API keys. Issue one (shown once), list them, revoke one."""
+    """Agency admins: their agency's API keys; auditors: the audit keys of their reach (a national auditor their
+    country's, the regional auditor the network-wide ones). Issue one (shown once), list them, revoke one. An audit
+    key reaches no further than the auditor who issued it, and only auditors issue them."""
 
     serializer_class = ApiKeySerializer
     permission_classes = [IsSignedInPerson, IsNetworkMember]
@@ -259,7 +266,7 @@ class ApiKeyViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         return api_keys_visible_to(self.request.user)
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        _agency_admin_membership(request)
+        _key_manager_membership(request)
         return super().list(request, *args, **kwargs)
 
     @extend_schema(request=ApiKeyIssueSerializer, responses={201: IssuedApiKeySerializer})
@@ -267,7 +274,7 @@ class ApiKeyViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         incoming = ApiKeyIssueSerializer(data=request.data)
         if not incoming.is_valid():
             raise InvalidInput("The key request is not valid.", extra={"fields": incoming.errors})
-        membership = _agency_admin_membership(request)
+        membership = _key_manager_membership(request)
         issued = api_key_issue(actor=request.user, agency=membership.agency, **incoming.validated_data)
         body = {**ApiKeySerializer(issued.key).data, "key": issued.plaintext}
         return Response(body, status=status.HTTP_201_CREATED)
@@ -313,3 +320,27 @@ class SyncDeclarationViewSet(viewsets.ReadOnlyModelViewSet):
         reason = _valid(SyncRefuseSerializer, request)["reason"]
         refused = sync_declaration_refuse(actor=request.user, declaration=declaration, reason=reason)
         return Response(SyncDeclarationSerializer(refused).data)
+
+
+class EnrolmentCodeRequestSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150, help_text="A member of your agency who has no second factor yet.")
+
+
+class EnrolmentCodeSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    code = serializers.CharField(help_text="The one-time enrolment code. Shown this once only: give it to the person.")
+    expires_at = serializers.DateTimeField()
+
+
+class EnrolmentCodeViewSet(viewsets.ViewSet):
+    """Agency admins, in person: a one-time code with which a member of their agency enrols a first second factor
+    (required in production). It expires after ``ISN_ENROLMENT_CODE_HOURS`` and replaces any unspent one."""
+
+    permission_classes = [IsSignedInPerson, IsAgencyAdmin]
+
+    @extend_schema(request=EnrolmentCodeRequestSerializer, responses={201: EnrolmentCodeSerializer})
+    def create(self, request: Request) -> Response:
+        username = _valid(EnrolmentCodeRequestSerializer, request)["username"]
+        issued = enrolment_code_issue(actor=request.user, username=username)
+        body = {"username": issued.username, "code": issued.code, "expires_at": issued.expires_at}
+        return Response(EnrolmentCodeSerializer(body).data, status=status.HTTP_201_CREATED)

@@ -18,7 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from agencies.models import Agency, ApiKey, ApiKeyScope, Membership, Role
-from agencies.selectors import membership_for
+from agencies.selectors import api_keys_visible_to, country_scope, membership_for
 from agencies.services import require_admin_of
 from isn import audit
 from isn.errors import Conflict, InvalidInput, PermissionDenied
@@ -58,14 +58,24 @@ def api_key_issue(
     demo_prefix: str | None = None,
     demo_secret: str | None = None,
 ) -> IssuedKey:
-    """Issue a key for an agency's own system. The demo arguments give seed_demo's published keys; never else."""
-    require_admin_of(actor, agency)
+    """Issue a key for an agency's own system. The demo arguments give seed_demo's published keys; never else.
+
+    A key never reaches further than the person who issues it: content and admin keys come from the agency's admin,
+    audit keys from an auditor of the agency, whose reach (their country, or the network) the key's account takes."""
     name = name.strip()
     if not name or len(name) > 100:
         raise InvalidInput("Give the key a name of 1 to 100 characters, e.g. the system that will use it.")
     scopes = sorted(set(scopes))
     if not scopes or any(scope not in ApiKeyScope.values for scope in scopes):
         raise InvalidInput(f"Scopes must be a non-empty list of {', '.join(ApiKeyScope.values)}.")
+    if ApiKeyScope.AUDIT in scopes:
+        if len(scopes) > 1:
+            # An auditor never sees content, and an agency system that reads content is no auditor: keep them apart.
+            raise InvalidInput("An audit key cannot also read, write or administer; issue two keys.")
+        role = _audit_key_role(actor, agency)
+    else:
+        require_admin_of(actor, agency)
+        role = Role.OFFICER
     if ApiKeyScope.ADMIN in scopes:
         # The agency's own admin, in person: not the platform's staff, not the system itself.
         issuer = membership_for(actor) if actor is not None else None
@@ -74,9 +84,6 @@ def api_key_issue(
         if set(scopes) - {ApiKeyScope.ADMIN, ApiKeyScope.READ}:
             # A system that steers where the agency's items go does not post them too: one stolen key, not both.
             raise InvalidInput("An admin key may also read items, but not write them or audit; issue two keys.")
-    if ApiKeyScope.AUDIT in scopes and len(scopes) > 1:
-        # An auditor never sees content, and an agency system that reads content is no auditor: keep them apart.
-        raise InvalidInput("An audit key cannot also read or write items; issue two keys.")
     now = timezone.now()
     if not now < expires_at <= now + MAX_LIFETIME:
         raise InvalidInput("The expiry must be in the future and at most 397 days away.")
@@ -88,7 +95,6 @@ def api_key_issue(
     service_user = get_user_model().objects.create(username=f"api-key.{prefix}", first_name=name[:150], is_active=True)
     service_user.set_unusable_password()
     service_user.save(update_fields=["password"])
-    role = Role.NATIONAL_AUDITOR if scopes == [ApiKeyScope.AUDIT] else Role.OFFICER
     Membership.objects.create(user=service_user, agency=agency, role=role)
     key = ApiKey.objects.create(
         agency=agency,
@@ -110,10 +116,32 @@ def api_key_issue(
     return IssuedKey(key=key, plaintext=f"isn_{prefix}_{secret}")
 
 
+def _audit_key_role(actor: AbstractBaseUser | None, agency: Agency) -> str:
+    """The role an audit key's account gets: its issuer's, who must be an auditor of ``agency`` with a reach."""
+    if actor is None:
+        return Role.NATIONAL_AUDITOR  # ISN itself (the host's own tools): a national auditor of the agency's country
+    issuer = membership_for(actor)
+    reach = country_scope(actor, roles=(Role.NATIONAL_AUDITOR,))
+    if issuer is None or reach is None or issuer.agency_id != agency.pk:
+        raise PermissionDenied("Only an auditor may issue an audit key, for their own agency and reach.")
+    return issuer.role
+
+
+def _may_revoke_audit_key(actor: AbstractBaseUser | None, key: ApiKey) -> bool:
+    # Revoking only narrows reach, so ISN itself and the platform's staff may too (a leaked key cannot wait).
+    if actor is None or getattr(actor, "is_superuser", False):
+        return True
+    return api_keys_visible_to(actor).filter(pk=key.pk).exists()
+
+
 @transaction.atomic
 def api_key_revoke(*, actor: AbstractBaseUser | None, key: ApiKey) -> ApiKey:
-    """Revoke a key at once: its next request gets 401."""
-    require_admin_of(actor, key.agency)
+    """Revoke a key at once: its next request gets 401. An audit key by the auditors of its reach (or the platform's
+    staff); any other key by its agency's admin."""
+    if ApiKeyScope.AUDIT not in key.scopes:
+        require_admin_of(actor, key.agency)
+    elif not _may_revoke_audit_key(actor, key):
+        raise PermissionDenied("Only an auditor of the key's reach may revoke an audit key.")
     if key.revoked_at is not None:
         return key
     key.revoked_at = timezone.now()
@@ -156,9 +184,24 @@ def api_key_authenticate(presented: str) -> ApiKey:
         raise KeyRefused("expired", key)
     if not key.agency.is_active or not key.user.is_active:
         raise KeyRefused("agency_suspended", key)
+    if ApiKeyScope.AUDIT in key.scopes and not _issuer_still_audits(key):
+        raise KeyRefused("issuer_not_auditor", key)
     if key.last_used_at is None or now - key.last_used_at > _LAST_USED_GRANULARITY:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)  # at most once a minute: no write per request
     return key
+
+
+def _issuer_still_audits(key: ApiKey) -> bool:
+    """An audit key reaches as far as its issuer, and no longer than they are an auditor of the key's agency."""
+    if key.created_by_id is None:
+        return True  # issued by ISN itself
+    return Membership.objects.filter(
+        user_id=key.created_by_id,
+        user__is_active=True,
+        is_active=True,
+        agency_id=key.agency_id,
+        role__in=(Role.NATIONAL_AUDITOR, Role.REGIONAL_AUDITOR),
+    ).exists()
 
 
 def api_key_record_refusal(refusal: KeyRefused) -> None:

@@ -106,18 +106,29 @@ def offices_visible_to(viewer: Viewer) -> QuerySet[Office]:
 
 
 def api_keys_visible_to(viewer: Viewer) -> QuerySet[ApiKey]:
-    """An agency admin sees their own agency's keys (never their secrets); nobody else sees any."""
+    """Keys (never their secrets) to the people who manage them: an agency admin sees their own agency's keys but its
+    audit keys; an auditor the audit keys of their own reach (a national auditor their country's, whoever of its
+    auditors issued them; the regional auditor the network-wide ones). Nobody else sees any."""
     membership = membership_for(viewer)
-    if membership is None or membership.role != Role.AGENCY_ADMIN:
+    if membership is None:
         return ApiKey.objects.none()
+    audit_keys = Q(scopes__contains=[ApiKeyScope.AUDIT])
+    if membership.role == Role.AGENCY_ADMIN:
+        keys = ApiKey.objects.filter(agency_id=membership.agency_id).exclude(audit_keys)
+    else:
+        country = country_scope(viewer, roles=(Role.NATIONAL_AUDITOR,))
+        if country is None:
+            return ApiKey.objects.none()
+        if country == "":
+            keys = ApiKey.objects.filter(audit_keys, user__membership__role=Role.REGIONAL_AUDITOR)
+        else:
+            keys = ApiKey.objects.filter(
+                audit_keys, agency__country_id=country, user__membership__role=Role.NATIONAL_AUDITOR
+            )
     declarations = SyncDeclaration.objects.filter(key_id=OuterRef("pk")).values("daily_reads")
-    return (
-        ApiKey.objects.filter(agency_id=membership.agency_id)
-        .select_related("agency")
-        .annotate(
-            sync_daily_reads=Subquery(declarations.filter(status=SyncDeclarationStatus.APPROVED)[:1]),
-            sync_pending_daily_reads=Subquery(declarations.filter(status=SyncDeclarationStatus.PENDING)[:1]),
-        )
+    return keys.select_related("agency").annotate(
+        sync_daily_reads=Subquery(declarations.filter(status=SyncDeclarationStatus.APPROVED)[:1]),
+        sync_pending_daily_reads=Subquery(declarations.filter(status=SyncDeclarationStatus.PENDING)[:1]),
     )
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from rest_framework.routers import DefaultRouter
 
-from agencies.api import AgencyViewSet, ApiKeyViewSet, OfficeViewSet, SyncDeclarationViewSet
+from agencies.api import AgencyViewSet, ApiKeyViewSet, EnrolmentCodeViewSet, OfficeViewSet, SyncDeclarationViewSet
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
 router.register("agencies", AgencyViewSet, basename="agency")
 router.register("offices", OfficeViewSet, basename="office")
 router.register("api-keys", ApiKeyViewSet, basename="api-key")
+router.register("enrolment-codes", EnrolmentCodeViewSet, basename="enrolment-code")
 router.register("sync-declarations", SyncDeclarationViewSet, basename="sync-declaration")
 
 urlpatterns = router.urls

@@ -49,6 +49,8 @@ ACTIONS: Mapping[str, ActionKind] = MappingProxyType(
         "auth.password_change": ActionKind.AUTH,
         "auth.second_factor": ActionKind.AUTH,
         "auth.second_factor_enrol": ActionKind.AUTH,
+        "auth.second_factor_enrol_failed": ActionKind.AUTH,
+        "auth.enrolment_code_used": ActionKind.AUTH,
         "auth.second_factor_failed": ActionKind.AUTH,
         "auth.session_expired": ActionKind.AUTH,
         # the Django admin (isn.admin_audit), for each admin that can write
@@ -70,6 +72,7 @@ ACTIONS: Mapping[str, ActionKind] = MappingProxyType(
         "agencies.api_key.issue": _W,
         "agencies.api_key.revoke": _W,
         "agencies.country_key.retire": _W,
+        "agencies.enrolment_code.issue": _W,
         "agencies.country_key.rotate": _W,
         "agencies.membership.change": _W,
         "agencies.membership.create": _W,

@@ -203,6 +203,10 @@ ISN_SESSION_ABSOLUTE_SECONDS = env_int("ISN_SESSION_MAX_AGE_SECONDS", 12 * 3600,
 OTP_TOTP_ISSUER = env_str("ISN_OTP_ISSUER", "ISN")
 OTP_TOTP_TOLERANCE = 1
 ISN_RECOVERY_CODES = 10
+# A first second factor needs a one-time code from the person's agency admin (isn.enrolment): production's default.
+# Development leaves it off, so the demo's people enrol at their first sign-in with their password alone.
+ISN_ENROLMENT_CODE_REQUIRED = env_bool("ISN_ENROLMENT_CODE_REQUIRED", default=PRODUCTION)
+ISN_ENROLMENT_CODE_HOURS = env_int("ISN_ENROLMENT_CODE_HOURS", 72, minimum=1)
 GUARDIAN_RAISE_403 = True
 ANONYMOUS_USER_NAME = None  # no guardian anonymous user: anonymous callers get nothing
 

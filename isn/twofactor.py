@@ -33,10 +33,12 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 import isn.audit
+from isn.enrolment import enrolment_code_redeem
 from isn.sessions import session_start
 
 TOTP_DEVICE_NAME = "authenticator"
 RECOVERY_DEVICE_NAME = "recovery codes"
+ENROLMENT_CODE_SESSION_KEY = "isn_enrolment_code"
 
 
 class CodeForm(forms.Form):
@@ -125,13 +127,62 @@ def _recovery_codes(user: AbstractBaseUser) -> list[str]:
     return codes
 
 
+class EnrolmentCodeForm(forms.Form):
+    enrolment_code = forms.CharField(
+        label=_("Enrolment code from your agency admin"),
+        max_length=32,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "autocapitalize": "characters", "autofocus": True}),
+    )
+
+
+def _enrolment_code_step(request: HttpRequest) -> HttpResponse | None:
+    """With ``ISN_ENROLMENT_CODE_REQUIRED``, the page asking for the admin's one-time code until this session has
+    spent one; then None. Any authenticator secret made before is void, so none was shown to a password alone."""
+    if not settings.ISN_ENROLMENT_CODE_REQUIRED or request.session.get(ENROLMENT_CODE_SESSION_KEY):
+        return None
+    form = EnrolmentCodeForm(request.POST or None)
+    failed = False
+    if request.method == "POST" and form.is_valid():
+        with transaction.atomic():
+            code = enrolment_code_redeem(user=request.user, presented=form.cleaned_data["enrolment_code"])
+            if code is not None:
+                TOTPDevice.objects.filter(user=request.user, confirmed=False).delete()
+                isn.audit.record(
+                    action="auth.enrolment_code_used",
+                    actor=request.user,
+                    target=request.user,
+                    details={"enrolment_code_id": code.pk},
+                )
+                request.session[ENROLMENT_CODE_SESSION_KEY] = code.pk
+                return HttpResponseRedirect(_with_next("two_factor_enrol", _next_url(request)))
+        failed = True
+        _record_enrol_failure(request, step="enrolment_code")
+    context = {"form": form, "failed": failed, "next": _next_url(request)}
+    return render(request, "registration/two_factor_enrolment_code.html", context)
+
+
+def _record_enrol_failure(request: HttpRequest, *, step: str) -> None:
+    with transaction.atomic():  # like a failed code at sign-in: the code itself is never recorded
+        isn.audit.record(
+            action="auth.second_factor_enrol_failed",
+            actor=request.user,
+            target=request.user,
+            outcome="denied",
+            details={"step": step},
+        )
+
+
 @never_cache
 @login_required
 @require_http_methods(["GET", "POST"])
 def enrol(request: HttpRequest) -> HttpResponse:
-    """First sign-in: add an authenticator app by its QR code, confirm it with a code, and get recovery codes."""
+    """First sign-in: (in production, the admin's enrolment code first) add an authenticator app by its QR code,
+    confirm it with a code, and get recovery codes."""
     if user_has_device(request.user):
         return HttpResponseRedirect(_with_next("two_factor", _next_url(request)))
+    asking_for_code = _enrolment_code_step(request)
+    if asking_for_code is not None:
+        return asking_for_code
     device = TOTPDevice.objects.filter(user=request.user, confirmed=False).first()
     if device is None:
         device = TOTPDevice.objects.create(user=request.user, name=TOTP_DEVICE_NAME, confirmed=False)
@@ -144,8 +195,10 @@ def enrol(request: HttpRequest) -> HttpResponse:
                 device.save(update_fields=["confirmed"])
                 codes = _recovery_codes(request.user)
                 _verified(request, device, action="auth.second_factor_enrol")
+                request.session.pop(ENROLMENT_CODE_SESSION_KEY, None)
                 return render(request, "registration/recovery_codes.html", {"codes": codes, "next": _next_url(request)})
         failed = True
+        _record_enrol_failure(request, step="authenticator")
     # The QR code is an image made here (a data: URI): no third-party service ever sees the secret.
     qr = segno.make(device.config_url, error="m").svg_data_uri(scale=5, border=2)
     secret = _base32(device.bin_key)

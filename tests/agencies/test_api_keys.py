@@ -116,8 +116,8 @@ def test_malformed_or_unknown_keys_get_401(api, db, presented):
     assert _with_key(api, presented).get("/api/v1/offices/").status_code == 401
 
 
-def test_an_audit_key_reads_the_audit_trail_but_no_content(api, vn_admin, vn_agency):
-    auditor_key = _issue(vn_admin, vn_agency, scopes=(ApiKeyScope.AUDIT,), name="audit")
+def test_an_audit_key_reads_the_audit_trail_but_no_content(api, vn_admin, vn_auditor, vn_agency):
+    auditor_key = _issue(vn_auditor, vn_agency, scopes=(ApiKeyScope.AUDIT,), name="audit")
     reader_key = _issue(vn_admin, vn_agency, name="reader")
     assert _with_key(api, auditor_key.plaintext).get("/api/v1/audit/events/").status_code == 200
     assert _with_key(api, auditor_key.plaintext).get("/api/v1/items/").status_code == 403  # auditors see no content

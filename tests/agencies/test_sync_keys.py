@@ -128,7 +128,8 @@ def test_only_a_national_auditor_of_the_same_country_approves_or_refuses(request
     if who == "system":
         actor = None
     elif who == "audit_key":  # an audit key's account is a national auditor of Viet Nam, but a system, not a person
-        actor = issue(vn_admin, vn_agency, name="audit mirror", scopes=(ApiKeyScope.AUDIT,)).user
+        auditor = request.getfixturevalue("vn_auditor")
+        actor = issue(auditor, vn_agency, name="audit mirror", scopes=(ApiKeyScope.AUDIT,)).user
         assert actor.membership.role == Role.NATIONAL_AUDITOR
     else:
         actor = request.getfixturevalue(who)

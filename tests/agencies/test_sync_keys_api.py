@@ -106,9 +106,9 @@ def test_a_national_auditor_refuses_with_a_reason(api, vn_auditor, pending):
 
 
 def test_no_one_else_approves_and_each_refusal_is_recorded(
-    api, vn_admin, vn_officer, vn_agency, kh_auditor, un_auditor, pending
+    api, vn_admin, vn_officer, vn_agency, vn_auditor, kh_auditor, un_auditor, pending
 ):
-    audit_key = issue(vn_admin, vn_agency, name="audit mirror", scopes=(ApiKeyScope.AUDIT,))
+    audit_key = issue(vn_auditor, vn_agency, name="audit mirror", scopes=(ApiKeyScope.AUDIT,))
     attempts = [(kh_auditor, 404), (un_auditor, 403), (vn_admin, 403), (vn_officer, 403)]
     for person, status in attempts:
         api.force_authenticate(person)

@@ -91,3 +91,12 @@ def test_development_generates_its_secret_key_privately(tmp_path):
     key = tmp_path / "secret_key"
     assert key.stat().st_mode & 0o777 == 0o600
     assert len(key.read_text()) >= 50
+
+
+@pytest.mark.parametrize(("env", "required"), [("production", "True"), ("development", "False")])
+def test_enrolment_codes_are_required_in_production_by_default(env, required):
+    shell = "from django.conf import settings; print(settings.ISN_ENROLMENT_CODE_REQUIRED)"
+    overrides = {"ISN_ENV": env} if env == "production" else {"ISN_ENV": env, "ISN_SECRET_KEY": None}
+    result = _manage("shell", "-c", shell, **overrides)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == required

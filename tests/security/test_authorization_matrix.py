@@ -235,8 +235,12 @@ RULES: list[Rule] = [
     # Directory: every member.
     Rule("agency-*", ("GET",), allow=member),
     Rule("office-*", ("GET",), allow=member),
-    # API keys: agency admins, in person, of their own agency's keys.
-    Rule("api-key-list", ("GET", "POST"), allow=agency_admin),
+    # API keys: agency admins, in person, of their own agency's keys; auditors, in person, list the audit keys of their
+    # reach (and issue only audit keys: the matrix asks for a read key, which they are refused).
+    Rule("api-key-list", ("GET",), allow=admin_or_auditor_person),
+    Rule("api-key-list", ("POST",), allow=agency_admin),
+    # Enrolment codes: agency admins, in person (the matrix's empty request is refused as invalid: allowed through).
+    Rule("enrolment-code-list", ("POST",), allow=agency_admin),
     Rule("api-key-revoke", ("POST",), allow=originator_admin),
     # Sync keys: the key's agency admins declare; national auditors of its country approve or refuse (the regional
     # auditor sees all, decides none); the matrix's declaration is Viet Nam's.

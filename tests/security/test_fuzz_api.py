@@ -49,10 +49,12 @@ def roles(db, monkeypatch, client):
     AgencyFactory(country=country("KH"), short_name="KHF")
     admin = MembershipFactory(user=UserFactory(username="vn.admin"), agency=vn, role=Role.AGENCY_ADMIN).user
     MembershipFactory(user=UserFactory(username="vn.officer"), agency=vn, office=OfficeFactory(agency=vn))
+    auditor = MembershipFactory(user=UserFactory(username="vn.auditor"), agency=vn, role=Role.NATIONAL_AUDITOR).user
     soon = timezone.now() + timedelta(days=30)
 
     def key(name: str, scopes: list[str]) -> dict[str, str]:
-        issued = api_key_issue(actor=admin, agency=vn, name=name, scopes=scopes, expires_at=soon)
+        issuer = auditor if scopes == [ApiKeyScope.AUDIT] else admin  # an audit key comes from an auditor
+        issued = api_key_issue(actor=issuer, agency=vn, name=name, scopes=scopes, expires_at=soon)
         return {"Authorization": f"Api-Key {issued.plaintext}"}
 
     sign_in(client, admin)

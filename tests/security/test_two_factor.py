@@ -139,3 +139,14 @@ def test_next_cannot_send_a_verified_person_elsewhere(client, vn_officer, bavet)
     _password_step(client)
     response = client.post("/accounts/two-factor/", {"code": current_code(device), "next": "https://evil.example/"})
     assert response["Location"] == "/"
+
+
+def test_a_failed_code_at_enrolment_is_recorded_without_the_code(client, vn_officer, bavet):
+    _password_step(client)
+    client.get("/accounts/two-factor/enrol/")
+    wrong = client.post("/accounts/two-factor/enrol/", {"code": "012345"})
+    assert wrong.status_code == 200
+    event = AuditEvent.objects.get(action="auth.second_factor_enrol_failed")
+    assert (event.actor_user_id, event.outcome) == (vn_officer.pk, "denied")
+    assert "012345" not in str(event.details)
+    assert not TOTPDevice.objects.filter(user=vn_officer, confirmed=True).exists()

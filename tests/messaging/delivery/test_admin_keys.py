@@ -31,7 +31,7 @@ def net() -> Network:
 
 def issue(net: Network, *scopes: str, name: str = "kh-integration") -> tuple[ApiKey, str]:
     issued = api_key_issue(
-        actor=net.user("kh.admin"),
+        actor=net.user("kh.auditor" if scopes == ("audit",) else "kh.admin"),  # audit keys come from auditors
         agency=net.kh,
         name=name,
         scopes=list(scopes),

@@ -29,9 +29,8 @@ class Systems:
         soon = timezone.now() + timedelta(days=30)
 
         def issue(name: str, *scopes: str, agency: Any = net.kh) -> tuple[ApiKey, str]:
-            issued = api_key_issue(
-                actor=net.user("kh.admin"), agency=agency, name=name, scopes=list(scopes), expires_at=soon
-            )
+            issuer = net.user("kh.auditor" if scopes == ("audit",) else "kh.admin")  # audit keys come from auditors
+            issued = api_key_issue(actor=issuer, agency=agency, name=name, scopes=list(scopes), expires_at=soon)
             return issued.key, issued.plaintext
 
         self.reader, self.reader_key = issue("reader", "read")
