@@ -322,7 +322,7 @@ class SyncDeclarationViewSet(viewsets.ReadOnlyModelViewSet):
         return Response(SyncDeclarationSerializer(refused).data)
 
 
-class EnrolmentCodeRequestSerializer(serializers.Serializer):
+class EnrolmentCodeRequestSerializer(RefuseUnknownFields, serializers.Serializer):
     username = serializers.CharField(max_length=150, help_text="A member of your agency who has no second factor yet.")
 
 
