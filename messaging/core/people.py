@@ -3,7 +3,7 @@ viewer reads content through."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from agencies.models import ApiKey, ApiKeyScope, Membership, Role
 from agencies.selectors import membership_for
+from messaging.core.release import Release
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -108,3 +109,20 @@ def agency_systems(agency_ids: Collection[int]) -> list[tuple[int, int]]:
     )
     # Scopes are a JSON list: filtered here, since not every database can look inside one (SQLite for make run).
     return [(agency_id, user_id) for agency_id, user_id, scopes in keys if SYSTEM_NOTIFIED_SCOPE in scopes]
+
+
+def readers_among(release: Release, user_ids: Iterable[int]) -> set[int]:
+    """Those of ``user_ids`` who may read the item whose release this is, now: members who may read content at all,
+    by ``Release.member_may_read``. Every channel that tells people of an item asks this first (notifications, FLASH
+    escalation), so a person outside an office-only forward or beside a named person is never told of it."""
+    wanted = set(user_ids)
+    if not wanted:
+        return set()
+    members = content_people().filter(user_id__in=wanted)
+    return {
+        user_id
+        for user_id, agency_id, office_id, country in members.values_list(
+            "user_id", "agency_id", "office_id", "agency__country_id"
+        )
+        if release.member_may_read(user_id=user_id, agency_id=agency_id, office_id=office_id, country=country)
+    }

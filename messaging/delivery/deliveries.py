@@ -5,11 +5,12 @@ forwarding and consent create them through ``deliver``; a narrowing, withdrawal 
 ``deliveries_revoke_lost``; reading and acknowledging mark them here. import-linter keeps every module outside
 ``messaging.delivery`` and the selectors from importing the ``Delivery`` model at all.
 
-``deliver`` and ``deliveries_revoke_lost`` agree on one rule, ``Holders``: a recipient holds the item while the
-originator's current release lets its agency (or, for a named person, the person) see it, or while its agency holds
-a live forward inside a released country. ``deliver`` checks that rule under a share lock on the item, which an
-originator's change (``FOR UPDATE``) waits for and which waits for a change in flight: so a routing, forward or
-consent message that arrives after a narrowing (or is redelivered) cannot give back what the narrowing took away.
+``deliver`` and ``deliveries_revoke_lost`` agree on one rule, ``holds``: a recipient holds the item while the
+originator's current release lets its agency (or, for a named person, the person) see it, or while a live forward inside
+a released country reaches its agency as a whole or its very office (``messaging.core.release``). ``deliver`` checks
+that rule under a share lock on the item, which an originator's change (``FOR UPDATE``) waits for and which waits for a
+change in flight: so a routing, forward or consent message that arrives after a narrowing (or is redelivered) cannot
+give back what the narrowing took away.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from django.db import connection
 from django.utils import timezone
@@ -32,13 +32,9 @@ from messaging.delivery.notifications import notifications_mark_read_for_item
 from messaging.models import (
     Acknowledgement,
     DeliveryReason,
-    Forward,
     Item,
 )
 from messaging.models.delivery import Delivery
-
-if TYPE_CHECKING:
-    pass
 
 
 @dataclass(frozen=True)
@@ -53,25 +49,12 @@ class Recipient:
         return (self.agency_id, self.office_id, self.user_id)
 
 
-@dataclass(frozen=True)
-class Holders:
-    """Who holds an item right now: its release, and the agencies holding a live forward of it."""
-
-    release: Release
-    forwarded: frozenset[int]
-
-    @classmethod
-    def of(cls, item: Item) -> Holders:
-        forwarded = Forward.objects.filter(item=item, revoked_at__isnull=True).values_list("to_agency_id", flat=True)
-        return cls(release=release_of(item), forwarded=frozenset(forwarded))
-
-    def holds(self, *, agency_id: int, country: str, user_id: int | None, reason: str) -> bool:
-        release = self.release
-        if release.active and country in release.countries and agency_id in self.forwarded:
-            return True
-        if reason == DeliveryReason.NAMED and user_id is not None:
-            return release.person_may_see(user_id, agency_id, country)
-        return release.agency_may_see(agency_id, country)
+def holds(release: Release, recipient: Recipient, country: str) -> bool:
+    """Whether a recipient (as routed, forwarded or consented) still reaches the item: a person named on it while
+    the release names them; an office or a whole agency while ``Release.office_holds``."""
+    if recipient.reason == DeliveryReason.NAMED and recipient.user_id is not None:
+        return release.person_may_see(recipient.user_id, recipient.agency_id, country)
+    return release.office_holds(recipient.agency_id, recipient.office_id, country)
 
 
 def _lock_item(item: Item) -> None:
@@ -150,15 +133,9 @@ def deliver(
     if release is not None:
         return _insert(item, recipients, now)
     _lock_item(item)
-    holders = Holders.of(item)
+    release = release_of(item)
     countries = dict(Agency.objects.filter(pk__in={r.agency_id for r in recipients}).values_list("pk", "country_id"))
-    reached = [
-        r
-        for r in recipients
-        if holders.holds(
-            agency_id=r.agency_id, country=countries.get(r.agency_id, ""), user_id=r.user_id, reason=r.reason
-        )
-    ]
+    reached = [r for r in recipients if holds(release, r, countries.get(r.agency_id, ""))]
     if not reached:
         return []
     delivered = _insert(item, reached, now)
@@ -190,7 +167,7 @@ def item_locked_for_delivery(item_id: object) -> Item:
 def deliveries_revoke_lost(item: Item) -> tuple[list[Delivery], list[Delivery]]:
     """After a narrowing, withdrawal or expiry: revoke every live delivery whose recipient the item no longer
     reaches. Returns (revoked, kept), each with its agency loaded."""
-    holders = Holders.of(item)
+    release = release_of(item)
     deliveries = list(
         Delivery.objects.select_for_update()
         .filter(item=item, revoked_at__isnull=True)
@@ -198,16 +175,12 @@ def deliveries_revoke_lost(item: Item) -> tuple[list[Delivery], list[Delivery]]:
         .order_by("pk")
     )
 
-    def holds(delivery: Delivery) -> bool:
-        return holders.holds(
-            agency_id=delivery.agency_id,
-            country=delivery.agency.country_id,
-            user_id=delivery.user_id,
-            reason=delivery.reason,
-        )
+    def still(delivery: Delivery) -> bool:
+        recipient = Recipient(delivery.agency_id, delivery.office_id, delivery.user_id, delivery.reason)
+        return holds(release, recipient, delivery.agency.country_id)
 
-    lost = [d for d in deliveries if not holds(d)]
-    kept = [d for d in deliveries if holds(d)]
+    lost = [d for d in deliveries if not still(d)]
+    kept = [d for d in deliveries if still(d)]
     Delivery.objects.filter(pk__in=[d.pk for d in lost]).update(revoked_at=timezone.now())
     return lost, kept
 

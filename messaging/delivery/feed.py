@@ -38,7 +38,7 @@ from messaging.core.people import reader_of
 from messaging.core.release import release_of
 from messaging.core.sql import fetch_all
 from messaging.delivery.routing import queue_webhooks
-from messaging.models import Change, ChangeKind, ConsentRequest, Forward, Item, Rfi
+from messaging.models import Change, ChangeKind, ConsentRequest, Item, Rfi
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -82,9 +82,11 @@ class CursorInvalid(InvalidInput):
 
 @dataclass(frozen=True)
 class Audience:
-    """The agencies whose members may read an item as a whole, and the persons named on it who may."""
+    """Who may read an item (``messaging.core.release.Release``), as the feed addresses them: whole agencies,
+    offices (agency, office) an item was forwarded to alone, and the persons named on it."""
 
     agencies: frozenset[int] = frozenset()
+    offices: frozenset[tuple[int, int]] = frozenset()
     persons: frozenset[int] = frozenset()
 
 
@@ -93,27 +95,31 @@ NOBODY = Audience()
 
 def audience_of(item: Item) -> Audience:
     """Who may read the item now: the originating agency always; while it is active, every agency of a released
-    country its release admits or an active forward reached, and every named person of a released country."""
+    country its release admits or an active forward reached as a whole, every office a forward reached alone, and
+    every named person of a released country."""
     release = release_of(item)
     agencies = {item.originator_agency_id}
+    offices: set[tuple[int, int]] = set()
     persons: set[int] = set()
     if release.active and release.countries:
         countries = sorted(release.countries)
         for agency_id, country in Agency.objects.filter(country_id__in=countries).values_list("pk", "country_id"):
-            if release.agency_may_see(agency_id, country):
+            if release.agency_holds(agency_id, country):
                 agencies.add(agency_id)
-        agencies.update(
-            Forward.objects.filter(item=item, revoked_at__isnull=True, country_id__in=countries).values_list(
-                "to_agency_id", flat=True
-            )
-        )
+        offices = {
+            (agency_id, office_id)
+            for country, agency_id, office_id in release.forwards
+            if office_id is not None
+            and agency_id not in agencies
+            and release.office_holds(agency_id, office_id, country)
+        }
         if release.named:
             persons.update(
                 Membership.objects.filter(user_id__in=release.named, agency__country_id__in=countries).values_list(
                     "user_id", flat=True
                 )
             )
-    return Audience(agencies=frozenset(agencies), persons=frozenset(persons))
+    return Audience(agencies=frozenset(agencies), offices=frozenset(offices), persons=frozenset(persons))
 
 
 def feed_follow(
@@ -123,12 +129,12 @@ def feed_follow(
     and ``kept`` (when given) to who still has it. Returns the audience after, for a caller that goes on."""
     after = audience_of(item)
     changes: list[Change] = []
-    for ids, field in (("agencies", "agency_id"), ("persons", "user_id")):
-        old, new = getattr(before, ids), getattr(after, ids)
-        changes += _changes(ChangeKind.ITEM_VISIBLE, field, new - old, item_id=item.pk)
-        changes += _changes(lost, field, old - new, item_id=item.pk)
+    for audience in ("agencies", "offices", "persons"):
+        old, new = getattr(before, audience), getattr(after, audience)
+        changes += _changes(ChangeKind.ITEM_VISIBLE, audience, new - old, item_id=item.pk)
+        changes += _changes(lost, audience, old - new, item_id=item.pk)
         if kept is not None:
-            changes += _changes(kept, field, old & new, item_id=item.pk)
+            changes += _changes(kept, audience, old & new, item_id=item.pk)
     feed_write(changes)
     if kept in WEBHOOK_KINDS:
         queue_webhooks(item, before.agencies & after.agencies, kept)
@@ -139,7 +145,7 @@ def feed_tell(kind: str, agency_ids: Iterable[int], *, subject: Item | Rfi, **id
     """Tell whole agencies of an event about ``subject`` (``consent_id=`` or ``rfi_id=`` adds what else it names);
     their webhooks too, for the kinds webhooks carry."""
     agency_ids = set(agency_ids)
-    feed_write(_changes(kind, "agency_id", agency_ids, **ids))
+    feed_write(_changes(kind, "agencies", agency_ids, **ids))
     if kind in WEBHOOK_KINDS:
         queue_webhooks(subject, agency_ids, kind, **{name: pk for name, pk in ids.items() if name != "item_id"})
 
@@ -175,8 +181,12 @@ def feed_lock() -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [FEED_LOCK_KEY])
 
 
-def _changes(kind: str, field: str, audience: Iterable[int], **ids: Any) -> list[Change]:
-    return [Change(kind=kind, **{field: pk}, **ids) for pk in sorted(audience)]
+def _changes(kind: str, audience: str, members: Iterable[Any], **ids: Any) -> list[Change]:
+    """Changes of one kind for the ``agencies``, ``offices`` (agency, office) or ``persons`` of an audience."""
+    if audience == "offices":
+        return [Change(kind=kind, agency_id=agency, office_id=office, **ids) for agency, office in sorted(members)]
+    field = "agency_id" if audience == "agencies" else "user_id"
+    return [Change(kind=kind, **{field: pk}, **ids) for pk in sorted(members)]
 
 
 # --- reading ----------------------------------------------------------------------------------------------------------
@@ -227,11 +237,13 @@ class ChangePage:
     more: bool  # whether more changes are already waiting after this page
 
 
-# Both audiences of the caller, each an index range scan from the cursor, merged.
+# Both audiences of the caller (their agency, or their own office of it; themselves), each an index range scan from
+# the cursor, merged.
 _PAGE_SQL = """
     SELECT id, kind, at, item_id, consent_id, rfi_id FROM (
         (SELECT id, kind, at, item_id, consent_id, rfi_id FROM messaging_change
-         WHERE agency_id = %(agency)s AND id > %(after)s ORDER BY id LIMIT %(limit)s)
+         WHERE agency_id = %(agency)s AND (office_id IS NULL OR office_id = %(office)s) AND id > %(after)s
+         ORDER BY id LIMIT %(limit)s)
         UNION ALL
         (SELECT id, kind, at, item_id, consent_id, rfi_id FROM messaging_change
          WHERE user_id = %(user)s AND id > %(after)s ORDER BY id LIMIT %(limit)s)
@@ -251,7 +263,10 @@ def changes_page(*, actor: AbstractBaseUser, cursor: str | None, limit: int, lat
     reader = reader_of(actor)
     if reader is None:  # auditors and non-members read no content, so hear of none
         return ChangePage(changes=[], cursor=Cursor(after, now).encode(), more=False)
-    rows = fetch_all(_PAGE_SQL, {"agency": reader.agency_id, "user": reader.pk, "after": after, "limit": limit + 1})
+    rows = fetch_all(
+        _PAGE_SQL,
+        {"agency": reader.agency_id, "office": reader.office_id, "user": reader.pk, "after": after, "limit": limit + 1},
+    )
     more = len(rows) > limit
     rows = rows[:limit]
     entries = [

@@ -1,12 +1,15 @@
 """FLASH escalation: a FLASH item must be acknowledged by each receiving agency, or it climbs.
 
-``ISN_FLASH_ESCALATE_AFTER_SECONDS`` after routing, an agency that has not acknowledged is escalated to the
-supervisors of the offices it reached and to its duty desk (level 1); the same interval later, to the national
-focal points of its country who may see the item (level 2). The level is stored on the agency's deliveries, so a
-sweep that runs twice escalates once; each step is recorded (``messaging.flash.escalate``) and notified: in the
-portal, by e-mail, and by a signed webhook call to the escalated agency's own system when it has an active webhook
-(``item.escalated``, then ``item.escalated_national``; queued through the outbox in the step's transaction, so at
-least once, and with one ``X-ISN-Delivery`` per step for the receiver to drop a repeat).
+``ISN_FLASH_ESCALATE_AFTER_SECONDS`` after routing, an agency that has not acknowledged is escalated to the supervisors
+of the offices it reached and to its duty desk, or failing anyone there who may read the item to its supervisors, or
+failing them to the people of the offices it reached (level 1); the same interval later, to the national focal points of
+its country (level 2). Only people who may read the item are told (``messaging.core.people.readers_among``): an item an
+agency holds only through a forward to one office is escalated inside that office. The level is stored on the agency's
+deliveries, so a sweep that runs twice escalates once; each step is recorded (``messaging.flash.escalate``) and
+notified: in the portal, by e-mail, and by a signed webhook call to the escalated agency's own system when it has an
+active webhook and the agency holds the item as a whole (``item.escalated``, then ``item.escalated_national``; queued
+through the outbox in the step's transaction, so at least once, and with one ``X-ISN-Delivery`` per step for the
+receiver to drop a repeat).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from agencies.models import Agency, OfficeKind, Role
 from audit.services import record
 from messaging.core.people import (
     content_people,
+    readers_among,
 )
 from messaging.core.release import release_of
 from messaging.core.sweep import (
@@ -83,28 +87,32 @@ def _escalate(*, item_id: object, agency_id: int, now: datetime) -> bool:
     if item.status != ItemStatus.ACTIVE:
         return False
     agency = Agency.objects.get(pk=agency_id)
-    members = content_people()
+    release = release_of(item)
+    members = content_people().exclude(agency_id=item.originator_agency_id)
     if level == REMINDED:
         offices = [d.office_id for d in deliveries if d.office_id is not None]
-        chosen = members.filter(
+        # The first of these groups with anyone in it who may read the item: an item held only through a forward to
+        # one office reaches that office's supervisors, or failing them its people, never a duty desk that cannot
+        # open it.
+        groups = [
             Q(agency_id=agency_id, role=Role.SUPERVISOR, office_id__in=offices)
-            | Q(agency_id=agency_id, office__kind=OfficeKind.DUTY_DESK)
-        )
-        if not chosen.exists():  # no office supervisor and no duty desk staff: the agency's supervisors
-            chosen = members.filter(agency_id=agency_id, role=Role.SUPERVISOR)
+            | Q(agency_id=agency_id, office__kind=OfficeKind.DUTY_DESK),
+            Q(agency_id=agency_id, role=Role.SUPERVISOR),
+            Q(agency_id=agency_id, office_id__in=offices),
+        ]
         kind = NotificationKind.ESCALATED
     else:
-        chosen = members.filter(agency__country_id=agency.country_id, role=Role.NATIONAL_FOCAL_POINT)
+        groups = [Q(agency__country_id=agency.country_id, role=Role.NATIONAL_FOCAL_POINT)]
         kind = NotificationKind.ESCALATED_NATIONAL
-    release = release_of(item)
-    users = [
-        user_id
-        for user_id, member_agency_id in chosen.values_list("user_id", "agency_id")
-        if member_agency_id != item.originator_agency_id
-        and release.person_may_see(user_id, member_agency_id, agency.country_id)
-    ]
-    notified = notify(item, kind, users)
-    queue_webhooks(item, [agency_id], WEBHOOK_ESCALATED if level == REMINDED else WEBHOOK_ESCALATED_NATIONAL)
+    users: set[int] = set()
+    for group in groups:
+        users = readers_among(release, members.filter(group).values_list("user_id", flat=True))
+        if users:
+            break
+    notified = notify(item, kind, users, release=release)
+    # The agency's own system is told only when the agency holds the item as a whole: it reads as the agency.
+    if release.agency_holds(agency_id, agency.country_id):
+        queue_webhooks(item, [agency_id], WEBHOOK_ESCALATED if level == REMINDED else WEBHOOK_ESCALATED_NATIONAL)
     Delivery.objects.filter(pk__in=[d.pk for d in deliveries]).update(escalation_level=level, escalated_at=now)
     record(
         action="messaging.flash.escalate",

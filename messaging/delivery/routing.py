@@ -36,6 +36,7 @@ from messaging.core.people import (
     SYSTEM_NOTIFIED_SCOPE,
     agency_systems,
     content_people,
+    readers_among,
 )
 from messaging.core.release import Release, release_of
 from messaging.core.sql import fetch_all
@@ -317,9 +318,12 @@ def _webhook_agencies(agency_ids: Iterable[int]) -> list[int]:
     )
 
 
-def notify(item: Item, kind: str, user_ids: Iterable[int]) -> list[int]:
-    """In-portal notifications about an item for these people, with their e-mail queued (see ``notify_people``)."""
-    return notify_people(kind=kind, user_ids=user_ids, item=item)
+def notify(item: Item, kind: str, user_ids: Iterable[int], *, release: Release | None = None) -> list[int]:
+    """In-portal notifications about an item for those of these people who may read it now
+    (``messaging.core.people.readers_among``), with their e-mail queued (see ``notify_people``). Pass the
+    ``release`` when it is at hand. For telling people they lost an item, use ``notify_people`` itself."""
+    readers = readers_among(release or release_of(item), user_ids)
+    return notify_people(kind=kind, user_ids=readers, item=item)
 
 
 def _pause_for_fault_tests(count: int) -> None:
@@ -348,7 +352,7 @@ def item_route(*, outbox_id: int) -> RouteResult | None:
     new = deliver(item, recipients_for(item, release), release=release)
     _pause_for_fault_tests(len(new))
     people = people_for(new)
-    notified = notify(item, NotificationKind.ROUTED, (pk for users in people.values() for pk in users))
+    notified = notify(item, NotificationKind.ROUTED, (pk for users in people.values() for pk in users), release=release)
     agencies = sorted({r.agency_id for r in new})
     queue_webhooks(item, agencies, WEBHOOK_ROUTED)
     record(
@@ -397,7 +401,7 @@ def item_revoke_notify(*, outbox_id: int) -> RouteResult | None:
 
     lost_people = {pk for users in people_for(map(as_recipient, lost)).values() for pk in users}
     kept_people = {pk for users in people_for(map(as_recipient, kept)).values() for pk in users}
-    notified = notify(item, NotificationKind.REVOKED, lost_people - kept_people)
+    notified = notify_people(kind=NotificationKind.REVOKED, user_ids=lost_people - kept_people, item=item)
     agencies_cut_off = sorted({d.agency_id for d in lost} - {d.agency_id for d in kept})
     queue_webhooks(item, agencies_cut_off, WEBHOOK_REVOKED)
     record(

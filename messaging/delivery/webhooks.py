@@ -373,7 +373,7 @@ def webhook_dead_letter_retry(*, actor: AbstractBaseUser, dead_letter_id: object
         raise NotFound(DEAD_LETTER_NOT_FOUND)
     if not AgencyWebhook.objects.filter(agency_id=letter.agency_id, is_active=True).exists():
         raise Conflict("Your agency has no active webhook to call; set one first.")
-    if _news_of_item(letter) and not release_of(letter.item).agency_may_see(
+    if _news_of_item(letter) and not release_of(letter.item).agency_holds(
         letter.agency_id, membership.agency.country_id
     ):
         raise Conflict("The item is no longer released to your agency: there is nothing to send again.")

@@ -27,7 +27,8 @@ class ChangeKind(models.TextChoices):
 
 
 class Change(models.Model):
-    """One change, told to one audience: a whole agency (its members who may read content) or one person.
+    """One change, told to one audience: a whole agency (its members who may read content), one office of it, or
+    one person.
 
     Never content: the reader fetches what it names through the audited reads, which answer by what the reader may
     see now. Ids rise in the order the changes committed (``messaging.delivery.feed`` writes them under one lock).
@@ -37,6 +38,8 @@ class Change(models.Model):
     at = models.DateTimeField(default=timezone.now)
     kind = models.CharField(max_length=24, choices=ChangeKind.choices)
     agency = models.ForeignKey("agencies.Agency", on_delete=models.CASCADE, null=True, related_name="+")
+    # With an agency: only the members of this office of it (an item forwarded to one office).
+    office = models.ForeignKey("agencies.Office", on_delete=models.CASCADE, null=True, related_name="+")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, related_name="+")
     # Plain ids, not foreign keys: a change outlives nothing it names, and writing one takes no lock on its row.
     item_id = models.UUIDField(null=True)
@@ -48,6 +51,9 @@ class Change(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(agency__isnull=True) ^ models.Q(user__isnull=True), name="change_one_audience"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(office__isnull=True) | models.Q(agency__isnull=False), name="change_office_of_agency"
             ),
         ]
         indexes = [

@@ -70,7 +70,8 @@ def items_visible_to(viewer: Viewer | Reader) -> QuerySet[Item]:
 
     Visible when the viewer's agency originated it (whatever its status), or, for active items only, when the
     viewer's country has a grant and either that country has no agency restriction, the viewer's agency is one of
-    the restricted agencies, the viewer's agency has an active forward of it, or the viewer is named on the item.
+    the restricted agencies, an active forward reached the viewer's agency as a whole or the viewer's own office, or
+    the viewer is named on the item: ``messaging.core.release.Release.member_may_read``, in SQL.
     """
     reader = reader_of(viewer)
     if reader is None:
@@ -104,8 +105,11 @@ def items_visible_to(viewer: Viewer | Reader) -> QuerySet[Item]:
     )
     # Forwarded inside the country: a scalar subquery too, one probe of the partial index of active forwards. The
     # country grant above still applies: a forward never outlives its country's release.
+    # A forward to an office opens the item to that office's people only.
     forwarded = Subquery(
-        Forward.objects.filter(item=item, to_agency_id=reader.agency_id, revoked_at__isnull=True).values("pk")[:1]
+        Forward.objects.filter(item=item, to_agency_id=reader.agency_id, revoked_at__isnull=True)
+        .filter(Q(to_office__isnull=True) | Q(to_office_id=reader.office_id))
+        .values("pk")[:1]
     )
     recipient = Q(status=ItemStatus.ACTIVE, _grant__isnull=False) & (
         Q(_allowed=1) | Q(_forwarded__isnull=False) | named

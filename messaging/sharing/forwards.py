@@ -1,9 +1,11 @@
 """Forwarding inside one's own country, as the item's handling code allows.
 
-A holder of an item may pass it on inside their own country (``item_forward``): never TLP:RED, TLP:AMBER+STRICT only
-to offices of their own agency, and AMBER, GREEN or CLEAR to any active agency or office of their country. The reason
-is sealed under the item's data key. Forwards follow the originator's release: narrowing, withdrawal and expiry cut
-them off (``messaging.sharing.reach``), and the ``item.revoke`` outbox row tells their holders.
+A holder of an item may pass it on inside their own country (``item_forward``): never TLP:RED, TLP:AMBER+STRICT only to
+offices of their own agency, and AMBER, GREEN or CLEAR to any active agency or office of their country. Only what their
+agency or their office holds: a person named on an item reads it alone and passes it to nobody. A forward to an office
+opens the item to that office's people only; to an agency, to all of it (``messaging.core.release``). The reason is
+sealed under the item's data key. Forwards follow the originator's release: narrowing, withdrawal and expiry cut them
+off (``messaging.sharing.reach``), and the ``item.revoke`` outbox row tells their holders.
 """
 
 from __future__ import annotations
@@ -122,13 +124,18 @@ def item_forward(*, actor: Actor, item_id: object, to_agency: Any, to_office: An
     item = item_get(actor, item_id=item_id, for_update=True)
     if item.status != ItemStatus.ACTIVE:
         raise Conflict(f"This item is {item.status}; it can no longer be forwarded.")
+    country = membership.agency.country_id
+    if not release_of(item).office_holds(membership.agency_id, membership.office_id, country):
+        raise PermissionDenied(
+            "This item was shared with you by name, not with your agency or office, so you cannot forward it. Ask "
+            "the originating agency to release it to whoever else needs it."
+        )
     agency, office = _forward_recipient(item=item, membership=membership, to_agency=to_agency, to_office=to_office)
     reason = text_checked("reason", reason, limit=FORWARD_REASON_MAX_LENGTH, summary="The item was not forwarded.")
     recipient = Q(item=item, to_agency=agency, to_office=office, revoked_at__isnull=True)
     if Forward.objects.filter(recipient).exists():
         where = f"{office.name} ({agency.short_name})" if office is not None else agency.short_name
         raise Conflict(f"This item has already been forwarded to {where}.")
-    country = membership.agency.country_id
     data_key = item_data_key(item, country)
     before = audience_of(item)
     # The reason's associated data names the forward's id, so it is sealed once the row has one.
@@ -216,8 +223,11 @@ def forward_deliver(*, outbox_id: int) -> RouteResult | None:
     recipient = Recipient(forward.to_agency_id, office_id, None, DeliveryReason.FORWARDED)
     delivered = deliver(item, [recipient])
     people = people_for([recipient])[recipient.key]
-    notified = notify(item, NotificationKind.FORWARDED, people)
-    queue_webhooks(item, [forward.to_agency_id], WEBHOOK_FORWARDED)
+    release = release_of(item)
+    notified = notify(item, NotificationKind.FORWARDED, people, release=release)
+    # The agency's own system reads as the agency: told only when the agency holds the item as a whole.
+    if release.agency_holds(forward.to_agency_id, forward.country_id):
+        queue_webhooks(item, [forward.to_agency_id], WEBHOOK_FORWARDED)
     record(
         action="messaging.forward.deliver",
         actor=None,

@@ -55,7 +55,8 @@ def forwards_that_stay(item: Item, release: Release, before: Release | None, for
 
     A forward holds while its country keeps its grant, its receiving agency was not cut out by this very change
     (it saw the item under ``before`` and does not under ``release``), and its forwarding agency holds the item: as
-    the originator, under the release, as a named person, or by a forward that itself holds. Following from the
+    the originator, under the release, or by a forward that itself holds (a person named on an item forwards
+    nothing: ``sharing.forwards.item_forward``). Following from the
     holders outwards (not checking each forward alone) is what lets a chain, or a cycle, of forwards fall together.
     """
     if not release.active:
@@ -79,9 +80,7 @@ def forwards_that_stay(item: Item, release: Release, before: Release | None, for
         for forward in candidates:
             if forward.pk in kept:
                 continue
-            if forward.from_agency_id in holders or release.person_may_see(
-                forward.from_user_id, forward.from_agency_id, forward.country_id
-            ):
+            if forward.from_agency_id in holders or release.agency_may_see(forward.from_agency_id, forward.country_id):
                 kept.add(forward.pk)
                 holders.add(forward.to_agency_id)
                 progress = True

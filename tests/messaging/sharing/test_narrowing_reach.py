@@ -145,16 +145,27 @@ def test_cutting_out_the_receiving_agency_cuts_its_forward(s):
     assert not reads(s, "kh.customs", item)  # the originator's cut is not undone by the forward
 
 
-def test_unnaming_the_person_who_forwarded_cuts_their_forward(s):
-    item = post_item(s.user("vn.officer"), countries=["VN", "KH"], agencies=[s.net.kh.pk], named_users=["kh.customs"])
-    by_named = forward(s, item, "kh.customs", s.kh_police)
+def test_a_forward_made_by_a_person_named_on_the_item_is_cut_at_the_next_narrowing(s):
+    """Forwards made before named persons lost the right to forward (``item_forward`` refuses them now) do not
+    outlive the next change of the release: the person's agency never held the item."""
+    item = post_item(
+        s.user("vn.officer"), countries=["VN", "KH", "LA"], agencies=[s.net.kh.pk], named_users=["kh.customs"]
+    )
+    by_named = Forward.objects.create(
+        item=item,
+        from_agency=s.net.kh_customs,
+        from_user=s.user("kh.customs"),
+        to_agency=s.kh_police,
+        country_id="KH",
+        reason_sealed=b"",
+    )
     assert reads(s, "kh.police", item)
 
-    item_change(actor=s.user("vn.officer"), item_id=item.pk, named_users=[])
+    item_change(actor=s.user("vn.officer"), item_id=item.pk, countries=["VN", "KH"])
 
     assert revoked(by_named) == [True]
     assert not reads(s, "kh.police", item)
-    assert not reads(s, "kh.customs", item)
+    assert reads(s, "kh.customs", item)  # still named: the person keeps their own copy
 
 
 # --- consents -------------------------------------------------------------------------------------------------------
