@@ -272,3 +272,11 @@ def test_flash_rfi_and_consent_counts_leave_out_another_cambodian_agencys_items(
     assert [(r["to_country"], r["waiting"]) for r in _indicators(customs, "flash_acknowledgement")] == [("KH", "1")]
     assert [(r["to_country"], r["waiting"]) for r in _indicators(customs, "rfi_response")] == [("KH", "1")]
     assert [(r["from_country"], r["status"]) for r in _indicators(customs, "consent_decision")] == [("VN", "pending")]
+
+
+def test_the_page_says_what_is_counted(net, traffic):
+    kh = sign_in(Client(), net.user("kh.supervisor")).get("/statistics/").content.decode()
+    assert AGENCY_NOTE in kh
+    un = sign_in(Client(), _member("un.supervisor", "UN", Role.SUPERVISOR)).get("/statistics/").content.decode()
+    assert NETWORK_NOTE in un
+    assert AGENCY_NOTE not in un
