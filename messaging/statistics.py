@@ -2,16 +2,18 @@
 content, and only within the viewer's scope.
 
 - Items exchanged per (originating country -> released country) pair and month (the originator's own country is
-  not a pair). Counted from the release as it stands: a withdrawn or expired item no longer counts for the
-  countries it was taken from.
+  not a pair). Counted from the release at the time: a withdrawn, expired or narrowed item keeps counting for the
+  countries it reached (an exchange that happened stays counted).
 - FLASH acknowledgement times per receiving country: from the first routing to an agency to that agency's
   acknowledgement, per (item, agency); median and 90th percentile in minutes, and how many are still waiting.
 - RFI response times per asked country: from the request to its first answer; median and 90th percentile in hours.
 - Consent decisions per originating country and status.
 
 Scope: a supervisor or national focal point of a state sees what touches their own country (either side of a pair,
-either end of a delivery, request or consent request); the same roles at UNODC, and the regional auditor, see
-everything; anyone else is refused. Viewing and exporting are recorded (``messaging.statistics.view`` / ``.export``).
+either end of a delivery, request or consent request), and of that only the items their agency posted or was released
+at the time and the requests it made or was asked, never an item restricted away from their agency
+(``selectors.statistics.counted_items``); the same roles at UNODC, and the regional auditor, see everything; anyone
+else is refused. Viewing and exporting are recorded (``messaging.statistics.view`` / ``.export``).
 """
 
 from __future__ import annotations

@@ -1,5 +1,20 @@
 """The statistics' reads: counts and durations over a period, scoped to what the viewer may see (their country, or
-the whole network for UNODC and the regional auditor). ``messaging.statistics`` records viewing and exporting them."""
+the whole network for UNODC and the regional auditor). ``messaging.statistics`` records viewing and exporting them.
+
+Within a state, an item counts for a viewer only when their agency posted it or was released it at the time
+(``counted_items``): a TLP:RED item restricted to another agency of the same country never shows in their numbers, not
+even as one in a count. And an exchange that happened stays counted: a withdrawn, expired or narrowed item keeps
+counting for the countries and agencies it reached, although its grants for them are gone.
+
+Where "released at the time" is read from: an ended item keeps only its originator's grant, so its current grants
+cannot say. Its ``Delivery`` rows can. Routing makes one for every active agency of a released country that the
+release lets see the item (a duty-desk row at least), forwards and consents make theirs through the same rule
+(``messaging.delivery.deliveries.Holders``), and a narrowing, withdrawal or expiry marks them ``revoked_at`` rather than
+deleting them. A delivery row therefore exists only for an agency the item was released to at the time, whatever came
+later; an agency restricted away from the item from the start never has one. Deliveries to a person named on the item
+count only for that person: a need-to-know naming does not make the item their agency's. Until an item is routed (a
+moment after posting) its current release stands in: ``items_visible_to``, the inbox's own rule.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +25,18 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from django.db.models import Count, DateField, F, Min, Q
+from django.db.models import Count, DateField, Exists, Min, OuterRef, Q, QuerySet
 from django.db.models.functions import TruncMonth
 
-from agencies.models import Role
+from agencies.models import Country, Role
 from agencies.selectors import (
     country_scope,
 )
 from isn.errors import PermissionDenied
-from messaging.models import ConsentRequest, ItemCountryGrant, Priority, Rfi
+from messaging.core.people import reader_of
+from messaging.models import ConsentRequest, DeliveryReason, Item, ItemCountryGrant, Priority, Rfi
 from messaging.models.delivery import Delivery
+from messaging.selectors.items import items_visible_to
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -97,24 +114,50 @@ def _month_of(value: date | datetime) -> date:
     return date(value.year, value.month, 1)
 
 
-def items_exchanged(viewer: Viewer, *, period: Period) -> list[PairMonth]:
-    """Items per (originating -> released country) pair and month of posting, within the viewer's scope."""
-    scope = require_scope(viewer)
-    grants = ItemCountryGrant.objects.filter(
-        item__created_at__gte=period.start, item__created_at__lt=period.end
-    ).exclude(country_id=F("item__originator_country"))
-    if scope:
-        grants = grants.filter(Q(country_id=scope) | Q(item__originator_country=scope))
-    rows = (
-        grants.annotate(month=TruncMonth("item__created_at", output_field=DateField()))
-        .values("month", "item__originator_country", "country_id")
-        .annotate(count=Count("item_id", distinct=True))
-        .order_by("month", "item__originator_country", "country_id")
+def counted_items(viewer: Viewer, scope: str) -> QuerySet[Item]:
+    """The items the statistics may count for the viewer: every item for the whole network (``scope`` ""); within a
+    state, those the viewer's agency posted, those delivered to it at the time (revoked since or not), and those it
+    may see now (not routed yet). Never an item restricted away from the agency. See the module's docstring."""
+    if not scope:
+        return Item.objects.all()
+    reader = reader_of(viewer)
+    if reader is None:
+        return Item.objects.none()
+    delivered = Delivery.objects.filter(item=OuterRef("pk"), agency_id=reader.agency_id).filter(
+        ~Q(reason=DeliveryReason.NAMED) | Q(user_id=reader.pk)
     )
-    return [
-        PairMonth(_month_of(row["month"]), row["item__originator_country"], row["country_id"], row["count"])
-        for row in rows
-    ]
+    visible = items_visible_to(reader).filter(pk=OuterRef("pk"))
+    return Item.objects.filter(Q(originator_agency_id=reader.agency_id) | Exists(delivered) | Exists(visible))
+
+
+def _counted(viewer: Viewer, scope: str, item: str = "pk") -> Exists:
+    """``counted_items`` as a condition on the item named by ``item`` in the outer query."""
+    return Exists(counted_items(viewer, scope).filter(pk=OuterRef(item)))
+
+
+def items_exchanged(viewer: Viewer, *, period: Period) -> list[PairMonth]:
+    """Items per (originating -> released country) pair and month of posting, within the viewer's scope.
+
+    An item counts for a pair when it was released to that country at the time: a grant now, or a delivery to an
+    agency of it (revoked or not). Each item once per pair; one grouped query per receiving country."""
+    scope = require_scope(viewer)
+    items = counted_items(viewer, scope).filter(created_at__gte=period.start, created_at__lt=period.end)
+    rows: list[PairMonth] = []
+    for code in Country.objects.order_by("code").values_list("code", flat=True):
+        # Within a state: items from elsewhere to it, or from it to this country.
+        pairs = items.filter(originator_country=scope) if scope and code != scope else items
+        granted = ItemCountryGrant.objects.filter(item=OuterRef("pk"), country_id=code)
+        delivered = Delivery.objects.filter(item=OuterRef("pk"), agency__country_id=code)
+        counts = (
+            pairs.exclude(originator_country=code)
+            .filter(Exists(granted) | Exists(delivered))
+            .annotate(month=TruncMonth("created_at", output_field=DateField()))
+            .values("month", "originator_country")
+            .annotate(count=Count("pk"))
+            .order_by()
+        )
+        rows += [PairMonth(_month_of(row["month"]), row["originator_country"], code, row["count"]) for row in counts]
+    return sorted(rows, key=lambda pair: (pair.month, pair.from_country, pair.to_country))
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -145,7 +188,9 @@ def flash_acknowledgement_times(viewer: Viewer, *, period: Period) -> list[Durat
         priority=Priority.FLASH, routed_at__gte=period.start, routed_at__lt=period.end
     ).filter(Q(revoked_at__isnull=True) | Q(acknowledged_at__isnull=False))
     if scope:
-        deliveries = deliveries.filter(Q(agency__country_id=scope) | Q(item__originator_country=scope))
+        deliveries = deliveries.filter(Q(agency__country_id=scope) | Q(item__originator_country=scope)).filter(
+            _counted(viewer, scope, "item_id")
+        )
     per_agency = (
         deliveries.values("item_id", "agency_id", "agency__country_id")
         .annotate(routed=Min("routed_at"), acknowledged=Min("acknowledged_at"))
@@ -167,7 +212,11 @@ def rfi_response_times(viewer: Viewer, *, period: Period) -> list[Durations]:
     scope = require_scope(viewer)
     rfis = Rfi.objects.filter(created_at__gte=period.start, created_at__lt=period.end)
     if scope:
-        rfis = rfis.filter(Q(requester_country=scope) | Q(target_country=scope))
+        # Within a state, the requests the viewer's agency made or was asked: another agency's are not its own.
+        reader = reader_of(viewer)
+        if reader is None:
+            return []
+        rfis = rfis.filter(Q(requester_agency_id=reader.agency_id) | Q(target_agency_id=reader.agency_id))
     hours: dict[str, list[float]] = defaultdict(list)
     waiting: dict[str, int] = defaultdict(int)
     for country, created, answered in rfis.values_list("target_country", "created_at", "answered_at").order_by():
@@ -185,7 +234,7 @@ def consent_decisions(viewer: Viewer, *, period: Period) -> list[StatusCount]:
     if scope:
         requests = requests.filter(
             Q(item__originator_country=scope) | Q(target_country_id=scope) | Q(requester_agency__country_id=scope)
-        )
+        ).filter(_counted(viewer, scope, "item_id"))
     rows = (
         requests.values("item__originator_country", "status")
         .annotate(count=Count("id"))

@@ -14,8 +14,11 @@ from django.utils import timezone
 from agencies.models import AgencyKind, Role
 from audit.models import AuditEvent
 from messaging.items.acknowledgement import item_acknowledge
+from messaging.items.changes import item_change, item_withdraw, items_expire
 from messaging.models import (
     ConsentRequest,
+    Item,
+    ItemStatus,
     Rfi,
 )
 from messaging.models.delivery import Delivery
@@ -27,6 +30,13 @@ from tests.portal.conftest import route
 pytestmark = pytest.mark.django_db
 
 SECRET_TITLE = "Statistics canary convoy"
+AGENCY_NOTE = (
+    "Counted: items your agency posted or was released at the time, withdrawn and expired ones included; never an "
+    "item restricted away from your agency."
+)
+NETWORK_NOTE = (
+    "Counted: every item released from one member to another at the time, withdrawn and expired ones included."
+)
 
 
 @pytest.fixture
@@ -164,3 +174,109 @@ def test_items_exchanged_refuses_an_officer(net):
 
     with pytest.raises(PermissionDenied):
         items_exchanged(net.user("kh.officer"), period=Period(since=timezone.now().date(), until=timezone.now().date()))
+
+
+# --- what counts for an agency: what it posted or was released at the time (issue 14, points 7 and 17) ---------
+
+
+def _red_to_customs(net, post):
+    """A TLP:RED Vietnamese item released to Cambodia's customs (GDCE) alone, routed: never Cambodia's ADD's."""
+    item = post(net.user("vn.officer"), countries=["VN", "KH"], agencies=[net.kh_customs.pk], handling_code="red")
+    route(item)
+    return item
+
+
+def test_a_cambodian_supervisor_never_counts_an_item_restricted_to_another_cambodian_agency(net, post):
+    _red_to_customs(net, post)
+    customs_supervisor = MembershipFactory(
+        user=UserFactory(username="kh.customs.supervisor"), agency=net.kh_customs, role=Role.SUPERVISOR
+    ).user
+    add = sign_in(Client(), net.user("kh.supervisor"))
+    assert _pairs(add) == {}
+    page = add.get("/statistics/").content.decode()
+    assert "0 items released from one member to another in this period." in page
+    assert _pairs(sign_in(Client(), customs_supervisor)) == {("VN", "KH"): 1}
+    assert _pairs(sign_in(Client(), net.user("vn.focal"))) == {("VN", "KH"): 1}
+
+
+def test_an_item_restricted_away_from_the_agency_stays_uncounted_once_withdrawn_or_expired(net, post):
+    """Ending an item deletes its agency restriction with its grants: what remains must not count it for ADD."""
+    withdrawn, expired = _red_to_customs(net, post), _red_to_customs(net, post)
+    item_withdraw(actor=net.user("vn.officer"), item_id=withdrawn.pk)
+    Item.objects.filter(pk=expired.pk).update(review_date=timezone.now().date() - timedelta(days=1))
+    assert items_expire() == 1
+    assert _pairs(sign_in(Client(), net.user("kh.supervisor"))) == {}
+    assert _pairs(sign_in(Client(), net.user("kh.focal"))) == {}
+    assert _pairs(sign_in(Client(), net.user("vn.focal"))) == {("VN", "KH"): 2}
+
+
+def test_withdrawn_and_expired_items_that_reached_the_agency_still_count(net, post):
+    vn = net.user("vn.officer")
+    withdrawn, expired = post(vn, countries=["VN", "KH"]), post(vn, countries=["VN", "KH", "LA"])
+    route(withdrawn)
+    route(expired)
+    item_withdraw(actor=vn, item_id=withdrawn.pk)
+    Item.objects.filter(pk=expired.pk).update(review_date=timezone.now().date() - timedelta(days=1))
+    assert items_expire() == 1
+    assert not Item.objects.filter(status=ItemStatus.ACTIVE).exists()
+    assert _pairs(sign_in(Client(), net.user("kh.supervisor"))) == {("VN", "KH"): 2}
+    assert _pairs(sign_in(Client(), net.user("vn.focal"))) == {("VN", "KH"): 2, ("VN", "LA"): 1}
+    assert _pairs(sign_in(Client(), net.user("la.supervisor"))) == {("VN", "LA"): 1}
+    un = _pairs(sign_in(Client(), _member("un.supervisor", "UN", Role.SUPERVISOR)))
+    assert un == {("VN", "KH"): 2, ("VN", "LA"): 1}
+
+
+def test_a_narrowing_keeps_what_was_released_at_the_time(net, post):
+    """Released to every Cambodian agency and routed, then narrowed to customs: ADD was released it at the time and
+    keeps counting it; narrowed before any routing, ADD never held it and never counts it."""
+    vn = net.user("vn.officer")
+    held = post(vn, countries=["VN", "KH"])
+    route(held)
+    item_change(actor=vn, item_id=held.pk, agencies=[net.kh_customs.pk])
+    never = post(vn, countries=["VN", "KH"])
+    item_change(actor=vn, item_id=never.pk, agencies=[net.kh_customs.pk])
+    route(never)
+    assert _pairs(sign_in(Client(), net.user("kh.supervisor"))) == {("VN", "KH"): 1}
+    assert _pairs(sign_in(Client(), net.user("vn.focal"))) == {("VN", "KH"): 2}
+
+
+def _indicators(client: Client, indicator: str) -> list[dict[str, str]]:
+    rows = csv.DictReader(io.StringIO(client.get("/statistics/", {"format": "csv"}).content.decode()))
+    return [row for row in rows if row["indicator"] == indicator]
+
+
+def test_flash_rfi_and_consent_counts_leave_out_another_cambodian_agencys_items(net, post):
+    """The other indicators follow the same rule: ADD's supervisor does not learn of a FLASH item, a request or a
+    consent request that only customs (GDCE) had."""
+    vn = net.user("vn.officer")
+    flash = post(vn, countries=["VN", "KH"], agencies=[net.kh_customs.pk], handling_code="red", priority="flash")
+    route(flash)
+    now = timezone.now()
+    Rfi.objects.create(
+        requester_agency=net.vn, requester_user=vn, target_agency=net.kh_customs, requester_country="VN",
+        target_country="KH", subject_sealed=b"sealed", question_sealed=b"sealed", due_at=now + timedelta(days=1),
+    )  # fmt: skip
+    ConsentRequest.objects.create(
+        item=flash, requester_agency=net.kh_customs, requester_user=net.user("kh.customs"),
+        target_country=country("TH"), justification_sealed=b"sealed", status="pending", due_at=now + timedelta(days=2),
+    )  # fmt: skip
+    add = sign_in(Client(), net.user("kh.supervisor"))
+    for indicator in ("items_exchanged", "flash_acknowledgement", "rfi_response", "consent_decision"):
+        assert _indicators(add, indicator) == [], indicator
+    customs = sign_in(
+        Client(),
+        MembershipFactory(
+            user=UserFactory(username="kh.customs.supervisor"), agency=net.kh_customs, role=Role.SUPERVISOR
+        ).user,
+    )
+    assert [(r["to_country"], r["waiting"]) for r in _indicators(customs, "flash_acknowledgement")] == [("KH", "1")]
+    assert [(r["to_country"], r["waiting"]) for r in _indicators(customs, "rfi_response")] == [("KH", "1")]
+    assert [(r["from_country"], r["status"]) for r in _indicators(customs, "consent_decision")] == [("VN", "pending")]
+
+
+def test_the_page_says_what_is_counted(net, traffic):
+    kh = sign_in(Client(), net.user("kh.supervisor")).get("/statistics/").content.decode()
+    assert AGENCY_NOTE in kh
+    un = sign_in(Client(), _member("un.supervisor", "UN", Role.SUPERVISOR)).get("/statistics/").content.decode()
+    assert NETWORK_NOTE in un
+    assert AGENCY_NOTE not in un
