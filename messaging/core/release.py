@@ -1,4 +1,5 @@
-"""An item's release at one moment (its country, agency and named-person grants), read in one statement."""
+"""An item's release at one moment (its country, agency and named-person grants, and which countries a consent
+added), read in one statement."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ class Release:
     countries: frozenset[str]
     restricted: dict[str, frozenset[int]] = field(default_factory=dict)
     named: frozenset[int] = frozenset()
+    # The countries whose grant an approved consent request added (the third-party rule), not the originator.
+    consented: frozenset[str] = frozenset()
 
     def agency_may_see(self, agency_id: int, country: str) -> bool:
         if not self.active or country not in self.countries:
@@ -38,7 +41,8 @@ class Release:
 # Table names are Django's defaults for these models; the routing tests run every statement below.
 # The grants of one item, as (kind, country, agency or person): one statement for the three kinds (portable SQL).
 _RELEASE_SQL = """
-    SELECT 'country', country_id, NULL FROM messaging_itemcountrygrant WHERE item_id = %s
+    SELECT CASE WHEN consent_id IS NULL THEN 'country' ELSE 'consented' END, country_id, NULL
+    FROM messaging_itemcountrygrant WHERE item_id = %s
     UNION ALL
     SELECT 'agency', country_id, agency_id FROM messaging_itemagencygrant WHERE item_id = %s
     UNION ALL
@@ -54,9 +58,12 @@ def release_of(item: Item) -> Release:
     countries: set[str] = set()
     restricted: dict[str, set[int]] = defaultdict(set)
     named: set[int] = set()
+    consented: set[str] = set()
     for kind, country, pk in fetch_all(_RELEASE_SQL, [item_id, item_id, item_id]):
-        if kind == "country":
+        if kind in ("country", "consented"):
             countries.add(country)
+            if kind == "consented":
+                consented.add(country)
         elif kind == "agency":
             restricted[country].add(pk)
         else:
@@ -66,4 +73,5 @@ def release_of(item: Item) -> Release:
         countries=frozenset(countries),
         restricted={country: frozenset(ids) for country, ids in restricted.items()},
         named=frozenset(named),
+        consented=frozenset(consented),
     )
