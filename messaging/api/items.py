@@ -117,12 +117,21 @@ class ItemCreateSerializer(RefuseUnknownFields, serializers.Serializer):
 
 
 class ItemChangeSerializer(RefuseUnknownFields, serializers.Serializer):
-    """Every field optional; the release lists, when given, are complete and may only narrow."""
+    """Every field optional; the release lists, when given, are complete (but for a consented restriction, see
+    ``agencies``) and may only narrow."""
 
     countries = serializers.ListField(
         child=serializers.CharField(max_length=8), required=False, max_length=len(CountryCode.values)
     )
-    agencies = serializers.ListField(child=id_field(), required=False, max_length=200)
+    agencies = serializers.ListField(
+        child=id_field(),
+        required=False,
+        max_length=200,
+        help_text=(
+            "Agency ids: the complete new list of agency restrictions, which may only narrow. A country restricted "
+            "to the agency an approved consent named keeps that restriction unless the list names an agency of it."
+        ),
+    )
     named_users = serializers.ListField(child=serializers.CharField(max_length=150), required=False, max_length=200)
     review_date = serializers.DateField(required=False)
     title = serializers.CharField(max_length=TITLE_MAX_LENGTH, required=False)

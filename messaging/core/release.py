@@ -35,6 +35,8 @@ class Release:
     countries: frozenset[str]
     restricted: dict[str, frozenset[int]] = field(default_factory=dict)
     named: frozenset[int] = frozenset()
+    # The countries whose grant an approved consent request added (the third-party rule), not the originator.
+    consented: frozenset[str] = frozenset()
     # Live forwards as (country, receiving agency, receiving office or None for the whole agency).
     forwards: frozenset[tuple[str, int, int | None]] = frozenset()
     originator_agency_id: int | None = None
@@ -78,10 +80,11 @@ class Release:
 
 
 # Table names are Django's defaults for these models; the routing tests run every statement below.
-# The grants and live forwards of one item, as (kind, country, agency or person, office): one statement for the four
-# kinds (portable SQL).
+# The grants (a consent's country grants told apart) and live forwards of one item, as (kind, country, agency or
+# person, office): one statement for them all (portable SQL).
 _RELEASE_SQL = """
-    SELECT 'country', country_id, NULL, CAST(NULL AS bigint) FROM messaging_itemcountrygrant WHERE item_id = %s
+    SELECT CASE WHEN consent_id IS NULL THEN 'country' ELSE 'consented' END, country_id, NULL, CAST(NULL AS bigint)
+    FROM messaging_itemcountrygrant WHERE item_id = %s
     UNION ALL
     SELECT 'agency', country_id, agency_id, NULL FROM messaging_itemagencygrant WHERE item_id = %s
     UNION ALL
@@ -101,9 +104,12 @@ def release_of(item: Item) -> Release:
     restricted: dict[str, set[int]] = defaultdict(set)
     named: set[int] = set()
     forwards: set[tuple[str, int, int | None]] = set()
+    consented: set[str] = set()
     for kind, country, pk, office_id in fetch_all(_RELEASE_SQL, [item_id] * 4):
-        if kind == "country":
+        if kind in ("country", "consented"):
             countries.add(country)
+            if kind == "consented":
+                consented.add(country)
         elif kind == "agency":
             restricted[country].add(pk)
         elif kind == "person":
@@ -115,6 +121,7 @@ def release_of(item: Item) -> Release:
         countries=frozenset(countries),
         restricted={country: frozenset(ids) for country, ids in restricted.items()},
         named=frozenset(named),
+        consented=frozenset(consented),
         forwards=frozenset(forwards),
         originator_agency_id=item.originator_agency_id,
     )

@@ -3,9 +3,10 @@
 Recipients are the agencies of the released countries (only the named agencies where the originator restricted a
 country), never the originating agency. Inside each, the item goes to (a) the counterpart BLOs of the office that
 posted it, (b) the offices and people whose subscriptions match it, and (c) the agency's duty desk when neither
-(a) nor (b) matched. People named on the item get a delivery of their own. Each consumer here runs in one
-transaction with its audit event and is idempotent: a repeated message finds its outbox row processed, and the
-unique constraint on deliveries would stop a second copy anyway.
+(a) nor (b) matched. People named on the item get a delivery of their own. In a country an approved consent added
+(the third-party rule) the deliveries are marked CONSENTED, whether this routing or the consent's own delivery makes
+them first. Each consumer here runs in one transaction with its audit event and is idempotent: a repeated message
+finds its outbox row processed, and the unique constraint on deliveries would stop a second copy anyway.
 
 Routing is the hot path of ingest (an item released to every member reaches sixty agencies), so on PostgreSQL the
 release, the candidate recipients, their people and the new deliveries are each one statement with array parameters
@@ -19,7 +20,7 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.conf import settings
@@ -193,7 +194,8 @@ def _candidates_orm(item: Item, release: Release) -> list[Candidate]:
 
 
 def recipients_for(item: Item, release: Release | None = None) -> list[Recipient]:
-    """Everyone the item is routed to, each recipient once (the first reason that applies is kept)."""
+    """Everyone the item is routed to, each recipient once (the first reason that applies is kept, or CONSENTED in a
+    country a consent added)."""
     release = release or release_of(item)
     if not release.active:
         return []
@@ -217,7 +219,23 @@ def recipients_for(item: Item, release: Release | None = None) -> list[Recipient
                 add(Recipient(agency_id, office_id, None, DeliveryReason.DUTY_DESK))
         elif release.person_may_see(user_id, agency_id, country):  # type: ignore[arg-type]
             add(Recipient(agency_id, None, user_id, DeliveryReason.NAMED))
-    return list(chosen.values())
+    return _consented(release, list(chosen.values()))
+
+
+def _consented(release: Release, recipients: list[Recipient]) -> list[Recipient]:
+    """Recipients in a country an approved consent added are there by that consent (CONSENTED), whichever step found
+    them; but a person named on the item whose agency the release leaves out is there by being named."""
+    if not release.consented:
+        return recipients
+    countries = dict(Agency.objects.filter(country_id__in=release.consented).values_list("pk", "country_id"))
+
+    def by_consent(recipient: Recipient) -> bool:
+        country = countries.get(recipient.agency_id)
+        return country is not None and (
+            recipient.reason != DeliveryReason.NAMED or release.agency_may_see(recipient.agency_id, country)
+        )
+
+    return [replace(r, reason=DeliveryReason.CONSENTED) if by_consent(r) else r for r in recipients]
 
 
 # The people of offices and of whole agencies (their supervisors and focal points), as (1, office, person) and

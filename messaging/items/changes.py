@@ -48,14 +48,19 @@ class Grants:
     countries: frozenset[str]
     agencies: dict[int, str]  # agency id -> its country: the agencies a country's release is restricted to
     named: dict[str, tuple[int, str | None]]  # username -> (user id, their country)
+    # The countries whose every agency restriction an approved consent added (its named agency), not the originator.
+    consent_restricted: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, item: Item) -> Grants:
         named = item.named_grants.values_list("user__username", "user_id", "user__membership__agency__country_id")
+        grants = list(item.agency_grants.values_list("agency_id", "country_id", "consent_id"))
+        by_originator = {country for _pk, country, consent in grants if consent is None}
         return cls(
             countries=frozenset(released_countries(item)),
-            agencies={grant.agency_id: grant.country_id for grant in item.agency_grants.all()},
+            agencies={pk: country for pk, country, _consent in grants},
             named={name: (pk, country) for name, pk, country in named},
+            consent_restricted=frozenset(country for _pk, country, _consent in grants) - by_originator,
         )
 
 
@@ -80,7 +85,8 @@ def narrowing_plan(
     agencies: dict[int, str] | None,
     named_users: set[str] | None,
 ) -> Narrowing:
-    """The narrowing the requested lists ask for (each, when given, the complete new list), with a problem noted for
+    """The narrowing the requested lists ask for (each, when given, the complete new list, except that a country
+    ``agencies`` names no agency of keeps the restriction an approved consent gave it), with a problem noted for
     anything that would widen the release instead: a pure function of the grants and the request."""
     remaining = set(current.countries)
     if countries is not None:
@@ -94,6 +100,9 @@ def narrowing_plan(
         remaining &= countries
     new_agencies = {pk: code for pk, code in current.agencies.items() if code in remaining}
     if agencies is not None:
+        # Kept as it is, so never widened: the originator need not repeat what a consent added.
+        unnamed = current.consent_restricted - set(agencies.values())
+        agencies = {**{pk: code for pk, code in new_agencies.items() if code in unnamed}, **agencies}
         for code in sorted(remaining):
             before = {pk for pk, country in current.agencies.items() if country == code}
             after = {pk for pk, country in agencies.items() if country == code}
@@ -196,7 +205,8 @@ def item_change(
     """The originator narrows the release, moves the review date, or corrects the text (a new content version).
 
     ``countries``, ``agencies`` and ``named_users``, when given, are the complete new lists; each may only narrow
-    what the item had. Widening needs the originator-consent flow, not a change.
+    what the item had. Widening needs the originator-consent flow, not a change. One exception: a country restricted
+    to the agency an approved consent named keeps that restriction unless ``agencies`` names an agency of it.
     """
     item = item_get_as_originator(actor, item_id=item_id, for_update=True)
     if item.status != ItemStatus.ACTIVE:

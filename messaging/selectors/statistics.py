@@ -9,7 +9,7 @@ counting for the countries and agencies it reached, although its grants for them
 Where "released at the time" is read from: an ended item keeps only its originator's grant, so its current grants
 cannot say. Its ``Delivery`` rows can. Routing makes one for every active agency of a released country that the
 release lets see the item (a duty-desk row at least), forwards and consents make theirs through the same rule
-(``messaging.delivery.deliveries.Holders``), and a narrowing, withdrawal or expiry marks them ``revoked_at`` rather than
+(``messaging.delivery.deliveries.holds``), and a narrowing, withdrawal or expiry marks them ``revoked_at`` rather than
 deleting them. A delivery row therefore exists only for an agency the item was released to at the time, whatever came
 later; an agency restricted away from the item from the start never has one. Deliveries to a person named on the item
 count only for that person: a need-to-know naming does not make the item their agency's. Until an item is routed (a

@@ -206,6 +206,22 @@ def test_the_consented_recipients_appear_in_the_originators_delivery_states(s):
     assert Delivery.objects.get(item=item, agency__short_name="ONCB").reason == DeliveryReason.CONSENTED
 
 
+def test_routing_that_runs_after_the_approval_marks_the_consented_countrys_deliveries_consented(s, item):
+    # Approved before the item's own routing has run: routing reaches Thailand too, and must say why it may.
+    consent_grant(actor=s.user("vn.supervisor"), consent_id=ask(s, item).pk)
+    assert run_outbox(OutboxKind.ITEM_ROUTE) == 1
+    reasons = dict(Delivery.objects.filter(item=item).values_list("agency__short_name", "reason"))
+    assert (reasons["ONCB"], reasons["RTP"]) == (DeliveryReason.CONSENTED, DeliveryReason.CONSENTED)
+    assert reasons["ADD"] == DeliveryReason.COUNTERPART  # the release's own countries keep their reasons
+    assert DeliveryReason.CONSENTED in events("messaging.item.route")[-1].details["reasons"]
+    # The consent's own delivery then finds every Thai recipient delivered already.
+    run_outbox(OutboxKind.CONSENT_DELIVER)
+    assert events("messaging.consent.deliver")[-1].details["deliveries"] == 0
+    assert set(
+        Delivery.objects.filter(item=item, agency__country_id="TH").values_list("agency__short_name", "reason")
+    ) == {("ONCB", "consented"), ("RTP", "consented")}
+
+
 # --- declining and cancelling -----------------------------------------------------------------------------------------
 
 

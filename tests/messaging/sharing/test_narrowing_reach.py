@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
 from isn.errors import NotFound
@@ -16,6 +17,7 @@ from messaging.items.lifecycle import item_read
 from messaging.models import (
     ConsentStatus,
     Forward,
+    ItemAgencyGrant,
     ItemCountryGrant,
     ItemKey,
     NotificationKind,
@@ -233,6 +235,53 @@ def test_consents_and_forwards_built_on_a_revoked_consent_fall_with_it(s):
     details = event("messaging.item.release_narrow").details
     assert details["consented_countries_cut"] == ["LA", "TH"]
     assert sorted(details["revoked_consents"]) == sorted([str(to_thailand.pk), str(to_laos.pk)])
+
+
+def test_a_narrowing_by_agency_leaves_a_consented_restriction_it_does_not_name_as_it_is(s):
+    item = post_item(s.user("vn.officer"), countries=["VN", "KH"], agencies=[s.net.kh.pk, s.kh_military.pk])
+    to_thailand = shared(s, item, "TH", target_agency=s.net.th)  # Thailand: ONCB only, by consent
+
+    # Cambodia's CMP goes; Thailand is not named, so its consented restriction stays rather than being "dropped".
+    item_change(actor=s.user("vn.officer"), item_id=item.pk, agencies=[s.net.kh.pk])
+
+    assert sorted(ItemAgencyGrant.objects.filter(item=item).values_list("agency_id", flat=True)) == sorted(
+        [s.net.kh.pk, s.net.th.pk]
+    )
+    to_thailand.refresh_from_db()
+    assert to_thailand.status == ConsentStatus.APPROVED
+    assert (reads(s, "th.officer", item), reads(s, "th.police", item), reads(s, "kh.military", item)) == (
+        True,
+        False,
+        False,
+    )
+    details = event("messaging.item.release_narrow").details
+    assert (details["removed_agencies"], details["restricted_to_agencies"]) == ([s.kh_military.pk], [])
+
+
+def test_a_narrowing_may_still_change_a_consented_restriction_only_by_narrowing_it(s):
+    item = post_item(s.user("vn.officer"), countries=["VN", "KH"], agencies=[s.net.kh.pk, s.kh_military.pk])
+    shared(s, item, "TH", target_agency=s.net.th)
+    grants = sorted(ItemAgencyGrant.objects.filter(item=item).values_list("agency_id", flat=True))
+    events_before = AuditEvent.objects.filter(action="messaging.item.release_narrow").count()
+
+    api = APIClient()
+    api.force_authenticate(s.user("vn.officer"))
+    url = f"/api/v1/items/{item.pk}/"
+    # Naming another Thai agency would let it see the item: refused, and nothing changes.
+    refused = api.patch(url, {"agencies": [s.net.kh.pk, s.th_police.pk]}, format="json")
+    assert refused.status_code == 400
+    assert refused.json()["errors"]["fields"]["agencies"] == [
+        "The change would let more agencies of TH see the item; a change may only narrow."
+    ]
+    # Leaving out a restriction the originator set is still a widening.
+    assert api.patch(url, {"agencies": [s.net.th.pk]}, format="json").status_code == 400
+    assert api.patch(url, {"agencies": []}, format="json").status_code == 400
+    assert sorted(ItemAgencyGrant.objects.filter(item=item).values_list("agency_id", flat=True)) == grants
+    assert AuditEvent.objects.filter(action="messaging.item.release_narrow").count() == events_before
+    assert reads(s, "th.officer", item)
+    # Naming the consented agency again narrows nothing there; naming none of Thailand's keeps it, as above.
+    assert api.patch(url, {"agencies": [s.net.kh.pk, s.net.th.pk]}, format="json").status_code == 200
+    assert event("messaging.item.release_narrow").details["removed_agencies"] == [s.kh_military.pk]
 
 
 def test_a_narrowing_with_a_correction_cuts_consented_copies_too(s):
