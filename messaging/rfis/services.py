@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from agencies.models import Agency, Membership, Office, OfficeKind, Role
 from audit.services import record
-from isn.errors import Conflict, NotFound, PermissionDenied
+from isn.errors import Conflict, NotFound, PermissionDenied, Probed
 from messaging.core.outbox import outbox_add
 from messaging.core.people import (
     content_membership,
@@ -159,9 +159,13 @@ def rfi_get(viewer: Viewer, *, rfi_id: object, for_update: bool = False) -> Rfi:
     )
     if for_update:
         rfis = rfis.select_for_update(of=("self",))
-    rfi = rfis.filter(pk=parse_rfi_id(rfi_id)).first()
+    pk = parse_rfi_id(rfi_id)
+    rfi = rfis.filter(pk=pk).first()
     if rfi is None:
-        raise NotFound(NOT_FOUND_MESSAGE)
+        # For the record of the refusal only: filed under the asked country (one lookup by primary key, for a hidden
+        # and an absent request alike), whose auditors answer for what it was asked.
+        country = Rfi.objects.filter(pk=pk).values_list("target_country", flat=True).first() or ""
+        raise NotFound(NOT_FOUND_MESSAGE, probed=Probed(type=Rfi._meta.label_lower, id=str(pk), country=country))
     return rfi
 
 

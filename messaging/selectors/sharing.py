@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from django.db.models import Q, QuerySet
 
-from isn.errors import NotFound
+from isn.errors import NotFound, Probed
 from messaging.core.people import (
     content_membership,
 )
@@ -70,5 +70,12 @@ def consent_get(viewer: Viewer, *, consent_id: object, for_update: bool = False)
         consents = consents.select_for_update(of=("self",))
     consent = consents.filter(pk=pk).first()
     if consent is None:
-        raise NotFound(CONSENT_NOT_FOUND)
+        # For the record of the refusal only: filed under the country of the item the request is about, like a
+        # refused look at the item itself (one lookup by primary key, for a hidden and an absent request alike).
+        country = (
+            ConsentRequest.objects.filter(pk=pk).values_list("item__originator_country", flat=True).first() or ""
+        )
+        raise NotFound(
+            CONSENT_NOT_FOUND, probed=Probed(type=ConsentRequest._meta.label_lower, id=str(pk), country=country)
+        )
     return consent

@@ -131,3 +131,33 @@ def test_the_originators_own_reads_are_not_denials(s, hidden):
     assert api(s.user("vn.officer")).get(f"/api/v1/items/{hidden.pk}/").status_code == 200
     assert api(s.user("th.officer")).get(f"/api/v1/items/{hidden.pk}/").status_code == 200
     assert not denials().exists()
+
+
+def test_probes_of_a_hidden_consent_request_or_rfi_are_filed_under_the_country_they_concern(s):
+    """A consent request is about an item: a refused look at it is filed under the item's country, like a look at
+    the item. A request for information is filed under the country it asks, whose auditors answer for it."""
+    from messaging.rfis.services import rfi_create
+    from messaging.sharing.consents import consent_request_create
+
+    item = post_item(s.user("vn.officer"), countries=["VN", "KH"])
+    consent = consent_request_create(
+        actor=s.user("kh.officer"), item_id=item.pk, target_country="LA", justification="Same lorries"
+    ).consent
+    rfi = rfi_create(
+        actor=s.user("vn.officer"), target_agency=s.net.kh.pk, subject="Lorries", question="Seen at Bavet?"
+    ).rfi
+    th = api(s.user("th.officer"))
+    for path, absent in (
+        (f"/api/v1/consents/{consent.pk}/", f"/api/v1/consents/{ABSENT}/"),
+        (f"/api/v1/rfis/{rfi.pk}/", f"/api/v1/rfis/{ABSENT}/"),
+    ):
+        probe, nothing = th.get(path), th.get(absent)
+        assert probe.status_code == nothing.status_code == 404, path
+        assert probe.json() == nothing.json(), path
+
+    [on_consent] = denials(target_id=str(consent.pk))
+    assert (on_consent.actor_country, on_consent.target_country) == ("TH", "VN")
+    assert events_visible_to(s.user("vn.auditor")).filter(pk=on_consent.pk).exists()
+    [on_rfi] = denials(target_id=str(rfi.pk))
+    assert (on_rfi.actor_country, on_rfi.target_type, on_rfi.target_country) == ("TH", "messaging.rfi", "KH")
+    assert set(denials(target_id=ABSENT).values_list("target_country", flat=True)) == {""}
