@@ -72,9 +72,7 @@ def consent_get(viewer: Viewer, *, consent_id: object, for_update: bool = False)
     if consent is None:
         # For the record of the refusal only: filed under the country of the item the request is about, like a
         # refused look at the item itself (one lookup by primary key, for a hidden and an absent request alike).
-        country = (
-            ConsentRequest.objects.filter(pk=pk).values_list("item__originator_country", flat=True).first() or ""
-        )
+        country = ConsentRequest.objects.filter(pk=pk).values_list("item__originator_country", flat=True).first() or ""
         raise NotFound(
             CONSENT_NOT_FOUND, probed=Probed(type=ConsentRequest._meta.label_lower, id=str(pk), country=country)
         )
