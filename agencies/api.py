@@ -38,7 +38,7 @@ from agencies.selectors import (
 )
 from agencies.sync_keys import MAX_DAILY_READS, sync_declaration_approve, sync_declaration_refuse, sync_key_declare
 from isn.errors import InvalidInput, PermissionDenied
-from isn.input import IdFilter, RefuseUnknownFields
+from isn.input import IdFilter, RefuseUnknownFields, takes_no_body
 
 
 class CountrySummarySerializer(serializers.Serializer):
@@ -281,6 +281,7 @@ class ApiKeyViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     @extend_schema(request=None, responses={200: ApiKeySerializer})
     @action(detail=True, methods=["post"])
+    @takes_no_body
     def revoke(self, request: Request, pk: str) -> Response:
         key = self.get_object()
         return Response(ApiKeySerializer(api_key_revoke(actor=request.user, key=key)).data)
@@ -307,6 +308,7 @@ class SyncDeclarationViewSet(viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(request=None, responses={200: SyncDeclarationSerializer})
     @action(detail=True, methods=["post"])
+    @takes_no_body
     def approve(self, request: Request, pk: str) -> Response:
         """A national auditor of the key's country (not its declarant) approves: the volume is in force from now."""
         declaration = sync_declaration_approve(actor=request.user, declaration=self.get_object())

@@ -7,7 +7,8 @@ from a recursion, an integer the database cannot hold, or a date past the calend
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -88,6 +89,24 @@ class RefuseUnknownFields:
         if refusal:
             raise serializers.ValidationError(refusal)
         return value
+
+
+def takes_no_body(view: Callable[..., Any]) -> Callable[..., Any]:
+    """For an action that takes no body (approve, cancel, withdraw, revoke, ...): a body with anything in it is bad
+    input naming what was sent, judged before the action runs (so before any object is looked up: a hidden object
+    and an absent one still answer alike), instead of being ignored while the client believes it counted."""
+
+    @functools.wraps(view)
+    def checked(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+        data = request.data
+        if data:
+            names = (
+                sorted(str(key) for key in data) if isinstance(data, Mapping) else [api_settings.NON_FIELD_ERRORS_KEY]
+            )
+            raise serializers.ValidationError({name: [UNKNOWN_FIELD] for name in names})
+        return view(self, request, *args, **kwargs)
+
+    return checked
 
 
 # --- ids within the database's range -----------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from rest_framework.response import Response
 
 from agencies.models import CountryCode
 from isn.errors import InvalidInput, PermissionDenied
-from isn.input import RefuseUnknownFields, id_field
+from isn.input import RefuseUnknownFields, id_field, takes_no_body
 from messaging.api.common import ERROR, AgencyRefSerializer, ItemFilterBackend, NewestFirstPagination, idempotent
 from messaging.core.people import content_membership
 from messaging.models import CONSENT_TEXT_MAX_LENGTH, ConsentRequest, ConsentStatus
@@ -192,6 +192,7 @@ class ConsentViewSet(viewsets.GenericViewSet):
         responses={200: ConsentSerializer, 403: ERROR, 404: _NOT_FOUND, 409: ERROR},
     )
     @action(detail=True, methods=["post"], filter_backends=[])
+    @takes_no_body
     def approve(self, request: Request, pk: str) -> Response:
         return Response(ConsentSerializer(consent_grant(actor=request.user, consent_id=pk)).data)
 
@@ -217,5 +218,6 @@ class ConsentViewSet(viewsets.GenericViewSet):
         responses={200: ConsentSerializer, 403: ERROR, 404: _NOT_FOUND, 409: ERROR},
     )
     @action(detail=True, methods=["post"], filter_backends=[])
+    @takes_no_body
     def cancel(self, request: Request, pk: str) -> Response:
         return Response(ConsentSerializer(consent_cancel(actor=request.user, consent_id=pk)).data)

@@ -22,7 +22,7 @@ from rest_framework.response import Response
 from agencies.models import CountryCode
 from agencies.permissions import ApiKeyScopes, IsNetworkMember, ManagesAgencyDelivery
 from isn.errors import PermissionDenied
-from isn.input import RefuseUnknownFields, id_field
+from isn.input import RefuseUnknownFields, id_field, takes_no_body
 from messaging.api.common import (
     ERROR,
     AccessCursorPagination,
@@ -114,6 +114,7 @@ class NotificationViewSet(viewsets.GenericViewSet):
 
     @extend_schema(summary="Mark one of your notifications read", request=None, responses={200: NotificationSerializer})
     @action(detail=True, methods=["post"], filter_backends=[])
+    @takes_no_body
     def read(self, request: Request, pk: str) -> Response:
         notification = notifications.notification_mark_read(actor=request.user, notification_id=pk)
         return Response(NotificationSerializer(notification).data)
@@ -248,6 +249,7 @@ class WebhookViewSet(viewsets.GenericViewSet):
         responses={200: WebhookConfiguredSerializer, 403: ERROR, 404: _WEBHOOK_NOT_FOUND},
     )
     @action(detail=True, methods=["post"], url_path="rotate-secret")
+    @takes_no_body
     def rotate_secret(self, request: Request, pk: str) -> Response:
         webhook, secret = webhooks.webhook_rotate_secret(actor=request.user, webhook_id=pk)
         return Response(_configured(webhook, secret))
@@ -279,6 +281,7 @@ class WebhookViewSet(viewsets.GenericViewSet):
         url_path=r"dead-letters/(?P<letter_id>[^/]+)/retry",
         url_name="dead-letter-retry",
     )
+    @takes_no_body
     def dead_letter_retry(self, request: Request, letter_id: str) -> Response:
         message = webhooks.webhook_dead_letter_retry(actor=request.user, dead_letter_id=letter_id)
         return Response(DeadLetterRetriedSerializer(message).data, status=status.HTTP_202_ACCEPTED)

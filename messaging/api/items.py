@@ -32,7 +32,7 @@ from rest_framework.response import Response
 
 from agencies.models import Agency, CountryCode
 from isn.errors import InvalidInput, NotFound, PermissionDenied, TooLarge
-from isn.input import RefuseUnknownFields, id_field
+from isn.input import RefuseUnknownFields, id_field, takes_no_body
 from messaging.api.common import (
     ERROR,
     AccessCursorPagination,
@@ -429,6 +429,7 @@ class ItemViewSet(viewsets.GenericViewSet):
         responses={200: ItemChangeResultSerializer, 403: ERROR, 404: _NOT_FOUND, 409: ERROR},
     )
     @action(detail=True, methods=["post"], filter_backends=[])
+    @takes_no_body
     def withdraw(self, request: Request, pk: str) -> Response:
         item = item_withdraw(actor=request.user, item_id=pk)
         return Response(ItemChangeResultSerializer(item).data)

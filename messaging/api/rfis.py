@@ -25,7 +25,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from isn.errors import InvalidInput, NotFound, PermissionDenied
-from isn.input import RefuseUnknownFields, id_field
+from isn.input import RefuseUnknownFields, id_field, takes_no_body
 from messaging.api.common import (
     ERROR,
     AgencyRefSerializer,
@@ -239,5 +239,6 @@ class RfiViewSet(viewsets.GenericViewSet):
         responses={200: RfiStateSerializer, 403: ERROR, 404: _NOT_FOUND, 409: ERROR},
     )
     @action(detail=True, methods=["post"], filter_backends=[])
+    @takes_no_body
     def close(self, request: Request, pk: str) -> Response:
         return Response(RfiStateSerializer(rfis.rfi_close(actor=request.user, rfi_id=pk)).data)

@@ -214,3 +214,24 @@ def test_a_body_that_is_not_an_object_is_bad_input(api, vn_officer, item):
         patched = api.patch(f"/api/v1/items/{item.pk}/", body, content_type="application/json")
         assert _problem(patched, 400)["code"] == "invalid"
     assert _rows() == before
+
+
+def test_an_action_that_takes_no_body_refuses_one_and_changes_nothing(api, vn_officer, kh_officer, item):
+    """Withdrawing takes no body: a client sending a reason must not believe it was kept. Refused before the item is
+    looked up, so a hidden item answers exactly like its own."""
+    api.force_authenticate(vn_officer)
+    withdrawn = api.post(f"/api/v1/items/{item.pk}/withdraw/", {"reason": "Source burned"}, format="json")
+    assert list(_fields(withdrawn)) == ["reason"]
+    item.refresh_from_db()
+    assert item.status == "active"
+    assert not AuditEvent.objects.filter(action="messaging.item.withdraw").exists()
+
+    api.force_authenticate(kh_officer)
+    hidden = api.post(f"/api/v1/items/{item.pk}/withdraw/", {"reason": "x"}, format="json")
+    absent = api.post("/api/v1/items/00000000-0000-4000-8000-000000000000/withdraw/", {"reason": "x"}, format="json")
+    assert hidden.status_code == absent.status_code == 400
+    assert hidden.json() == absent.json()
+
+    api.force_authenticate(vn_officer)
+    assert api.post(f"/api/v1/items/{item.pk}/withdraw/", {}, format="json").status_code == 200
+    assert api.post("/api/v1/notifications/1/read/", "[1]", content_type="application/json").status_code == 400
