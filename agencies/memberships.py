@@ -54,9 +54,9 @@ if TYPE_CHECKING:
 PROPOSAL_LIFETIME = timedelta(days=7)
 
 
-def _record(action: str, actor: Actor | None, proposal: MembershipProposal, **details: Any) -> None:
+def _record_step(action: str, actor: Actor | None, proposal: MembershipProposal, **details: Any) -> None:
     audit.record(
-        action=f"agencies.membership_proposal.{action}",
+        action=action,
         actor=actor,
         target=proposal,
         target_country=proposal.agency.country_id,
@@ -127,7 +127,13 @@ def _create(
         created_at=now,
         expires_at=now + PROPOSAL_LIFETIME,
     )
-    _record("propose", actor, proposal, expires_at=proposal.expires_at.isoformat(), expired_ids=expired)
+    _record_step(
+        "agencies.membership_proposal.propose",
+        actor,
+        proposal,
+        expires_at=proposal.expires_at.isoformat(),
+        expired_ids=expired,
+    )
     return proposal
 
 
@@ -246,13 +252,13 @@ def membership_proposal_approve(*, actor: Actor, proposal: MembershipProposal) -
     """A second person approves: the proposal is applied at once, in the same transaction."""
     proposal = _pending(actor, proposal, deciding=True)
     _decide(proposal, actor, ProposalStatus.APPROVED)
-    _record("approve", actor, proposal)
+    _record_step("agencies.membership_proposal.approve", actor, proposal)
     if proposal.kind == ProposalKind.SECOND_FACTOR_RESET:
         applied: dict[str, Any] = _apply_reset(proposal)
     else:
         membership = _apply_admin(proposal)
         applied = {"membership_id": membership.pk, "office_id": membership.office_id}
-    _record("apply", None, proposal, approved_by=actor.pk, **applied)
+    _record_step("agencies.membership_proposal.apply", None, proposal, approved_by=actor.pk, **applied)
     return proposal
 
 
@@ -261,7 +267,7 @@ def membership_proposal_decline(*, actor: Actor, proposal: MembershipProposal) -
     """A second person declines: nothing changes."""
     proposal = _pending(actor, proposal, deciding=True)
     _decide(proposal, actor, ProposalStatus.DECLINED)
-    _record("decline", actor, proposal)
+    _record_step("agencies.membership_proposal.decline", actor, proposal)
     return proposal
 
 
@@ -270,5 +276,5 @@ def membership_proposal_cancel(*, actor: Actor, proposal: MembershipProposal) ->
     """Its proposer withdraws a waiting proposal."""
     proposal = _pending(actor, proposal, deciding=False)
     _decide(proposal, actor, ProposalStatus.CANCELLED)
-    _record("cancel", actor, proposal)
+    _record_step("agencies.membership_proposal.cancel", actor, proposal)
     return proposal
