@@ -26,6 +26,10 @@ class AgencyAdmin(AuditedModelAdmin):
     list_filter = ["country", "kind", "is_active"]
     search_fields = ["name", "short_name"]
 
+    def get_readonly_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
+        # Moving an agency to another country would give its members that country's items: no single person's act.
+        return ("country",) if obj is not None else ()
+
 
 @admin.register(Office)
 class OfficeAdmin(AuditedModelAdmin):
@@ -34,6 +38,9 @@ class OfficeAdmin(AuditedModelAdmin):
     search_fields = ["name", "border_crossing", "province"]
     list_select_related = ["agency"]
     filter_horizontal = ["counterparts"]
+
+    def get_readonly_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return ("agency",) if obj is not None else ()  # an office stays with its agency, as its members do
 
     def audit_target_country(self, obj: Office) -> str:  # type: ignore[override]
         return obj.agency.country_id

@@ -106,6 +106,17 @@ def test_only_an_admin_of_the_agency_grants_its_memberships(vn_admin, kh_agency,
     assert (event.actor_user_id, event.target_country, event.details["role"]) == (vn_admin.pk, "VN", "officer")
 
 
+def test_the_operator_cannot_move_an_agency_to_another_country_in_the_admin(client, platform_admin, vn_agency):
+    # Its members would read the other country's items: a membership granted by the back door.
+    sign_in(client, platform_admin)
+    data = {"country": "KH", "name": vn_agency.name, "short_name": vn_agency.short_name, "kind": vn_agency.kind}
+    response = client.post(f"/admin/agencies/agency/{vn_agency.pk}/change/", {**data, "is_active": "on"})
+    assert response.status_code == 302
+    vn_agency.refresh_from_db()
+    assert vn_agency.country_id == "VN"
+    assert "country" not in AuditEvent.objects.get(action="admin.agencies.agency.change").details["fields"]
+
+
 # Rule 2: platform staff hold no content role.
 
 
