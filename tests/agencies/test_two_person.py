@@ -392,3 +392,21 @@ def test_the_operator_proposes_a_first_admin_through_the_api(platform_admin, vn_
     assert reset.status_code == 403
     assert sign_in(Client(), vn_focal).post(f"/api/v1/membership-proposals/{pk}/approve/").status_code == 200
     assert Membership.objects.get(user__username="gdvc.admin").agency_id == lonely.pk
+
+
+def test_what_grants_nothing_new_needs_no_second_person(vn_admin, vn_admin2, vn_officer, vn_duty_desk, api):
+    api.force_authenticate(vn_admin)
+    moved = api.patch(
+        f"/api/v1/memberships/{vn_admin2.membership.pk}/", {"office": vn_duty_desk.pk}, format="json"
+    )  # another admin's office: they keep the role they hold
+    assert moved.status_code == 200, moved.content
+    assert moved.json()["office"] == vn_duty_desk.pk
+    demoted = api.patch(f"/api/v1/memberships/{vn_admin2.membership.pk}/", {"role": "officer"}, format="json")
+    assert demoted.json()["role"] == "officer"
+    suspended = api.patch(f"/api/v1/memberships/{vn_officer.membership.pk}/", {"is_active": False}, format="json")
+    assert suspended.json()["is_active"] is False
+    assert [e.action for e in _events("agencies.membership.change", "agencies.membership.suspend")] == [
+        "agencies.membership.change",
+        "agencies.membership.change",
+        "agencies.membership.suspend",
+    ]
