@@ -1,12 +1,16 @@
-"""Directory API (read-only: /api/v1/agencies/, /api/v1/offices/), agency admins' API keys (/api/v1/api-keys/) and
-the sync keys' declarations that national auditors approve (/api/v1/sync-declarations/)."""
+"""Directory API (read-only: /api/v1/agencies/, /api/v1/offices/), agency admins' API keys (/api/v1/api-keys/), the
+sync keys' declarations that national auditors approve (/api/v1/sync-declarations/), and memberships with their
+two-person proposals (/api/v1/memberships/, /api/v1/membership-proposals/)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import django_filters
+from django.contrib.auth import get_user_model
+from django.db import transaction
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -15,6 +19,14 @@ from rest_framework.response import Response
 
 from agencies.api_keys import api_key_issue, api_key_revoke
 from agencies.enrolment import enrolment_code_issue
+from agencies.memberships import (
+    agency_admin_propose,
+    first_admin_propose,
+    membership_proposal_approve,
+    membership_proposal_cancel,
+    membership_proposal_decline,
+    second_factor_reset_propose,
+)
 from agencies.models import (
     Agency,
     AgencyKind,
@@ -22,23 +34,35 @@ from agencies.models import (
     ApiKeyScope,
     CountryCode,
     Membership,
+    MembershipProposal,
     Office,
     OfficeKind,
+    ProposalKind,
+    ProposalStatus,
     Role,
     SyncDeclaration,
     SyncDeclarationStatus,
 )
-from agencies.permissions import IsAgencyAdmin, IsAgencyAdminOrAuditor, IsNetworkMember, IsSignedInPerson
+from agencies.permissions import (
+    IsAgencyAdmin,
+    IsAgencyAdminOrAuditor,
+    IsNetworkMember,
+    IsSignedInPerson,
+    ProposesOrDecides,
+)
 from agencies.selectors import (
     agencies_visible_to,
     api_keys_visible_to,
     membership_for,
+    membership_proposals_visible_to,
+    memberships_visible_to,
     offices_visible_to,
     sync_declarations_visible_to,
 )
+from agencies.services import membership_change, membership_create, membership_set_active
 from agencies.sync_keys import MAX_DAILY_READS, sync_declaration_approve, sync_declaration_refuse, sync_key_declare
-from isn.errors import InvalidInput, PermissionDenied
-from isn.input import IdFilter, RefuseUnknownFields, takes_no_body
+from isn.errors import InvalidInput, NotFound, PermissionDenied
+from isn.input import IdFilter, RefuseUnknownFields, id_field, takes_no_body
 
 
 class CountrySummarySerializer(serializers.Serializer):
@@ -346,3 +370,208 @@ class EnrolmentCodeViewSet(viewsets.ViewSet):
         issued = enrolment_code_issue(actor=request.user, username=username)
         body = {"username": issued.username, "code": issued.code, "expires_at": issued.expires_at}
         return Response(EnrolmentCodeSerializer(body).data, status=status.HTTP_201_CREATED)
+
+
+# Memberships and the two-person rules (agencies.services, agencies.memberships).
+
+
+class MembershipSerializer(serializers.ModelSerializer):
+    username = serializers.CharField(source="user.username", read_only=True)
+    agency = serializers.IntegerField(source="agency_id", read_only=True)
+    country = serializers.CharField(source="agency.country_id", read_only=True)
+    office = serializers.IntegerField(source="office_id", read_only=True, allow_null=True)
+
+    class Meta:
+        model = Membership
+        fields = ["id", "username", "agency", "country", "office", "role", "is_active", "created_at", "updated_at"]
+        read_only_fields = fields
+
+
+class MembershipGrantSerializer(RefuseUnknownFields, serializers.Serializer):
+    username = serializers.CharField(max_length=150, help_text="An existing account that has no membership yet.")
+    role = serializers.ChoiceField(
+        choices=Role.choices, help_text="Any role but agency_admin, which a second person approves (a proposal)."
+    )
+    office = id_field(required=False, allow_null=True, default=None, help_text="An office of your agency, or null.")
+
+
+class MembershipChangeSerializer(RefuseUnknownFields, serializers.Serializer):
+    role = serializers.ChoiceField(choices=Role.choices, required=False)
+    office = id_field(required=False, allow_null=True, help_text="An office of your agency, or null.")
+    is_active = serializers.BooleanField(required=False, help_text="false suspends the membership, true restores it.")
+
+
+def _office_of(agency: Agency, office_id: int | None) -> Office | None:
+    if office_id is None:
+        return None
+    office = Office.objects.filter(pk=office_id, agency=agency).first()
+    if office is None:
+        raise InvalidInput("The office must belong to the agency.", extra={"fields": {"office": ["Not one of its."]}})
+    return office
+
+
+class MembershipViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Agency admins, in person: their agency's memberships. Grant one to an existing account with none, change a
+    member's role or office, suspend or restore one. A new agency admin is proposed instead
+    (``/api/v1/membership-proposals/``): a second person of the country approves. Accounts themselves are made by
+    the platform's operator, who grants no membership."""
+
+    serializer_class = MembershipSerializer
+    permission_classes = [IsSignedInPerson, IsAgencyAdmin]
+
+    def get_queryset(self) -> QuerySet[Membership]:
+        return memberships_visible_to(self.request.user)
+
+    @extend_schema(request=MembershipGrantSerializer, responses={201: MembershipSerializer})
+    def create(self, request: Request) -> Response:
+        data = _valid(MembershipGrantSerializer, request)
+        agency = membership_for(request.user).agency  # type: ignore[union-attr]  # IsAgencyAdmin: a member
+        user = get_user_model().objects.filter(username=data["username"], api_key__isnull=True).first()
+        if user is None:
+            raise NotFound("There is no account with that username.")
+        office = _office_of(agency, data["office"])
+        membership = membership_create(actor=request.user, user=user, agency=agency, role=data["role"], office=office)
+        return Response(MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=MembershipChangeSerializer, responses={200: MembershipSerializer})
+    def partial_update(self, request: Request, pk: str) -> Response:
+        membership = self.get_object()
+        data = _valid(MembershipChangeSerializer, request)
+        with transaction.atomic():  # all of the change or none of it
+            if "role" in data or "office" in data:
+                office = _office_of(membership.agency, data["office"]) if "office" in data else membership.office
+                role = data.get("role", membership.role)
+                membership = membership_change(actor=request.user, membership=membership, role=role, office=office)
+            if "is_active" in data and data["is_active"] != membership.is_active:
+                membership = membership_set_active(
+                    actor=request.user, membership=membership, is_active=data["is_active"]
+                )
+        return Response(MembershipSerializer(membership).data)
+
+
+class MembershipProposalSerializer(serializers.ModelSerializer):
+    username = serializers.CharField(source="subject.username", read_only=True)
+    agency = serializers.IntegerField(source="agency_id", read_only=True)
+    agency_short_name = serializers.CharField(source="agency.short_name", read_only=True)
+    country = serializers.CharField(source="agency.country_id", read_only=True)
+    office = serializers.IntegerField(source="office_id", read_only=True, allow_null=True)
+    status = serializers.SerializerMethodField()
+    proposed_by = serializers.CharField(source="proposed_by.username", read_only=True)
+    decided_by = serializers.CharField(source="decided_by.username", read_only=True, allow_null=True, default=None)
+
+    class Meta:
+        model = MembershipProposal
+        fields = [
+            "id",
+            "kind",
+            "username",
+            "agency",
+            "agency_short_name",
+            "country",
+            "role",
+            "office",
+            "status",
+            "proposed_by",
+            "created_at",
+            "expires_at",
+            "decided_by",
+            "decided_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.ChoiceField(choices=ProposalStatus.choices))
+    def get_status(self, proposal: MembershipProposal) -> str:
+        """A waiting proposal past its expiry is expired, whether or not anyone has touched it since."""
+        if proposal.status == ProposalStatus.PENDING and proposal.expires_at <= timezone.now():
+            return ProposalStatus.EXPIRED
+        return proposal.status
+
+
+class MembershipProposalCreateSerializer(RefuseUnknownFields, serializers.Serializer):
+    kind = serializers.ChoiceField(choices=ProposalKind.choices)
+    username = serializers.CharField(max_length=150, help_text="The person the proposal is about.")
+    agency = id_field(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="first_admin only (the platform's operator): the agency without an admin. Otherwise your own.",
+    )
+    office = id_field(required=False, allow_null=True, default=None, help_text="The new admin's office, or null.")
+
+
+class MembershipProposalFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=ProposalStatus.choices)
+    kind = django_filters.ChoiceFilter(choices=ProposalKind.choices)
+
+    class Meta:
+        model = MembershipProposal
+        fields = ["status", "kind"]
+
+
+class MembershipProposalViewSet(viewsets.ReadOnlyModelViewSet):
+    """Two-person rules. An agency admin proposes a new admin of their agency or the reset of a member's lost second
+    factor; the platform's operator proposes the first admin of an agency with none. A second person of the agency's
+    country approves (applied at once) or declines: a national focal point of the country, or another admin of the
+    agency (a first admin: a national focal point only); never the proposer or the person concerned. Proposals expire
+    after seven days undecided. Agency admins see their agency's proposals, national focal points their country's,
+    the operator the first-admin ones."""
+
+    serializer_class = MembershipProposalSerializer
+    filterset_class = MembershipProposalFilter
+    permission_classes = [IsSignedInPerson, ProposesOrDecides]
+
+    def get_queryset(self) -> QuerySet[MembershipProposal]:
+        return membership_proposals_visible_to(self.request.user)
+
+    @extend_schema(request=MembershipProposalCreateSerializer, responses={201: MembershipProposalSerializer})
+    def create(self, request: Request) -> Response:
+        data = _valid(MembershipProposalCreateSerializer, request)
+        kind, username = data["kind"], data["username"]
+        if kind == ProposalKind.FIRST_ADMIN:
+            agency = Agency.objects.filter(pk=data["agency"], is_active=True).first()
+            if agency is None:
+                raise NotFound("There is no active agency with that id.")
+            office = _office_of(agency, data["office"])
+            proposal = first_admin_propose(actor=request.user, agency=agency, username=username, office=office)
+        else:
+            membership = membership_for(request.user)
+            if membership is None or membership.role != Role.AGENCY_ADMIN:
+                raise PermissionDenied("Only an agency admin proposes this, for their own agency.")
+            if data["agency"] not in (None, membership.agency_id):
+                raise InvalidInput(
+                    "You propose for your own agency only.", extra={"fields": {"agency": ["Not yours."]}}
+                )
+            if kind == ProposalKind.AGENCY_ADMIN:
+                office = _office_of(membership.agency, data["office"])
+                proposal = agency_admin_propose(
+                    actor=request.user, agency=membership.agency, username=username, office=office
+                )
+            else:
+                if data["office"] is not None:
+                    raise InvalidInput("A reset takes no office.", extra={"fields": {"office": ["Not taken here."]}})
+                proposal = second_factor_reset_propose(actor=request.user, agency=membership.agency, username=username)
+        return Response(MembershipProposalSerializer(proposal).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: MembershipProposalSerializer})
+    @action(detail=True, methods=["post"])
+    @takes_no_body
+    def approve(self, request: Request, pk: str) -> Response:
+        """A second person approves: the new admin is made, or the second factor reset, at once."""
+        proposal = membership_proposal_approve(actor=request.user, proposal=self.get_object())
+        return Response(MembershipProposalSerializer(proposal).data)
+
+    @extend_schema(request=None, responses={200: MembershipProposalSerializer})
+    @action(detail=True, methods=["post"])
+    @takes_no_body
+    def decline(self, request: Request, pk: str) -> Response:
+        """A second person declines: nothing changes."""
+        proposal = membership_proposal_decline(actor=request.user, proposal=self.get_object())
+        return Response(MembershipProposalSerializer(proposal).data)
+
+    @extend_schema(request=None, responses={200: MembershipProposalSerializer})
+    @action(detail=True, methods=["post"])
+    @takes_no_body
+    def cancel(self, request: Request, pk: str) -> Response:
+        """Its proposer withdraws a waiting proposal."""
+        proposal = membership_proposal_cancel(actor=request.user, proposal=self.get_object())
+        return Response(MembershipProposalSerializer(proposal).data)

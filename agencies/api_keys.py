@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from agencies.models import Agency, ApiKey, ApiKeyScope, Membership, Role
 from agencies.selectors import api_keys_visible_to, country_scope, membership_for
-from agencies.services import require_admin_of
+from agencies.services import require_admin_of, require_agency_admin
 from isn import audit
 from isn.errors import Conflict, InvalidInput, PermissionDenied
 
@@ -74,7 +74,8 @@ def api_key_issue(
             raise InvalidInput("An audit key cannot also read, write or administer; issue two keys.")
         role = _audit_key_role(actor, agency)
     else:
-        require_admin_of(actor, agency)
+        # Not the platform's staff: a key that reads is access to a country's items, which only its agency grants.
+        require_agency_admin(actor, agency, "Only an agency admin of this agency may issue its keys.")
         role = Role.OFFICER
     if ApiKeyScope.ADMIN in scopes:
         # The agency's own admin, in person: not the platform's staff, not the system itself.

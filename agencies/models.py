@@ -118,6 +118,12 @@ class Role(models.TextChoices):
     REGIONAL_AUDITOR = "regional_auditor", _("Regional auditor")
 
 
+# Roles that never receive content (DESIGN.md: auditors see no content). Every other role reads its agency's items, so
+# granting one is granting access to a country's items: only that agency's admin does (``agencies.services``), and
+# never to the platform's staff (``agencies.selectors.membership_for``).
+NO_CONTENT_ROLES = (Role.NATIONAL_AUDITOR, Role.REGIONAL_AUDITOR)
+
+
 class Membership(models.Model):
     """A user's place in the network: one agency, optionally one office, one role."""
 
@@ -256,3 +262,48 @@ class SyncDeclaration(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key.prefix}: {self.daily_reads} reads a day ({self.status})"
+
+
+class ProposalKind(models.TextChoices):
+    AGENCY_ADMIN = "agency_admin", _("A new admin of an agency that has one")
+    FIRST_ADMIN = "first_admin", _("The first admin of an agency that has none")
+    SECOND_FACTOR_RESET = "second_factor_reset", _("Reset of a member's lost second factor")
+
+
+class ProposalStatus(models.TextChoices):
+    PENDING = "pending", _("Awaiting a second person")
+    APPROVED = "approved", _("Approved and applied")
+    DECLINED = "declined", _("Declined")
+    CANCELLED = "cancelled", _("Cancelled by its proposer")
+    EXPIRED = "expired", _("Expired undecided")
+
+
+class MembershipProposal(models.Model):
+    """A step that one person may not take alone, proposed by one and applied only when a second approves it
+    (``agencies.memberships``): a new agency admin, an agency's first admin, the reset of a lost second factor."""
+
+    kind = models.CharField(max_length=24, choices=ProposalKind.choices)
+    subject = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    agency = models.ForeignKey(Agency, on_delete=models.PROTECT, related_name="membership_proposals")
+    # The role and office the subject gets (agency_admin, first_admin); blank for a second-factor reset.
+    role = models.CharField(max_length=32, choices=Role.choices, blank=True)
+    office = models.ForeignKey(Office, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    status = models.CharField(max_length=10, choices=ProposalStatus.choices, default=ProposalStatus.PENDING)
+    proposed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subject", "kind"], condition=Q(status="pending"), name="membership_proposal_one_pending"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.subject} at {self.agency} ({self.status})"

@@ -69,6 +69,22 @@ class IsAgencyAdminOrAuditor(BasePermission):
         )
 
 
+class ProposesOrDecides(BasePermission):
+    """Who takes part in the two-person rules: an agency admin, a national focal point, or the platform's operator
+    (who proposes an agency's first admin; the views' selectors and services judge each proposal)."""
+
+    message = "Only an agency admin, a national focal point or the platform's operator may do this."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        user = request.user
+        if user is None or not user.is_authenticated:
+            return False
+        if getattr(user, "is_superuser", False):
+            return True
+        membership = membership_for(user)
+        return membership is not None and membership.role in (Role.AGENCY_ADMIN, Role.NATIONAL_FOCAL_POINT)
+
+
 class ManagesAgencyDelivery(BasePermission):
     """An agency admin, or an agency system whose key has the admin scope: the agency's webhooks and subscriptions."""
 

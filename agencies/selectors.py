@@ -10,13 +10,16 @@ from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from agencies.models import (
+    NO_CONTENT_ROLES,
     Agency,
     ApiKey,
     ApiKeyScope,
     Country,
     CountryCode,
     Membership,
+    MembershipProposal,
     Office,
+    ProposalKind,
     Role,
     SyncDeclaration,
     SyncDeclarationStatus,
@@ -31,8 +34,16 @@ if TYPE_CHECKING:
 _CACHE_ATTRIBUTE = "_isn_membership"
 
 
+def is_platform_staff(user: object) -> bool:
+    """Whether ``user`` is one of the platform's staff (Django's ``is_staff`` or ``is_superuser``)."""
+    return bool(getattr(user, "is_staff", False) or getattr(user, "is_superuser", False))
+
+
 def membership_for(viewer: Viewer) -> Membership | None:
-    """The viewer's active membership in an active agency, or None. Cached on the user object for the request."""
+    """The viewer's active membership in an active agency, or None. Cached on the user object for the request.
+
+    Platform staff hold no content role: a content-bearing membership of a staff account (one written straight into
+    the database, or a member later made staff) counts for nothing, so it reads no item and administers no agency."""
     if not viewer.is_authenticated or not viewer.is_active:
         return None
     if hasattr(viewer, _CACHE_ATTRIBUTE):
@@ -42,6 +53,8 @@ def membership_for(viewer: Viewer) -> Membership | None:
         .filter(user_id=viewer.pk, is_active=True, agency__is_active=True)
         .first()
     )
+    if membership is not None and membership.role not in NO_CONTENT_ROLES and is_platform_staff(viewer):
+        membership = None
     setattr(viewer, _CACHE_ATTRIBUTE, membership)
     return membership
 
@@ -157,3 +170,33 @@ def sync_declaration_in_force(at: datetime | Combinable, *, prefix: str = "") ->
             f"{prefix}decided_at__lte": at,
         }
     ) & (Q(**{f"{prefix}replaced_at__isnull": True}) | Q(**{f"{prefix}replaced_at__gt": at}))
+
+
+def membership_proposals_visible_to(viewer: Viewer) -> QuerySet[MembershipProposal]:
+    """Proposals to the people who may propose or decide them: an agency admin sees their agency's, a national focal
+    point every agency's of their country, the platform's staff the first-admin proposals (theirs to make); nobody
+    else any. A proposal of another country is, to them, one that does not exist."""
+    proposals = MembershipProposal.objects.select_related("agency", "subject", "office", "proposed_by", "decided_by")
+    if is_platform_staff(viewer) and viewer.is_authenticated and viewer.is_active:
+        return proposals.filter(kind=ProposalKind.FIRST_ADMIN)
+    membership = membership_for(viewer)
+    if membership is None:
+        return proposals.none()
+    if membership.role == Role.AGENCY_ADMIN:
+        return proposals.filter(agency_id=membership.agency_id)
+    if membership.role == Role.NATIONAL_FOCAL_POINT:
+        return proposals.filter(agency__country_id=membership.agency.country_id)
+    return proposals.none()
+
+
+def memberships_visible_to(viewer: Viewer) -> QuerySet[Membership]:
+    """The memberships an agency admin manages: their own agency's (API keys' service accounts aside); none to
+    anyone else."""
+    membership = membership_for(viewer)
+    if membership is None or membership.role != Role.AGENCY_ADMIN:
+        return Membership.objects.none()
+    return (
+        Membership.objects.filter(agency_id=membership.agency_id, user__api_key__isnull=True)
+        .select_related("user", "agency", "office")
+        .order_by("user__username")
+    )

@@ -1,4 +1,10 @@
-"""Writes to the directory. Each service takes ``actor``: a user, or None for ISN itself (migrations, seed_demo)."""
+"""Writes to the directory. Each service takes ``actor``: a user, or None for ISN itself (migrations, seed_demo).
+
+Memberships are access to a country's items, so no single person grants them alone (``require_grant``): a
+content-bearing membership is granted or changed by an admin of that agency only, never by the platform's staff, and
+never to them; a new agency admin takes a second person of the country (``agencies.memberships``, which applies an
+approved proposal as ISN itself).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,19 @@ from typing import TYPE_CHECKING
 
 from django.db import transaction
 
-from agencies.models import Agency, AgencyKind, Country, CountryCode, Membership, Office, OfficeKind, Role
-from agencies.selectors import membership_for
+from agencies.models import (
+    NO_CONTENT_ROLES,
+    Agency,
+    AgencyKind,
+    ApiKey,
+    Country,
+    CountryCode,
+    Membership,
+    Office,
+    OfficeKind,
+    Role,
+)
+from agencies.selectors import is_platform_staff, membership_for
 from isn import audit
 from isn.errors import Conflict, InvalidInput, PermissionDenied
 
@@ -30,6 +47,32 @@ def require_admin_of(actor: Actor, agency: Agency) -> None:
     membership = membership_for(actor)
     if membership is None or membership.role != Role.AGENCY_ADMIN or membership.agency_id != agency.pk:
         raise PermissionDenied("Only an agency admin of this agency may do this.")
+
+
+def require_agency_admin(actor: Actor, agency: Agency, message: str) -> Membership | None:
+    """ISN itself (None), or an admin of ``agency`` in person (not an API key's account, not the platform's staff,
+    whom ``membership_for`` gives no admin membership); the actor's membership, None for ISN."""
+    if actor is None:
+        return None
+    membership = membership_for(actor)
+    is_key = ApiKey.objects.filter(user_id=actor.pk).exists()
+    if membership is None or membership.role != Role.AGENCY_ADMIN or membership.agency_id != agency.pk or is_key:
+        raise PermissionDenied(message)
+    return membership
+
+
+def require_grant(actor: Actor, *, agency: Agency, user: AbstractBaseUser, role: str, new_role: bool = True) -> None:
+    """Who may give ``user`` the ``role`` in ``agency``: platform staff hold no content role, whoever grants it; an
+    admin of the agency itself grants any role but agency admin, which takes a second person (a proposal); ISN itself
+    (None: seed_demo, an approved proposal) grants what it is told. ``new_role`` False: the member keeps the role
+    they hold (an admin's office changes), so no second person is needed."""
+    if role not in NO_CONTENT_ROLES and is_platform_staff(user):
+        raise PermissionDenied("Platform staff hold no content role; give the person an account of their own.")
+    require_agency_admin(actor, agency, "Only an agency admin of this agency may grant or change its memberships.")
+    if actor is not None and role == Role.AGENCY_ADMIN and new_role:
+        raise PermissionDenied(
+            "A new agency admin needs a second person of the country: propose them at /api/v1/membership-proposals/."
+        )
 
 
 @transaction.atomic
@@ -173,7 +216,7 @@ def membership_create(
     *, actor: Actor, user: AbstractBaseUser, agency: Agency, role: str, office: Office | None = None
 ) -> Membership:
     """Give a user their place in the network: one agency, optionally an office, and a role."""
-    require_admin_of(actor, agency)
+    require_grant(actor, agency=agency, user=user, role=role)
     _check_membership(agency, office, role)
     if Membership.objects.filter(user_id=user.pk).exists():
         raise Conflict("This user already has a membership; change it instead.")
@@ -191,7 +234,8 @@ def membership_create(
 @transaction.atomic
 def membership_change(*, actor: Actor, membership: Membership, role: str, office: Office | None) -> Membership:
     """Change a member's role or office within their agency."""
-    require_admin_of(actor, membership.agency)
+    same_role = role == membership.role and membership.is_active
+    require_grant(actor, agency=membership.agency, user=membership.user, role=role, new_role=not same_role)
     _check_membership(membership.agency, office, role)
     before = {"role": membership.role, "office_id": membership.office_id}
     membership.role = role
@@ -215,8 +259,12 @@ def membership_change(*, actor: Actor, membership: Membership, role: str, office
 
 @transaction.atomic
 def membership_set_active(*, actor: Actor, membership: Membership, is_active: bool) -> Membership:
-    """Suspend or restore a membership; a suspended member loses access at their next request."""
-    require_admin_of(actor, membership.agency)
+    """Suspend or restore a membership; a suspended member loses access at their next request. Suspending only
+    narrows access, so the platform's staff may too; restoring is a grant."""
+    if is_active:
+        require_grant(actor, agency=membership.agency, user=membership.user, role=membership.role)
+    else:
+        require_admin_of(actor, membership.agency)
     membership.is_active = is_active
     membership.save(update_fields=["is_active", "updated_at"])
     audit.record(

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from rest_framework.routers import DefaultRouter
 
-from agencies.api import AgencyViewSet, ApiKeyViewSet, EnrolmentCodeViewSet, OfficeViewSet, SyncDeclarationViewSet
+from agencies.api import (
+    AgencyViewSet,
+    ApiKeyViewSet,
+    EnrolmentCodeViewSet,
+    MembershipProposalViewSet,
+    MembershipViewSet,
+    OfficeViewSet,
+    SyncDeclarationViewSet,
+)
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
@@ -13,5 +21,7 @@ router.register("offices", OfficeViewSet, basename="office")
 router.register("api-keys", ApiKeyViewSet, basename="api-key")
 router.register("enrolment-codes", EnrolmentCodeViewSet, basename="enrolment-code")
 router.register("sync-declarations", SyncDeclarationViewSet, basename="sync-declaration")
+router.register("memberships", MembershipViewSet, basename="membership")
+router.register("membership-proposals", MembershipProposalViewSet, basename="membership-proposal")
 
 urlpatterns = router.urls

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
+from agencies.models import NO_CONTENT_ROLES as NO_CONTENT_ROLES  # defined with the roles; re-exported here
 from agencies.models import ApiKey, ApiKeyScope, Membership, Role
 from agencies.selectors import membership_for
 from messaging.core.release import Release
@@ -21,8 +22,6 @@ if TYPE_CHECKING:
 
     Viewer: TypeAlias = AbstractBaseUser | AnonymousUser
 
-# Roles that never receive content, so are never routed to or notified (DESIGN.md: auditors see no content).
-NO_CONTENT_ROLES = (Role.NATIONAL_AUDITOR, Role.REGIONAL_AUDITOR)
 # Who stands for an agency when an item reaches it as a whole (no duty desk office, no office, no person).
 AGENCY_LEVEL_ROLES = (Role.SUPERVISOR, Role.NATIONAL_FOCAL_POINT)
 # An agency system (an API key's service account) is told, in the portal's notifications only, about what reaches its
@@ -75,7 +74,9 @@ def reader_of(viewer: Viewer | Reader) -> Reader | None:
 
 
 def content_membership(viewer: Viewer | Reader) -> Membership | None:
-    """The viewer's membership when it may read content at all (an active member who is not an auditor), else None."""
+    """The viewer's membership when it may read content at all (an active member who is not an auditor), else None.
+
+    Never for the platform's staff, whatever membership the database holds for them (``membership_for``)."""
     if isinstance(viewer, Reader):
         return viewer.membership
     membership = membership_for(viewer)
@@ -85,10 +86,10 @@ def content_membership(viewer: Viewer | Reader) -> Membership | None:
 
 
 def content_people() -> QuerySet[Membership]:
-    """Members who may be told about content: active, of an active agency, and not auditors."""
-    return Membership.objects.filter(is_active=True, user__is_active=True, agency__is_active=True).exclude(
-        role__in=NO_CONTENT_ROLES
-    )
+    """Members who may be told about content: active, of an active agency, not auditors, not the platform's staff."""
+    return Membership.objects.filter(
+        is_active=True, user__is_active=True, agency__is_active=True, user__is_staff=False, user__is_superuser=False
+    ).exclude(role__in=NO_CONTENT_ROLES)
 
 
 def agency_systems(agency_ids: Collection[int]) -> list[tuple[int, int]]:

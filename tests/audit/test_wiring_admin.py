@@ -7,7 +7,7 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
-from agencies.models import Agency, AgencyKind, Membership, Role
+from agencies.models import Agency, AgencyKind
 from audit.models import AuditArchive, AuditCheckpoint, AuditEvent
 from isn.admin_audit import AuditedAdminMixin
 from tests.auth import sign_in
@@ -49,23 +49,28 @@ def test_admin_add_is_recorded(admin_client, platform_admin):
     assert "Lao Customs" not in str(event.details)
 
 
-def test_admin_change_names_fields_not_values(admin_client, vn_officer, moc_bai):
-    membership = Membership.objects.get(user=vn_officer)
+def test_admin_change_names_fields_not_values(admin_client, moc_bai):
+    # Memberships are read-only in the admin (tests/agencies/test_two_person.py); an office is changed instead.
     response = admin_client.post(
-        f"/admin/agencies/membership/{membership.pk}/change/",
+        f"/admin/agencies/office/{moc_bai.pk}/change/",
         {
-            "user": vn_officer.pk,
-            "agency": membership.agency_id,
-            "office": moc_bai.pk,
-            "role": Role.SUPERVISOR,
+            "agency": moc_bai.agency_id,
+            "name": moc_bai.name,
+            "kind": moc_bai.kind,
+            "border_crossing": moc_bai.border_crossing,
+            "province": "Secret province",
+            "opens_at": "07:00",
+            "closes_at": "17:00",
+            "contact_phone": "",
+            "contact_email": "",
             "is_active": "on",
-            "email_notifications": "on",
         },
     )
     assert response.status_code == 302, response.content
-    event = AuditEvent.objects.get(action="admin.agencies.membership.change")
-    assert event.details == {"fields": ["role"]}
-    assert (event.target_id, event.target_country) == (str(membership.pk), "VN")
+    event = AuditEvent.objects.get(action="admin.agencies.office.change")
+    assert "province" in event.details["fields"]
+    assert "Secret province" not in str(event.details)
+    assert (event.target_id, event.target_country) == (str(moc_bai.pk), "VN")
 
 
 def test_admin_delete_is_recorded_in_the_same_transaction(admin_client):

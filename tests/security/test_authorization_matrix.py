@@ -159,6 +159,11 @@ def sync_declaration_viewer(p: Persona, n: Network) -> bool:
     return key_admin or sync_declaration_decider(p, n) or p.role == "regional_auditor"
 
 
+def proposal_participant(p: Persona, n: Network) -> bool:
+    """In person: an agency admin (national focal points too; none here) or the platform's operator (first admins)."""
+    return agency_admin(p, n) or platform_admin(p, n)
+
+
 def admin_or_auditor_person(p: Persona, n: Network) -> bool:
     return p.session and p.member and p.role in ("agency_admin", "national_auditor", "regional_auditor")
 
@@ -249,6 +254,19 @@ RULES: list[Rule] = [
     Rule("sync-declaration-detail", ("GET",), allow=sync_declaration_viewer),
     Rule("sync-declaration-approve", ("POST",), allow=sync_declaration_decider),
     Rule("sync-declaration-refuse", ("POST",), allow=sync_declaration_decider),
+    # Memberships: agency admins, in person, of their own agency (the matrix's membership is Viet Nam's officer's;
+    # the empty change changes nothing). Never the platform's operator, never a key.
+    Rule("membership-list", ("GET", "POST"), allow=agency_admin),
+    Rule("membership-detail", ("GET", "PATCH"), allow=originator_admin),
+    # Two-person proposals: agency admins and the operator propose and list (what is theirs to see); the matrix's
+    # proposal (Viet Nam's admin resets Viet Nam's officer's second factor) is seen by Viet Nam's admin, cancelled by
+    # them, and approved or declined by nobody here: its proposer may not, and Viet Nam has no other admin or focal
+    # point among the personas.
+    Rule("membership-proposal-list", ("GET", "POST"), allow=proposal_participant),
+    Rule("membership-proposal-detail", ("GET",), allow=originator_admin),
+    Rule("membership-proposal-cancel", ("POST",), allow=originator_admin),
+    Rule("membership-proposal-approve", ("POST",)),
+    Rule("membership-proposal-decline", ("POST",)),
     # Items: content for officers (not auditors), scoped to the release; changes by the originating agency.
     Rule("item-list", ("GET", "POST"), allow=content),
     # Counting answers 0 to an auditor (they read no content): not a leak, checked in test_nothing_leaks.
@@ -355,6 +373,18 @@ def _sync_declaration(network: Network) -> None:
     network.extra["sync_declaration_id"] = str(declaration.pk)
 
 
+@pytest.fixture(autouse=True)
+def _membership_proposal(network: Network) -> None:
+    """Viet Nam's admin proposes to reset Viet Nam's officer's second factor, awaiting a second person."""
+    from agencies.memberships import second_factor_reset_propose
+    from agencies.models import Membership
+
+    admin = get_user_model().objects.get(username="vn.agency_admin")
+    proposal = second_factor_reset_propose(actor=admin, agency=admin.membership.agency, username="vn.officer")
+    network.extra["membership_proposal_id"] = str(proposal.pk)
+    network.extra["membership_id"] = str(Membership.objects.get(user__username="vn.officer").pk)
+
+
 @dataclass(frozen=True)
 class Endpoint:
     view: str
@@ -407,7 +437,11 @@ def _values(network: Network, view: str) -> Callable[[str], str]:
         "rfi": network.extra.get("rfi_id", network.item_id),
         "consent": network.extra.get("consent_id", network.item_id),
         "sync": network.extra.get("sync_declaration_id", network.item_id),
+        "membership": network.extra.get("membership_id", network.item_id),
     }
+    if view.startswith("membership-proposal"):
+        basename = "membership-proposal"
+        by_basename[basename] = network.extra.get("membership_proposal_id", network.item_id)
 
     def value(name: str) -> str:
         if name in ("pk", "id", "item_id"):

@@ -204,7 +204,28 @@ def test_no_canary_in_plaintext_anywhere_after_the_whole_flow(people, routing, c
     download = kh.get(f"/api/v1/items/{item}/attachments/{attachment}/")
     assert download.content == CANARIES["attachment"].encode()
     assert download["Content-Disposition"].startswith("attachment;")
-    for outsider in (th, auditor):
+    # The platform's operator tries every way to a membership of Cambodia's agency (where the item is released): the
+    # membership API, a proposal, and a membership written straight into the database. None reads anything.
+    kh_agency = people["kh.admin"].isn_user.membership.agency
+    operator_user = UserFactory(username=f"{kh_agency.short_name}.operator", is_staff=True, is_superuser=True)
+    operator = APIClient()
+    operator.force_authenticate(operator_user)
+    for attempt in (
+        operator.post("/api/v1/memberships/", {"username": operator_user.username, "role": "officer"}, format="json"),
+        operator.post(
+            "/api/v1/membership-proposals/",
+            {"kind": "agency_admin", "username": operator_user.username},
+            format="json",
+        ),
+        operator.post(
+            "/api/v1/membership-proposals/",
+            {"kind": "first_admin", "username": operator_user.username, "agency": kh_agency.pk},
+            format="json",
+        ),
+    ):
+        assert attempt.status_code in (403, 409), attempt.content
+    MembershipFactory(user=operator_user, agency=kh_agency, role=Role.NATIONAL_FOCAL_POINT)
+    for outsider in (th, auditor, operator):
         for path in ("/api/v1/items/", f"/api/v1/items/{item}/", f"/api/v1/items/{item}/attachments/{attachment}/"):
             _assert_absent(f"a response to an outsider ({path})", outsider.get(path).content)
     corrected = {"title": CANARIES["corrected title"]}
