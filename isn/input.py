@@ -91,6 +91,15 @@ class RefuseUnknownFields:
         return value
 
 
+def _has_body(request: Any) -> bool:
+    """Whether the request carries anything: a multipart body without a single part (what some clients send for "no
+    body") carries nothing; any other bytes are judged by the API's parsers (JSON, or 415 for another type)."""
+    raw = request._request.body
+    if not raw.strip():
+        return False
+    return not (request.content_type.startswith("multipart/") and b"content-disposition" not in raw.lower())
+
+
 def takes_no_body(view: Callable[..., Any]) -> Callable[..., Any]:
     """For an action that takes no body (approve, cancel, withdraw, revoke, ...): a body with anything in it is bad
     input naming what was sent, judged before the action runs (so before any object is looked up: a hidden object
@@ -98,7 +107,7 @@ def takes_no_body(view: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(view)
     def checked(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
-        data = request.data
+        data = request.data if _has_body(request) else None
         if data:
             names = (
                 sorted(str(key) for key in data) if isinstance(data, Mapping) else [api_settings.NON_FIELD_ERRORS_KEY]
