@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework.routers import DefaultRouter
 
 from agencies.api import AgencyViewSet, ApiKeyViewSet, EnrolmentCodeViewSet, OfficeViewSet, SyncDeclarationViewSet
+from agencies.reviews_api import AccessReviewViewSet
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
@@ -13,5 +14,6 @@ router.register("offices", OfficeViewSet, basename="office")
 router.register("api-keys", ApiKeyViewSet, basename="api-key")
 router.register("enrolment-codes", EnrolmentCodeViewSet, basename="enrolment-code")
 router.register("sync-declarations", SyncDeclarationViewSet, basename="sync-declaration")
+router.register("access-reviews", AccessReviewViewSet, basename="access-review")
 
 urlpatterns = router.urls
