@@ -1,5 +1,6 @@
-"""A disabled account is a leaver too: when a person's ``is_active`` is saved false (the Django admin, a script), they
-lose sessions, keys and subscriptions at once (``agencies.leavers``), recorded as ``agencies.user.cut_off``."""
+"""A disabled account is a leaver too: when a person's ``is_active`` (or their membership's, saved whole) is saved false
+(the Django admin, a script), they lose sessions, keys and subscriptions at once (``agencies.leavers``), recorded as
+``agencies.user.cut_off``."""
 
 from __future__ import annotations
 
@@ -30,4 +31,24 @@ def _user_disabled(sender: Any, instance: Any, created: bool, update_fields: Any
         target=instance,
         target_country=country or "",
         details={"user_id": instance.pk, "cut": cut},
+    )
+
+
+@receiver(post_save, sender=Membership, dispatch_uid="agencies.membership_disabled_cut_off")
+def _membership_disabled(
+    sender: Any, instance: Membership, created: bool, update_fields: Any = None, **kwargs: Any
+) -> None:
+    """A membership saved whole as suspended (the Django admin, a script) cuts its person off too. The services save
+    named fields and cut off themselves, recording it in their own event (agencies.services, agencies.reviews)."""
+    if created or instance.is_active or update_fields is not None:
+        return
+    cut = cut_off(actor=None, user_id=instance.user_id)
+    if not anything_cut(cut):
+        return
+    audit.record(
+        action="agencies.user.cut_off",
+        actor=None,
+        target=instance.user,
+        target_country=instance.agency.country_id,
+        details={"user_id": instance.user_id, "membership_id": instance.pk, "cut": cut},
     )

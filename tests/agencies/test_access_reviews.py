@@ -289,3 +289,13 @@ def test_the_portal_page_shows_due_members_and_confirms_them(vn_admin, vn_office
 def test_the_portal_page_is_for_reviewers_only(client, vn_officer):
     sign_in(client, vn_officer)
     assert client.get("/access-review/").status_code == 403
+
+
+def test_a_membership_suspended_whole_outside_the_services_cuts_off_too(leaver):
+    user, issued, subscription = leaver
+    membership = _membership(user)
+    membership.is_active = False
+    membership.save()  # as the Django admin saves it
+    event = AuditEvent.objects.get(action="agencies.user.cut_off")
+    assert event.target_country == "VN"
+    _assert_cut_off(user, issued, subscription, event.details["cut"])
