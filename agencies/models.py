@@ -136,9 +136,10 @@ class Membership(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     # The access review (agencies.reviews): when an admin last confirmed that this person still needs this place, and
     # who. A membership not confirmed within ISN_ACCESS_REVIEW_DAYS is suspended. Creating a membership confirms it.
-    confirmed_at = models.DateTimeField(default=timezone.now)
+    # Not editable: the platform's staff cannot confirm on an agency's behalf through the Django admin.
+    confirmed_at = models.DateTimeField(default=timezone.now, editable=False)
     confirmed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, editable=False, related_name="+"
     )
 
     class Meta:

@@ -217,7 +217,7 @@ def membership_change(*, actor: Actor, membership: Membership, role: str, office
 
 @transaction.atomic
 def membership_set_active(*, actor: Actor, membership: Membership, is_active: bool) -> Membership:
-    """Suspend or restore a membership; a suspended member loses access at their next request."""
+    """Suspend or restore a membership; a suspended member loses sessions, keys and subscriptions at once."""
     require_admin_of(actor, membership.agency)
     was_active = membership.is_active
     membership.is_active = is_active

@@ -18,13 +18,14 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='membership',
             name='confirmed_at',
-            field=models.DateTimeField(default=django.utils.timezone.now),
+            field=models.DateTimeField(default=django.utils.timezone.now, editable=False),
         ),
         migrations.AddField(
             model_name='membership',
             name='confirmed_by',
             field=models.ForeignKey(
                 blank=True,
+                editable=False,
                 null=True,
                 on_delete=django.db.models.deletion.SET_NULL,
                 related_name='+',

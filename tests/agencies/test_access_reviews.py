@@ -299,3 +299,10 @@ def test_a_membership_suspended_whole_outside_the_services_cuts_off_too(leaver):
     event = AuditEvent.objects.get(action="agencies.user.cut_off")
     assert event.target_country == "VN"
     _assert_cut_off(user, issued, subscription, event.details["cut"])
+
+
+def test_the_django_admin_offers_no_confirmation(client, platform_admin, vn_officer):
+    page = sign_in(client, platform_admin).get(f"/admin/agencies/membership/{_membership(vn_officer).pk}/change/")
+    assert page.status_code == 200
+    assert b'name="confirmed_at' not in page.content
+    assert b'name="confirmed_by' not in page.content
