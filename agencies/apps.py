@@ -8,4 +8,7 @@ class AgenciesConfig(AppConfig):
     verbose_name = "Agencies and offices"
 
     def ready(self) -> None:
-        from agencies import schema  # noqa: F401 - registers the API-key scheme with drf-spectacular
+        from agencies import (
+            schema,  # noqa: F401 - registers the API-key scheme with drf-spectacular
+            signals,  # noqa: F401 - a disabled account is cut off at once (agencies.leavers)
+        )

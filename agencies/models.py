@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -139,6 +140,13 @@ class Membership(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # The access review (agencies.reviews): when an admin last confirmed that this person still needs this place, and
+    # who. A membership not confirmed within ISN_ACCESS_REVIEW_DAYS is suspended. Creating a membership confirms it.
+    # Not editable: the platform's staff cannot confirm on an agency's behalf through the Django admin.
+    confirmed_at = models.DateTimeField(default=timezone.now, editable=False)
+    confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, editable=False, related_name="+"
+    )
 
     class Meta:
         ordering = ["agency_id", "user_id"]

@@ -11,4 +11,5 @@ urlpatterns = [
     path("language/", views.set_language, name="language"),
     path("directory/", views.directory, name="directory"),
     path("account/", views.account, name="account"),
+    path("access-review/", views.access_review, name="access_review"),
 ]

@@ -12,7 +12,9 @@ from datetime import time
 from typing import TYPE_CHECKING
 
 from django.db import transaction
+from django.utils import timezone
 
+from agencies.leavers import cut_off
 from agencies.models import (
     NO_CONTENT_ROLES,
     Agency,
@@ -259,19 +261,29 @@ def membership_change(*, actor: Actor, membership: Membership, role: str, office
 
 @transaction.atomic
 def membership_set_active(*, actor: Actor, membership: Membership, is_active: bool) -> Membership:
-    """Suspend or restore a membership; a suspended member loses access at their next request. Suspending only
-    narrows access, so the platform's staff may too; restoring is a grant."""
+    """Suspend or restore a membership; a suspended member loses sessions, keys and subscriptions at once. Suspending
+    only narrows access, so the platform's staff may too; restoring is a grant."""
     if is_active:
         require_grant(actor, agency=membership.agency, user=membership.user, role=membership.role)
     else:
         require_admin_of(actor, membership.agency)
+    was_active = membership.is_active
     membership.is_active = is_active
     membership.save(update_fields=["is_active", "updated_at"])
+    details: dict[str, object] = {"user_id": membership.user_id}
+    if not is_active:
+        # The leaver rule (agencies.leavers): sessions, keys and subscriptions go now, not at the next request.
+        details["cut"] = cut_off(actor=actor, user_id=membership.user_id)
+    elif not was_active:
+        # A restoration by the agency's admin is their confirmation too: else the next review sweep suspends it again.
+        membership.confirmed_at = timezone.now()
+        membership.confirmed_by = actor
+        membership.save(update_fields=["confirmed_at", "confirmed_by"])
     audit.record(
         action="agencies.membership.restore" if is_active else "agencies.membership.suspend",
         actor=actor,
         target=membership,
         target_country=membership.agency.country_id,
-        details={"user_id": membership.user_id},
+        details=details,
     )
     return membership

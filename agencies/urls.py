@@ -13,6 +13,7 @@ from agencies.api import (
     OfficeViewSet,
     SyncDeclarationViewSet,
 )
+from agencies.reviews_api import AccessReviewViewSet
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
@@ -23,5 +24,6 @@ router.register("enrolment-codes", EnrolmentCodeViewSet, basename="enrolment-cod
 router.register("sync-declarations", SyncDeclarationViewSet, basename="sync-declaration")
 router.register("memberships", MembershipViewSet, basename="membership")
 router.register("membership-proposals", MembershipProposalViewSet, basename="membership-proposal")
+router.register("access-reviews", AccessReviewViewSet, basename="access-review")
 
 urlpatterns = router.urls

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render, resolve_url
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST, require_safe
 
+from agencies.models import Agency, Role
 from agencies.portal import portal_view
 from agencies.preferences import membership_preferences_update
+from agencies.reviews import due_at, memberships_confirm, reviews_visible_to
 from agencies.selectors import is_network_member, membership_for, offices_visible_to
 from isn.errors import ApplicationError
 from isn.views import remember_language, safe_next
@@ -87,3 +93,41 @@ def account(request: HttpRequest) -> HttpResponse:
         messages.success(request, _("Your preferences are saved."))
         return response
     return render(request, "agencies/account.html", {"form": form, "membership": membership})
+
+
+@portal_view(("GET", "POST"))
+def access_review(request: HttpRequest) -> HttpResponse:
+    """An agency admin's access review: each member with their last confirmation and when it lapses; confirm those
+    who still need their place (a national focal point reviews their country's agency admins here too)."""
+    if membership_for(request.user).role not in (Role.AGENCY_ADMIN, Role.NATIONAL_FOCAL_POINT):  # type: ignore[union-attr]
+        raise PermissionDenied
+    reviews = reviews_visible_to(request.user)
+    if request.method == "POST":
+        chosen = {value for value in request.POST.getlist("membership") if value.isdigit() and len(value) < 19}
+        by_agency: dict[int, list[int]] = {}
+        for pk, agency_id in reviews.filter(pk__in=chosen).values_list("pk", "agency_id"):
+            by_agency.setdefault(agency_id, []).append(pk)
+        if not by_agency:
+            messages.error(request, _("Choose at least one member to confirm."))
+            return redirect("portal:access_review")
+        confirmed = 0
+        with transaction.atomic():
+            for agency in Agency.objects.filter(pk__in=by_agency).order_by("pk"):
+                confirmed += len(
+                    memberships_confirm(
+                        actor=request.user, agency=agency, membership_ids=by_agency[agency.pk]
+                    ).memberships
+                )
+        messages.success(
+            request,
+            ngettext("%(count)d member confirmed.", "%(count)d members confirmed.", confirmed) % {"count": confirmed},
+        )
+        return redirect("portal:access_review")
+    now = timezone.now()
+    rows = [{"membership": m, "due_at": due_at(m), "overdue": due_at(m) <= now} for m in reviews]
+    soon = now + timedelta(days=14)
+    return render(
+        request,
+        "agencies/access_review.html",
+        {"rows": rows, "soon": soon, "period_days": settings.ISN_ACCESS_REVIEW_DAYS},
+    )

@@ -75,9 +75,11 @@ ACTIONS: Mapping[str, ActionKind] = MappingProxyType(
         "agencies.enrolment_code.issue": _W,
         "agencies.country_key.rotate": _W,
         "agencies.membership.change": _W,
+        "agencies.membership.confirm": _W,
         "agencies.membership.create": _W,
         "agencies.membership.preferences": _W,
         "agencies.membership.restore": _W,
+        "agencies.membership.review_lapsed": _W,
         "agencies.membership.suspend": _W,
         "agencies.membership_proposal.apply": _W,
         "agencies.membership_proposal.approve": _W,
@@ -91,6 +93,7 @@ ACTIONS: Mapping[str, ActionKind] = MappingProxyType(
         "agencies.sync_key.approve": _W,
         "agencies.sync_key.declare": _W,
         "agencies.sync_key.refuse": _W,  # the audited office read of bench/urls.py, measuring what auditing costs
+        "agencies.user.cut_off": _W,
         # audit: the chain and the auditors' workspace
         "audit.archive.create": _W,
         "audit.chain.gap": ActionKind.ERROR,

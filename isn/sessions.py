@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from importlib import import_module
 
 from django.conf import settings
+from django.contrib.auth import SESSION_KEY
 from django.contrib.auth.models import AnonymousUser
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 
 import isn.audit
 
@@ -40,6 +43,32 @@ def session_end(request: HttpRequest, reason: str) -> None:
     # Not logout(): that would record a sign-out the person never asked for.
     request.session.flush()
     request.user = AnonymousUser()
+
+
+def sessions_delete_for(user_id: int) -> int:
+    """End every live session of a person now (the leaver rule, ``agencies.leavers``); returns how many ended.
+
+    Sessions are kept in the database (Django's ``db`` or ``cached_db`` engine) and name their user only inside the
+    encoded data, so each live one is decoded: there are about as many as people signed in. Nothing is recorded
+    here; the caller's event says how many sessions its act ended.
+    """
+    from django.contrib.sessions.models import Session
+
+    if settings.SESSION_ENGINE not in (
+        "django.contrib.sessions.backends.db",
+        "django.contrib.sessions.backends.cached_db",
+    ):
+        raise NotImplementedError(
+            f"Ending a person's sessions needs a database session engine, not {settings.SESSION_ENGINE}"
+        )
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    wanted = str(user_id)
+    ended = 0
+    for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator():
+        if str(session.get_decoded().get(SESSION_KEY, "")) == wanted:
+            store(session_key=session.session_key).delete()
+            ended += 1
+    return ended
 
 
 class SessionLimitsMiddleware:

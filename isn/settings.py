@@ -498,6 +498,20 @@ CELERY_BEAT_SCHEDULE |= {
     "audit-checkpoint": {"task": "audit.tasks.create_checkpoint", "schedule": float(ISN_AUDIT_CHECKPOINT_SECONDS)},
 }
 
+# --- access reviews (point 19 of issue 14; owned by the agencies app) ----------------------------------------------
+from celery.schedules import crontab as _review_crontab  # noqa: E402 - kept inside this app's section
+
+# An agency's admins confirm each of its members at least this often (agencies.reviews); a membership left
+# unconfirmed longer is suspended by the daily sweep, and its person loses sessions, keys and subscriptions at once.
+ISN_ACCESS_REVIEW_DAYS = env_int("ISN_ACCESS_REVIEW_DAYS", 90, minimum=1)
+CELERY_BEAT_SCHEDULE |= {
+    "agencies-lapse-access-reviews": {
+        "task": "agencies.tasks.lapse_access_reviews",
+        "schedule": _review_crontab(minute=5, hour=0),
+    },
+}
+# --- end of access reviews ----------------------------------------------------------------------------------------
+
 # --- messaging: items, attachments, key rotation (owned by the messaging app) -------------------------------------
 from celery.schedules import crontab as _crontab  # noqa: E402 - kept inside this app's section
 

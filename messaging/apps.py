@@ -1,7 +1,21 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.apps import AppConfig
+
+
+def _leaver_subscriptions(sender: Any, *, user_id: int, **kwargs: Any) -> dict[str, list[int]]:
+    from messaging.delivery.subscriptions import subscriptions_cut_off
+
+    return subscriptions_cut_off(user_id=user_id)
 
 
 class MessagingConfig(AppConfig):
     name = "messaging"
+
+    def ready(self) -> None:
+        from agencies.leavers import member_cut_off
+
+        # A person cut off (membership suspended or lapsed, account disabled) loses their subscriptions at once.
+        member_cut_off.connect(_leaver_subscriptions, dispatch_uid="messaging.leaver_subscriptions")

@@ -277,3 +277,17 @@ def subscription_read(*, actor: AbstractBaseUser, subscription_id: object) -> Su
         details={"subscription_id": subscription.pk},
     )
     return subscription
+
+
+def subscriptions_cut_off(*, user_id: int) -> dict[str, list[int]]:
+    """The leaver rule's part here (``agencies.leavers``): a person cut off keeps no active subscription; restoring
+    their membership does not bring any back. Returns the ids switched off, for the caller's audit event."""
+    ids = list(
+        Subscription.objects.select_for_update()
+        .filter(user_id=user_id, is_active=True)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    if ids:
+        Subscription.objects.filter(pk__in=ids).update(is_active=False)
+    return {"subscription_ids": ids}

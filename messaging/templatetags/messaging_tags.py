@@ -8,6 +8,7 @@ from django import template
 from django.conf import settings
 from django.http import HttpRequest
 
+from agencies.models import Role
 from agencies.selectors import membership_for
 from audit.selectors import is_auditor
 from messaging.core.people import content_membership
@@ -31,6 +32,7 @@ def portal_nav(context: template.Context) -> dict[str, Any]:
         "statistics": statistics_scope(user) is not None,
         "auditor": is_auditor(user),
         "unread": notifications_unread_count(user),
+        "reviewer": membership_for(user).role in (Role.AGENCY_ADMIN, Role.NATIONAL_FOCAL_POINT),  # type: ignore[union-attr]
     }
 
 

@@ -168,6 +168,12 @@ def admin_or_auditor_person(p: Persona, n: Network) -> bool:
     return p.session and p.member and p.role in ("agency_admin", "national_auditor", "regional_auditor")
 
 
+def reviewer_person(p: Persona, n: Network) -> bool:
+    """In person: an agency admin (reviews their agency's members) or a national focal point (their country's
+    agency admins; none here)."""
+    return p.session and p.member and p.role in ("agency_admin", "national_focal_point")
+
+
 def platform_admin(p: Persona, n: Network) -> bool:
     return p.name == "platform_admin"
 
@@ -208,6 +214,7 @@ RULES: list[Rule] = [
     # The language picker: before sign-in too (the sign-in page has it); a member's choice is kept on them.
     Rule("portal:language", PUBLIC, maybe=everyone, scoped=False),
     Rule("portal:account", ("GET", "POST"), allow=member_person, scoped=False),
+    Rule("portal:access_review", ("GET", "POST"), allow=reviewer_person, scoped=False),
     Rule("portal:notifications", ("GET",), allow=member_person, scoped=False),
     Rule("portal:notification_read", ("POST",), maybe=member_person, scoped=False),  # one's own only (none here)
     Rule("portal:statistics", ("GET",), allow=statistician_person, scoped=False),
@@ -246,6 +253,8 @@ RULES: list[Rule] = [
     Rule("api-key-list", ("POST",), allow=agency_admin),
     # Enrolment codes: agency admins, in person (the matrix's empty request is refused as invalid: allowed through).
     Rule("enrolment-code-list", ("POST",), allow=agency_admin),
+    Rule("access-review-list", ("GET",), allow=reviewer_person),
+    Rule("access-review-confirm", ("POST",), allow=reviewer_person),
     Rule("api-key-revoke", ("POST",), allow=originator_admin),
     # Sync keys: the key's agency admins declare; national auditors of its country approve or refuse (the regional
     # auditor sees all, decides none); the matrix's declaration is Viet Nam's.

@@ -19,6 +19,7 @@ from django.utils import timezone
 from agencies import demo
 from agencies.api_keys import api_key_issue
 from agencies.models import Agency, ApiKey, ApiKeyScope, Country, Membership, Office, OfficeKind
+from agencies.reviews import memberships_confirm, review_period
 from agencies.services import agency_create, membership_create, office_create, office_link_counterpart
 
 
@@ -65,6 +66,7 @@ class Command(BaseCommand):
 
         created = self._users(agencies, offices)
         self._api_keys(agencies)
+        self._keep_confirmed()
         return created
 
     def _office(self, agency: Agency, name: str, kind: str, crossing: str, province: str) -> Office:
@@ -121,6 +123,19 @@ class Command(BaseCommand):
                 office = offices[spec.office] if spec.office else None
             membership_create(actor=None, user=user, agency=agency, office=office, role=spec.role)
         return created
+
+    def _keep_confirmed(self) -> None:
+        """The demo's people stay confirmed (agencies.reviews), so a demo kept for months is not suspended by the
+        review sweep: those past half their review period are confirmed again, by ISN itself; others are left as
+        they are, so a second run still changes nothing."""
+        stale = timezone.now() - review_period() / 2
+        names = [spec.username for spec in demo.USERS]
+        by_agency: dict[int, list[int]] = {}
+        demo_people = Membership.objects.filter(user__username__in=names, is_active=True, confirmed_at__lte=stale)
+        for pk, agency_id in demo_people.values_list("pk", "agency_id"):
+            by_agency.setdefault(agency_id, []).append(pk)
+        for agency in Agency.objects.filter(pk__in=by_agency):
+            memberships_confirm(actor=None, agency=agency, membership_ids=by_agency[agency.pk])
 
     def _api_keys(self, agencies: dict[str, Agency]) -> None:
         for name in demo.API_KEY_AGENCIES:
