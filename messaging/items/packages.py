@@ -14,7 +14,8 @@ as a DOCX. Here the whole package is opened (standard library ``zipfile`` and ``
   ``Scripts/``), no ActiveX controls or OLE objects, no programs, scripts, web pages or archives (judged by name and
   by the first bytes of every entry), no picture with scripts (SVG), no DTD in the XML read here, and no
   relationship that fetches something from outside the document when it is opened (remote templates, tracking
-  pictures); links a reader clicks (hyperlinks) stay.
+  pictures), no dynamic data exchange (DDE: Word field codes, Excel formulas or OpenDocument links that start a
+  program), no workbook links or data connections to outside sources; links a reader clicks (hyperlinks) stay.
 
 Embedded DOCX, XLSX and PPTX parts (a chart's data is an embedded workbook) are checked the same way, one level deep.
 """
@@ -26,6 +27,7 @@ import re
 import struct
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from xml.parsers import expat
 
@@ -246,6 +248,8 @@ class _Package:
             raise _archive(where)
         if "activex" in folders.split("/"):
             raise _embedded_object(where)
+        if self.ooxml is not None and (folders.endswith("externallinks") or base == "connections.xml"):
+            raise _outside_data(where)
         # Excel and Word save printer settings as .bin; any other .bin part is a binary object nobody can check here.
         if extension == "bin" and not folders.endswith("printersettings"):
             raise _embedded_object(where)
@@ -315,6 +319,7 @@ class _Package:
         kept = bytearray()
         nested_kind = _NESTED_KINDS.get(entry.filename.rpartition(".")[2].casefold())
         is_svg = entry.filename.casefold().endswith(".svg")
+        dde = self._dde_reader(entry.filename)
         with archive.open(entry) as stream:
             # Reading to the end makes zipfile compare the size and checksum with what the directory declares.
             while chunk := stream.read(_CHUNK):
@@ -324,7 +329,7 @@ class _Package:
                 if not head:
                     head = chunk[:16]
                     self._check_magic(head, where, nested=nested_kind is not None)
-                if nested_kind or is_svg:
+                if nested_kind or is_svg or dde:
                     kept += chunk
         if nested_kind:
             if self.prefix:
@@ -332,6 +337,19 @@ class _Package:
             _Package(bytes(kept), nested_kind, prefix=f"{where}/", budget=self.budget).check()
         elif is_svg:
             self._check_svg(bytes(kept), where)
+        elif dde:
+            dde(bytes(kept), where)
+
+    def _dde_reader(self, name: str) -> Callable[[bytes, str], None] | None:
+        """The check for dynamic data exchange in this part, when it is a part that can carry it."""
+        lowered = name.casefold()
+        if self.ooxml is None:
+            return _check_opendocument_dde if lowered in {"content.xml", "styles.xml"} else None
+        if lowered.startswith("word/") and lowered.endswith(".xml") and lowered.count("/") == 1:
+            return _check_word_fields
+        if lowered.startswith("xl/worksheets/") and lowered.endswith(".xml"):
+            return _check_excel_formulas
+        return None
 
     def _check_magic(self, head: bytes, where: str, *, nested: bool) -> None:
         for magic, kind in _MAGIC:
@@ -344,7 +362,7 @@ class _Package:
                     raise _archive(where)
 
     def _check_svg(self, content: bytes, where: str) -> None:
-        for tag, attributes in _xml_elements(content, where, limit=XML_MAX_BYTES):
+        for tag, attributes in _xml_elements(content, where):
             scripted = tag.casefold() in {"script", "foreignobject", "handler", "listener"} or any(
                 name.casefold().startswith("on") for name in attributes
             )
@@ -359,7 +377,7 @@ class _Package:
         entry = archive.getinfo(name)
         if entry.file_size > XML_MAX_BYTES:
             raise _refuse(f"its part '{self._where(name)}' is too large to check. {_SAVE_AGAIN}")
-        return _xml_elements(archive.read(entry), self._where(name), limit=XML_MAX_BYTES)
+        return _xml_elements(archive.read(entry), self._where(name))
 
 
 def _password() -> InvalidInput:
@@ -379,25 +397,116 @@ def _local(name: str) -> str:
     return name.rpartition("}")[2]
 
 
-def _xml_elements(content: bytes, where: str, *, limit: int) -> list[tuple[str, dict[str, str]]]:
-    """Every element of ``content`` as (local name, attributes by local name); a DTD (entity expansion, external
-    entities) is refused, as Office and OpenDocument parts never carry one."""
-    if len(content) > limit:
+def _parse(
+    content: bytes,
+    where: str,
+    *,
+    start: Callable[[str, dict[str, str]], None],
+    end: Callable[[str], None] | None = None,
+    text: Callable[[str], None] | None = None,
+) -> None:
+    """Parse ``content`` with expat, handing elements (local names, attributes by local name) to ``start`` and
+    ``end`` and character data to ``text``; a DTD (entity expansion, external entities) is refused, as Office and
+    OpenDocument parts never carry one."""
+    if len(content) > XML_MAX_BYTES:
         raise _refuse(f"its part '{where}' is too large to check. {_SAVE_AGAIN}")
-    elements: list[tuple[str, dict[str, str]]] = []
     parser = expat.ParserCreate(namespace_separator="}")
 
     def refuse_dtd(*_: object) -> None:
         raise _refuse(f"its part '{where}' declares a DTD, which office documents never carry. {_SAVE_AGAIN}")
 
-    def start(tag: str, attributes: dict[str, str]) -> None:
-        elements.append((_local(tag), {_local(name): value for name, value in attributes.items()}))
-
     parser.StartDoctypeDeclHandler = refuse_dtd
     parser.EntityDeclHandler = refuse_dtd
-    parser.StartElementHandler = start
+    parser.StartElementHandler = lambda tag, attributes: start(
+        _local(tag), {_local(name): value for name, value in attributes.items()}
+    )
+    if end is not None:
+        parser.EndElementHandler = lambda tag: end(_local(tag))
+    if text is not None:
+        parser.CharacterDataHandler = text
     try:
         parser.Parse(content, True)
     except expat.ExpatError as error:
         raise _refuse(f"its part '{where}' is not well-formed XML. {_SAVE_AGAIN}") from error
+
+
+def _xml_elements(content: bytes, where: str) -> list[tuple[str, dict[str, str]]]:
+    """Every element of ``content`` as (local name, attributes by local name)."""
+    elements: list[tuple[str, dict[str, str]]] = []
+    _parse(content, where, start=lambda tag, attributes: elements.append((tag, attributes)))
     return elements
+
+
+def _outside_data(where: str) -> InvalidInput:
+    return _refuse(
+        f"it links to data outside itself ('{where}': a link to another workbook or a data connection), which is "
+        f"fetched when it is opened. Paste the values in instead and attach it again, {_AS_PDF}."
+    )
+
+
+def _dde(where: str) -> InvalidInput:
+    return _refuse(
+        f"it uses dynamic data exchange (DDE, in '{where}'), which can start a program on the reader's computer. "
+        f"Remove that field or formula and attach it again, {_AS_PDF}."
+    )
+
+
+# A DDE call in an Excel formula: an application name, a bar, then a quoted topic (=cmd|'/c calc'!A1).
+_DDE_FORMULA = re.compile(r"[\w.]+\s*\|\s*'")
+
+
+def _texts(content: bytes, where: str, elements: set[str]) -> str:
+    """The text inside ``elements``, joined in document order."""
+    found: list[str] = []
+    depth = [0]
+
+    def start(tag: str, _attributes: dict[str, str]) -> None:
+        depth[0] += tag in elements
+
+    def end(tag: str) -> None:
+        depth[0] -= tag in elements
+
+    _parse(content, where, start=start, end=end, text=lambda data: found.append(data) if depth[0] else None)
+    return "".join(found)
+
+
+def _check_word_fields(content: bytes, where: str) -> None:
+    """Word fields whose instruction is DDE or DDEAUTO: simple fields (``fldSimple``'s ``instr``) and complex ones
+    (``instrText`` runs between a ``fldChar`` begin and its separator, which may be split over many runs and nest)."""
+    instructions: list[str] = []
+    open_fields: list[list[str]] = []
+    in_text = [False]
+
+    def start(tag: str, attributes: dict[str, str]) -> None:
+        if tag == "fldSimple":
+            instructions.append(attributes.get("instr", ""))
+        elif tag == "fldChar" and attributes.get("fldCharType") == "begin":
+            open_fields.append([])
+        elif tag == "fldChar" and attributes.get("fldCharType") in ("separate", "end") and open_fields:
+            instructions.append("".join(open_fields.pop()))
+        in_text[0] = in_text[0] or tag == "instrText"
+
+    def end(tag: str) -> None:
+        in_text[0] = in_text[0] and tag != "instrText"
+
+    def text(data: str) -> None:
+        if in_text[0] and open_fields:
+            open_fields[-1].append(data)
+
+    _parse(content, where, start=start, end=end, text=text)
+    instructions += ["".join(field) for field in open_fields]  # a field never closed is judged too
+    for instruction in instructions:
+        words = instruction.replace('"', " ").split()
+        if words and words[0].upper() in {"DDE", "DDEAUTO"}:
+            raise _dde(where)
+
+
+def _check_excel_formulas(content: bytes, where: str) -> None:
+    if _DDE_FORMULA.search(_texts(content, where, {"f"})):
+        raise _dde(where)
+
+
+def _check_opendocument_dde(content: bytes, where: str) -> None:
+    """OpenDocument's DDE links and their declarations (``dde-source``, ``dde-link``, ``dde-connection-decl`` ...)."""
+    if any(tag.casefold().startswith("dde-") for tag, _ in _xml_elements(content, where)):
+        raise _dde(where)

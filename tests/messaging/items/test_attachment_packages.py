@@ -23,6 +23,26 @@ HYPERLINK = "http://schemas.openxmlformats.org/officeDocument/2006/relationships
 IMAGE = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/image"
 TEMPLATE = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/attachedTemplate"
 SVG = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1 1"><rect width="1" height="1"/></svg>'
+W = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+
+
+def _word(body: str) -> str:
+    return f"<w:document {W}><w:body><w:p>{body}</w:p></w:body></w:document>"
+
+
+def _complex_field(*instructions: str) -> str:
+    """A Word field whose instruction is split over runs, as Word writes (and attackers split it)."""
+    runs = "".join(f"<w:r><w:instrText>{text}</w:instrText></w:r>" for text in instructions)
+    return f'<w:r><w:fldChar w:fldCharType="begin"/></w:r>{runs}<w:r><w:fldChar w:fldCharType="separate"/></w:r>' + (
+        '<w:r><w:t>1</w:t></w:r><w:r><w:fldChar w:fldCharType="end"/></w:r>'
+    )
+
+
+def _sheet(formula: str) -> str:
+    return (
+        '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData><row r="1">'
+        f'<c r="A1"><f>{formula}</f></c></row></sheetData></worksheet>'
+    )
 
 
 def _attack() -> bytes:
@@ -83,10 +103,65 @@ ACCEPTED = [
         "chart.docx",
         id="docx-with-chart-printer-settings-icon-and-hyperlink",
     ),
+    pytest.param(
+        ooxml(
+            parts={
+                "word/document.xml": _word(
+                    _complex_field(" PAGE ") + '<w:fldSimple w:instr=" HYPERLINK &quot;https://hidden.example&quot; "/>'
+                )
+            }
+        ),
+        DOCX,
+        "fields.docx",
+        id="docx-with-page-and-hyperlink-fields",
+    ),
+    pytest.param(
+        ooxml("xlsx", parts={"xl/worksheets/sheet1.xml": _sheet('SUM(B1:B9)&amp;"|\'"')}),
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "sums.xlsx",
+        id="xlsx-with-formulas",
+    ),
 ]
 
 REFUSED = [
     pytest.param(_attack(), "payload.exe", id="issue-14-attack"),
+    pytest.param(
+        ooxml(parts={"word/document.xml": _word(_complex_field(' DDEAUTO c:\\windows\\system32\\cmd.exe "/k calc" '))}),
+        "DDE",
+        id="word-ddeauto-field",
+    ),
+    pytest.param(
+        ooxml(parts={"word/document.xml": _word(_complex_field(" D", "de", 'AUTO cmd.exe "/c calc" '))}),
+        "DDE",
+        id="word-dde-field-split-over-runs",
+    ),
+    pytest.param(
+        ooxml(parts={"word/header1.xml": _word('<w:fldSimple w:instr="DDE &quot;cmd&quot; &quot;/c calc&quot;"/>')}),
+        "DDE",
+        id="word-dde-simple-field-in-header",
+    ),
+    pytest.param(ooxml("xlsx", parts={"xl/worksheets/sheet1.xml": _sheet("cmd|' /C calc'!A0")}), "DDE", id="excel-dde"),
+    pytest.param(
+        ooxml("xlsx", parts={"xl/externalLinks/externalLink1.xml": "<externalLink/>"}),
+        "outside itself",
+        id="excel-link-to-another-workbook",
+    ),
+    pytest.param(
+        ooxml("xlsx", parts={"xl/connections.xml": "<connections/>"}), "outside itself", id="excel-data-connection"
+    ),
+    pytest.param(
+        odf(
+            "ods",
+            parts={
+                "content.xml": "<office:document-content"
+                ' xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0"'
+                ' xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0"><office:body><table:dde-links>'
+                "<table:dde-link/></table:dde-links></office:body></office:document-content>"
+            },
+        ),
+        "DDE",
+        id="opendocument-dde-link",
+    ),
     pytest.param(
         ooxml(main_type="application/vnd.ms-word.document.macroEnabled.main+xml"), "macros", id="macro-enabled-type"
     ),
