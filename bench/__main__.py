@@ -86,7 +86,10 @@ def main(argv: list[str]) -> int:
         from bench import agency_bench
 
         items = items_bench.items_wanted(args.items, quick=args.quick)
-        print(f"agency systems: change feed over {items:,} items, inbox beside it, posts with Idempotency-Key ...")
+        print(
+            f"agency systems: change feed over {items:,} items, inbox beside it, posts with Idempotency-Key ...",
+            flush=True,
+        )
         _print_agency(agency_bench.run(items, quick=args.quick))
     print(f"bench finished in {time.monotonic() - started:.0f} s")
     return 0
