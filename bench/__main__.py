@@ -3,7 +3,7 @@
     python -m tests.servers -m bench                 (what make bench runs: 1,000,000 items)
     python -m tests.servers -m bench --quick         (a short smoke run: 50,000 items)
     python -m tests.servers -m bench --items 200000  (or ISN_BENCH_ITEMS=200000)
-    python -m tests.servers -m bench --only items    (only the items benchmark: audit, items, routing)
+    python -m tests.servers -m bench --only items    (one group: audit, items, routing or agency)
 
 Not part of ``make test``: figures depend on the machine; BENCHMARKS.md records what was measured.
 """
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 if TYPE_CHECKING:
+    from bench.agency_bench import AgencyFigures
     from bench.items_bench import ItemsFigures, Latencies
 
 
@@ -56,7 +57,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--items", type=int, default=None, help="items for the items benchmark (default 1,000,000, or $ISN_BENCH_ITEMS)"
     )
-    parser.add_argument("--only", choices=["audit", "items", "routing"], help="run one group of benchmarks")
+    parser.add_argument("--only", choices=["audit", "items", "routing", "agency"], help="run one group of benchmarks")
     args = parser.parse_args(argv)
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
         print(
@@ -81,6 +82,15 @@ def main(argv: list[str]) -> int:
 
         print("routing: backlog, FLASH behind it, sixty-agency fan-out, worker memory ...", flush=True)
         routing_bench.report(routing_bench.run(quick=args.quick))
+    if args.only in (None, "agency"):
+        from bench import agency_bench
+
+        items = items_bench.items_wanted(args.items, quick=args.quick)
+        print(
+            f"agency systems: change feed over {items:,} items, inbox beside it, posts with Idempotency-Key ...",
+            flush=True,
+        )
+        _print_agency(agency_bench.run(items, quick=args.quick))
     print(f"bench finished in {time.monotonic() - started:.0f} s")
     return 0
 
@@ -205,6 +215,72 @@ def _print_items(figures: ItemsFigures) -> None:
     _table(rows)
 
 
+def _print_agency(figures: AgencyFigures) -> None:
+    from bench.agency_bench import FEED_PAGE, FEED_WALK, POST_CLIENTS
+    from bench.items_bench import OFFICER
+
+    g, feed = figures.generated, figures.feed
+    full = figures.items >= 1_000_000
+
+    def verdict(target: str, ok: bool) -> str:
+        return f"{target}: " + (_verdict(ok) if full else "judged at 1,000,000 items")
+
+    rows = []
+    if g is not None:
+        rows.append(("generate + load items (COPY)", f"{g.seconds:.0f} s", f"{g.items:,} items, {g.rate:,.0f}/s", ""))
+    rows += [
+        (
+            "generate the change feed (INSERT ... SELECT)",
+            f"{feed.seconds:.0f} s" if feed.generated else "present",
+            f"{feed.changes:,} changes in all, {feed.agency_changes:,} to {OFFICER}'s agency; "
+            f"{feed.checked} items checked against audience_of",
+            "",
+        ),
+        (
+            f"feed page of {FEED_PAGE} over HTTP, {OFFICER} (ms)",
+            _pcts(figures.feed_pages),
+            f"{len(figures.feed_pages.ms)} pages: {figures.walks} walks of {FEED_WALK:,} changes following the cursor",
+            "",
+        ),
+        (
+            f"inbox API first page, {OFFICER} (ms)",
+            _pcts(figures.inbox),
+            f"{len(figures.inbox.ms)} requests, interleaved with the walks; {figures.visible:,} items visible",
+            "",
+        ),
+        (
+            "feed page p95 / inbox first page p95",
+            f"{figures.feed_vs_inbox:.2f}",
+            "",
+            verdict("target <= 1.00", figures.feed_vs_inbox <= 1.0),
+        ),
+        ("the page's statement in process (ms)", _pcts(figures.page_query), "what changes_page runs", ""),
+        (
+            f"posts with Idempotency-Key, {POST_CLIENTS} clients (items/s)",
+            f"{_median(figures.posts['keyed']):,.1f}",
+            _spread(figures.posts["keyed"], ".1f") + f"; {figures.keys_recorded:,} keys recorded",
+            "",
+        ),
+        (
+            f"posts without, {POST_CLIENTS} clients (items/s)",
+            f"{_median(figures.posts['plain']):,.1f}",
+            _spread(figures.posts["plain"], ".1f"),
+            "",
+        ),
+        (
+            "with / without",
+            f"{figures.post_ratio:.2f}",
+            "",
+            "target >= 0.90: " + _verdict(figures.post_ratio >= 0.9),
+        ),
+    ]
+    print()
+    print(f"items: {figures.items:,}; gunicorn: {figures.workers} workers x {figures.threads} threads (gthread)")
+    _table(rows)
+    if figures.feed_vs_inbox > 1.0:
+        print("\nthe page's plan (EXPLAIN ANALYZE):\n" + figures.page_plan)
+
+
 def _pcts(latencies: Latencies) -> str:
     return f"{latencies.p50:.1f} / {latencies.p95:.1f}"
 
@@ -221,8 +297,8 @@ def _median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def _spread(values: list[float]) -> str:
-    return "rounds: " + ", ".join(f"{value:,.0f}" for value in values)
+def _spread(values: list[float], spec: str = ".0f") -> str:
+    return "rounds: " + ", ".join(f"{value:,{spec}}" for value in values)
 
 
 def _verdict(ok: bool) -> str:

@@ -104,6 +104,17 @@ def items_wanted(argument: int | None, *, quick: bool) -> int:
     return 50_000 if quick else 1_000_000
 
 
+def ensure_items(items: int) -> items_data.Generated | None:
+    """Generate items until there are ``items`` (None when there were enough already)."""
+    from messaging.models import Item
+
+    existing = Item.objects.count()
+    if existing >= items:
+        return None
+    print(f"  generating {items - existing:,} items ...", flush=True)
+    return items_data.generate(items - existing)
+
+
 # --- in-process: the selector and guardian's query ----------------------------------------------------------------
 
 
@@ -332,11 +343,7 @@ def run(items: int, *, quick: bool = False, workers: int = 2, threads: int = 8) 
     from messaging.models import Item
     from messaging.selectors.items import items_visible_to
 
-    existing = Item.objects.count()
-    generated = None
-    if existing < items:
-        print(f"  generating {items - existing:,} items ...", flush=True)
-        generated = items_data.generate(items - existing)
+    generated = ensure_items(items)
     checked = items_data.check_sample()
     print("  guardian's generic rows ...", flush=True)
     guardian = items_guardian.load()

@@ -17,6 +17,7 @@ from django.db import connection
 from django.utils import timezone
 
 from isn.errors import ApplicationError, InvalidInput
+from messaging.core.sql import fetch_one
 from messaging.models import IDEMPOTENCY_KEY_MAX_LENGTH, IdempotencyKey
 
 # How long a key gives its first outcome again; older records may be purged (``idempotency_keys_purge``).
@@ -73,6 +74,10 @@ def idempotency_claim(*, caller: Caller, key: str, request_hash: str) -> Claim:
     """
     if not connection.in_atomic_block:
         raise RuntimeError("An idempotency key is claimed inside the transaction of the write it guards.")
+    # Nearly every key is new: one statement claims it. Only a key held already takes the steps below.
+    fresh = _claim_new(caller, key, request_hash)
+    if fresh is not None:
+        return Claim(record=fresh, earlier=False)
     mine = IdempotencyKey.objects.filter(user_id=caller.user_id, api_key_id=caller.api_key_id, key=key)
     mine.filter(created_at__lt=timezone.now() - REPLAY_WINDOW).delete()
     # ON CONFLICT DO NOTHING: blocks on a concurrent uncommitted claim of the same key, then does nothing if it
@@ -88,6 +93,33 @@ def idempotency_claim(*, caller: Caller, key: str, request_hash: str) -> Claim:
     if record.request_hash != request_hash:
         raise IdempotencyKeyReused("This Idempotency-Key was used for a different request.")
     return Claim(record=record, earlier=True)
+
+
+# The claim's fields in the order _claim_new gives their values.
+_FIELDS = [
+    "id", "key", "user_id", "api_key_id", "request_hash",
+    "response_status", "resource_type", "resource_id", "created_at",
+]  # fmt: skip
+# ON CONFLICT DO NOTHING waits for a concurrent uncommitted claim of the same key, as the claim's insert does; a row
+# back means the key was free (or that other claim rolled back) and is now this transaction's.
+_CLAIM_SQL = """
+    INSERT INTO messaging_idempotencykey
+        (key, user_id, api_key_id, request_hash, response_status, resource_type, resource_id, created_at)
+    VALUES (%(key)s, %(user)s, %(api_key)s, %(hash)s, NULL, '', '', %(now)s)
+    ON CONFLICT DO NOTHING
+    RETURNING id
+"""
+
+
+def _claim_new(caller: Caller, key: str, request_hash: str) -> IdempotencyKey | None:
+    """The key claimed for ``caller`` in one statement, or None when a record holds it already."""
+    now = timezone.now()
+    params = {"key": key, "user": caller.user_id, "api_key": caller.api_key_id, "hash": request_hash, "now": now}
+    row = fetch_one(_CLAIM_SQL, params)
+    if row is None:
+        return None
+    values = [row[0], key, caller.user_id, caller.api_key_id, request_hash, None, "", "", now]
+    return IdempotencyKey.from_db(connection.alias, _FIELDS, values)
 
 
 def idempotency_complete(claim: Claim, *, status: int, resource_type: str, resource_id: str) -> None:
