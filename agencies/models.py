@@ -190,6 +190,36 @@ class CountryKey(models.Model):
         return f"{self.country_id} key v{self.version} ({self.status})"
 
 
+class MatchKeyStatus(models.TextChoices):
+    PRIMARY = "primary", _("Primary: makes new match tokens")
+    PREVIOUS = "previous", _("Previous: its tokens are being recomputed")
+    RETIRED = "retired", _("Retired: key material destroyed")
+
+
+class MatchKey(models.Model):
+    """One version of the network's match key, stored only wrapped by the master key.
+
+    Matchable entity values are kept as blind tokens, HMAC-SHA256 under this key, never in clear. Rotation makes a
+    new primary version; the previous one still computes tokens (a check looks under both) until every token is
+    recomputed with the new one, and is then retired by destroying its key material.
+    """
+
+    version = models.PositiveIntegerField(unique=True)
+    status = models.CharField(max_length=20, choices=MatchKeyStatus.choices, default=MatchKeyStatus.PRIMARY)
+    wrapped_key = models.BinaryField(editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["status"], condition=Q(status="primary"), name="match_key_one_primary"),
+        ]
+
+    def __str__(self) -> str:
+        return f"match key v{self.version} ({self.status})"
+
+
 class ApiKeyScope(models.TextChoices):
     READ = "read", _("Read")
     WRITE = "write", _("Write")
