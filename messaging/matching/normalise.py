@@ -127,10 +127,17 @@ def _strip_latin_marks(text: str) -> str:
     return unicodedata.normalize("NFC", "".join(kept))
 
 
+# Burmese digit zero and letter wa look the same and are typed for each other; beside a Burmese letter or mark, in a
+# name, it is the letter.
+_BURMESE_ZERO_FOR_WA = re.compile("\u1040(?=[\u1000-\u103f])|(?<=[\u1000-\u103f])\u1040")
+
+
 def name_key(value: object, *, field: str = "name") -> str:
     """A name as it matches: NFKC, Zawgyi read as Unicode, case-folded, without the diacritics of Latin letters,
-    apostrophes dropped, other punctuation and every run of spaces one space, digits ASCII."""
-    text = _strip_latin_marks(_text(value, field).casefold()).translate(_APOSTROPHES)
+    apostrophes dropped, other punctuation and every run of spaces one space, digits ASCII (a Burmese zero beside
+    Burmese letters is the letter wa it looks like)."""
+    text = _BURMESE_ZERO_FOR_WA.sub("\u101d", _text(value, field))
+    text = _strip_latin_marks(text.casefold()).translate(_APOSTROPHES)
     text = "".join(_SPACING.get(unicodedata.category(ch), ch) for ch in text)
     key = " ".join(digits_ascii(text).split())
     if not key:

@@ -126,6 +126,12 @@ def test_burmese_marks_typed_in_another_order_are_the_same_syllable():
     assert burmese_unicode("ကို့်") == "ကို့်"
 
 
+def test_a_burmese_zero_typed_for_the_letter_wa_reads_as_the_letter_in_names():
+    assert name_key("\u1040\u1004\u103a\u1038") == name_key("\u101d\u1004\u103a\u1038") == "\u101d\u1004\u103a\u1038"
+    assert name_key("\u1000\u1030\u1040") == "\u1000\u1030\u101d"
+    assert name_key("\u1021\u1019\u103e\u1010\u103a \u1041\u1040") == "\u1021\u1019\u103e\u1010\u103a 10"
+
+
 def test_text_without_burmese_is_left_alone():
     assert burmese_unicode("Nguyễn") == "Nguyễn"
 
