@@ -1,0 +1,1 @@
+"""Matching: an item's entities normalised into the values that connect it to other items (`normalise`)."""
