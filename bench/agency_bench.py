@@ -251,7 +251,8 @@ def _page_query(starts: list[int], repetitions: int) -> tuple[Latencies, str]:
     from messaging.delivery.feed import _PAGE_SQL
 
     officer = get_user_model().objects.get(username=OFFICER)
-    params = {"agency": _officer_agency_id(), "user": officer.pk, "limit": FEED_PAGE + 1}
+    office = officer.membership.office_id  # the feed addresses an office-only forward to that office
+    params = {"agency": _officer_agency_id(), "office": office, "user": officer.pk, "limit": FEED_PAGE + 1}
     latencies = Latencies()
     for number in range(repetitions):
         after = starts[number % len(starts)] + (number // len(starts)) * FEED_PAGE
