@@ -1,25 +1,26 @@
 """Reads of forwards and consent requests, scoped to the viewer in SQL.
 
-A consent request is seen by its two sides only, the requesting agency and the originating agency; anyone else gets
-the answer an id that does not exist gets."""
+A consent request is seen by its two sides only, the requesting agency (those of it who may read the item, and the
+person who asked) and the originating agency; anyone else gets the answer an id that does not exist gets."""
 
 from __future__ import annotations
 
 import uuid
 from typing import TYPE_CHECKING
 
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from isn.errors import NotFound, Probed
 from messaging.core.people import (
     content_membership,
+    reader_of,
 )
 from messaging.models import (
     ConsentRequest,
     Forward,
     Item,
 )
-from messaging.selectors.items import is_originator
+from messaging.selectors.items import is_originator, items_visible_to
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -46,14 +47,17 @@ def forwards_visible_to(viewer: Viewer, *, item: Item) -> QuerySet[Forward]:
 
 
 def consents_visible_to(viewer: Viewer) -> QuerySet[ConsentRequest]:
-    """Consent requests the viewer's agency asked or was asked (as the item's originator), newest first; nothing for
-    anyone else, auditors included."""
-    membership = content_membership(viewer)
-    if membership is None:
+    """Consent requests the viewer's agency was asked (as the item's originator), and those it asked that the viewer
+    made or may read the item of, newest first; nothing for anyone else, auditors included. A request made by a
+    person named on an item is theirs alone: their colleagues, who may not read the item, are not told of it."""
+    reader = reader_of(viewer)
+    if reader is None:
         return ConsentRequest.objects.none()
-    agency = membership.agency_id
+    agency = reader.agency_id
+    readable = Exists(items_visible_to(reader).filter(pk=OuterRef("item_id")))
+    asked = Q(requester_agency_id=agency) & (Q(requester_user_id=reader.pk) | readable)
     return (
-        ConsentRequest.objects.filter(Q(requester_agency_id=agency) | Q(item__originator_agency_id=agency))
+        ConsentRequest.objects.filter(asked | Q(item__originator_agency_id=agency))
         .select_related("item", "requester_agency", "requester_user", "target_agency", "decided_by")
         .order_by("-created_at", "-id")
     )

@@ -273,3 +273,30 @@ def test_a_flash_item_held_by_an_office_without_a_supervisor_escalates_to_its_pe
     flash_escalate_due(now=routed_at + timedelta(seconds=61))
 
     assert told(item, NotificationKind.ESCALATED, w.s.net.kh_customs) == {"kh.customs.bavet"}
+
+
+def test_a_consent_request_by_a_named_person_is_theirs_alone(w):
+    """A person named on an item asks consent to share it: their colleagues, who may not read the item, see neither
+    the request nor its justification; the originator and the person who asked do."""
+    from messaging.selectors.sharing import consents_visible_to
+    from messaging.sharing.consents import consent_read, consent_request_create
+
+    item = post_item(
+        w.user("vn.officer"), countries=["VN", "KH"], agencies=[w.s.net.kh_customs.pk], named_users=["kh.officer"]
+    )
+    consent = consent_request_create(
+        actor=w.user("kh.officer"), item_id=item.pk, target_country="LA", justification="The lorries go on to Laos"
+    ).consent
+
+    assert consents_visible_to(w.user("kh.officer")).filter(pk=consent.pk).exists()
+    assert consents_visible_to(w.user("vn.supervisor")).filter(pk=consent.pk).exists()
+    for colleague in ("kh.supervisor", "kh.desk", "kh.focal"):
+        assert not consents_visible_to(w.user(colleague)).filter(pk=consent.pk).exists(), colleague
+        with pytest.raises(NotFound):
+            consent_read(actor=w.user(colleague), consent_id=consent.pk)
+    # Where the agency holds the item, its members see the agency's requests as before.
+    held = post_item(w.user("vn.officer"), countries=["VN", "KH"], agencies=[w.s.net.kh.pk])
+    asked = consent_request_create(
+        actor=w.user("kh.officer"), item_id=held.pk, target_country="LA", justification="The lorries go on to Laos"
+    ).consent
+    assert consents_visible_to(w.user("kh.supervisor")).filter(pk=asked.pk).exists()
