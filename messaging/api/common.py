@@ -9,7 +9,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import QuerySet
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
@@ -24,9 +24,12 @@ from isn.errors import ApplicationError, Conflict, InvalidInput
 from isn.schema import IDEMPOTENCY_KEY, ProblemSerializer
 from messaging.core.idempotency import (
     Caller,
+    IdempotencyKeyHeld,
     IdempotencyKeyReused,
+    PendingClaim,
     idempotency_claim,
     idempotency_complete,
+    idempotency_in_service,
     idempotency_key_checked,
     idempotency_release,
     request_fingerprint,
@@ -138,6 +141,7 @@ def idempotent(
     replay: Replay,
     resource_id: Callable[[Any], str] = lambda data: str(data["id"]),
     natural_key: Callable[[Request], str | None] | None = None,
+    claimed_in_service: bool = False,
 ) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
     """A POST or PATCH action made exactly-once by its ``Idempotency-Key`` header (or by ``natural_key``, a
     client-chosen id that is its own key: reusing it for another request is then a plain 409).
@@ -145,6 +149,10 @@ def idempotent(
     The key is claimed in one transaction with the write (``messaging.core.idempotency``). A retry answers with the
     first status and ``replay(request, view kwargs, resource id)``: the resource re-read through its audited read,
     recorded as ``messaging.api.idempotent_replay``. A refused write leaves no claim, so a retry performs it.
+
+    ``claimed_in_service``: the service claims the key with its outcome in its own write, on PostgreSQL (posting an
+    item: ``messaging.core.idempotency``, "Claimed by the write itself"); when it finds the key held, its write rolls
+    back and the usual path follows.
     """
 
     def decorate(handler: Callable[..., Response]) -> Callable[..., Response]:
@@ -158,6 +166,17 @@ def idempotent(
             fingerprint = request_fingerprint(
                 method=request.method or "", path=request.path, body=_canonical_body(request)
             )
+            if claimed_in_service and natural is None and connection.vendor == "postgresql":
+                pending = PendingClaim(caller, idempotency_key_checked(key), fingerprint, resource_type)
+                try:
+                    with idempotency_in_service(pending):
+                        response = handler(view, request, *args, **kwargs)
+                except IdempotencyKeyHeld:
+                    pass  # the write rolled back whole: the usual path below replays, refuses or performs it
+                else:
+                    if not pending.claimed and response.status_code < 400:
+                        raise RuntimeError("The service did not claim the Idempotency-Key it was handed.")
+                    return response
             refusal: ApplicationError | None = None
             with transaction.atomic():
                 try:

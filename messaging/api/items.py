@@ -386,7 +386,7 @@ class ItemViewSet(viewsets.GenericViewSet):
         summaries = item_list(actor=request.user, items=page or [])
         return self.get_paginated_response(ItemSummarySerializer(summaries, many=True).data)
 
-    @idempotent("messaging.item", replay=_item_replay, natural_key=_client_chosen_id)
+    @idempotent("messaging.item", replay=_item_replay, natural_key=_client_chosen_id, claimed_in_service=True)
     def create(self, request: Request) -> Response:
         if selectors.content_membership(request.user) is None:  # refused before the body is judged
             raise PermissionDenied("Only officers of a member agency may post items.")

@@ -4,12 +4,22 @@ The claim is a row inserted before the write, in the same transaction. A concurr
 key blocks on that row's unique index until the first commits (then it finds the first's record and replays it) or
 rolls back (then its own insert goes through and it performs the write). A record holds no content: a hash of the
 request and the status, type and id of what the write made.
+
+**Claimed by the write itself.** Posting an item is the hot path of ingest, and a claim before it, a savepoint around
+it and the outcome after it cost a keyed post four round trips more than a plain one (BENCHMARKS.md, "Agency
+systems"). So ``item_create`` claims the key with its outcome in its own rows' statement: the API hands the claim
+down (``idempotency_in_service``), the service takes it (``idempotency_pending``) and either claims the key with its
+outcome at once or, finding it held, raises ``IdempotencyKeyHeld`` so that its whole write rolls back; the API then
+takes the usual path, which replays, refuses or (a key past its window) performs the write again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -47,6 +57,42 @@ class Claim:
 
     record: IdempotencyKey
     earlier: bool
+
+
+@dataclass
+class PendingClaim:
+    """A claim handed down to the service that writes ``resource_type``: it sets ``claimed`` once its write holds it."""
+
+    caller: Caller
+    key: str
+    request_hash: str
+    resource_type: str
+    claimed: bool = False
+
+
+class IdempotencyKeyHeld(Exception):
+    """The service found its claim's key held already: its write rolls back, and the API takes the usual path."""
+
+
+_PENDING: ContextVar[PendingClaim | None] = ContextVar("isn_idempotency_pending", default=None)
+
+
+@contextmanager
+def idempotency_in_service(claim: PendingClaim) -> Iterator[PendingClaim]:
+    """Hand ``claim`` down to the service the block calls (see the module's docstring)."""
+    token = _PENDING.set(claim)
+    try:
+        yield claim
+    finally:
+        _PENDING.reset(token)
+
+
+def idempotency_pending(resource_type: str) -> PendingClaim | None:
+    """For a service writing ``resource_type``: the claim handed down to it, when there is one not yet taken."""
+    claim = _PENDING.get()
+    if claim is None or claim.claimed or claim.resource_type != resource_type:
+        return None
+    return claim
 
 
 def idempotency_key_checked(key: str) -> str:

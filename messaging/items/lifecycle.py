@@ -27,6 +27,7 @@ from django.utils import timezone
 from agencies.models import Agency, Membership
 from audit.services import record
 from isn.errors import Conflict, PermissionDenied
+from messaging.core.idempotency import IdempotencyKeyHeld, idempotency_pending
 from messaging.core.outbox import outbox_add
 from messaging.core.people import (
     content_membership,
@@ -45,7 +46,7 @@ from messaging.core.sealing import (
     primary_keks,
     sealed,
 )
-from messaging.core.sql import execute as execute_hot
+from messaging.core.sql import fetch_all as fetch_hot
 from messaging.core.validation import (
     Problems,
     check_agencies,
@@ -147,8 +148,19 @@ _POST_ROWS_SQL = """
     ), told_people AS (
         INSERT INTO messaging_change (at, kind, user_id, item_id)
         SELECT %(now)s, 'item.visible', person, %(item)s FROM feed_lock, unnest(%(named)s::integer[]) AS person
+    ), claimed AS (
+        -- The API's Idempotency-Key with this post's outcome, when one was handed down (messaging.core.idempotency);
+        -- nothing when the key is held already: the caller then rolls the whole post back.
+        INSERT INTO messaging_idempotencykey
+            (key, user_id, api_key_id, request_hash, response_status, resource_type, resource_id, created_at)
+        SELECT CAST(%(claim_key)s AS text), CAST(%(claim_user)s AS bigint), CAST(%(claim_api_key)s AS bigint),
+            CAST(%(claim_hash)s AS text), 201, 'messaging.item', CAST(%(item)s AS text), %(now)s
+        WHERE CAST(%(claim_key)s AS text) IS NOT NULL
+        ON CONFLICT DO NOTHING
+        RETURNING 1
     )
     INSERT INTO messaging_itemread (item_id, user_id, first_read_at) VALUES (%(item)s, %(reader)s, %(now)s)
+    RETURNING (SELECT count(*) FROM claimed)
 """
 
 
@@ -269,11 +281,13 @@ def _grants_write(
     """A new item's data key wrapped for each released country, its grants, the poster's read mark (the poster has
     read what they wrote: their own posts never count as unread), and the change feed's ``item.visible`` for each
     agency and named person who may read it (on PostgreSQL in the same statement: ``feed_follow``'s rule, for an
-    item that had no audience before)."""
+    item that had no audience before), and on PostgreSQL the API's Idempotency-Key claimed with the post's outcome
+    when one was handed down (``messaging.core.idempotency``)."""
     keys = item_keys_wrapped(item.pk, data_key, primary_keks(countries))
     restricted = {agency.country_id for agency in agencies}
     if connection.vendor == "postgresql":
-        execute_hot(
+        claim = idempotency_pending(Item._meta.label_lower)
+        [(claimed,)] = fetch_hot(
             _POST_ROWS_SQL,
             {
                 "item": item.pk,
@@ -288,8 +302,16 @@ def _grants_write(
                 "restricted": [agency.pk for agency in agencies],
                 "named": [membership.user_id for membership in named],
                 "feed_lock": FEED_LOCK_KEY,
+                "claim_key": claim.key if claim else None,
+                "claim_user": claim.caller.user_id if claim else None,
+                "claim_api_key": claim.caller.api_key_id if claim else None,
+                "claim_hash": claim.request_hash if claim else None,
             },
         )
+        if claim is not None:
+            if not claimed:
+                raise IdempotencyKeyHeld
+            claim.claimed = True
     else:
         ItemKey.objects.bulk_create(keys)
         ItemCountryGrant.objects.bulk_create([ItemCountryGrant(item=item, country_id=code) for code in countries])

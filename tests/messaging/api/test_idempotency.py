@@ -308,3 +308,20 @@ def test_an_admin_keys_idempotency_keys_are_its_own(net):
     assert (first.status_code, again.status_code, again["Idempotent-Replayed"]) == (201, 201, "true")
     assert IdempotencyKey.objects.get().api_key_id == issued.key.pk
     assert Subscription.objects.filter(office=net.bavet).count() == 1
+
+
+def test_a_keyed_post_costs_no_more_statements_than_a_plain_one(api, vn_officer):
+    """Posting is the hot path of ingest: ``item_create`` claims the key with its outcome in its own rows' statement
+    (BENCHMARKS.md, "Agency systems"), so a keyed post makes no statement a plain post does not."""
+    from django.test.utils import CaptureQueriesContext
+
+    api.force_authenticate(vn_officer)
+    _post(api, key=None)  # the countries' first keys are made on first use
+    with CaptureQueriesContext(connection) as plain:
+        assert _post(api, key=None).status_code == 201
+    with CaptureQueriesContext(connection) as keyed:
+        assert _post(api, key="count-1").status_code == 201
+    assert len(keyed) <= len(plain)
+    record = IdempotencyKey.objects.get(key="count-1")
+    assert (record.response_status, record.resource_type) == (201, "messaging.item")
+    assert record.resource_id == str(Item.objects.latest("created_at").pk)
