@@ -11,7 +11,8 @@ in each calendar day of its country are counted, and a day above the approved vo
 (``SYNC_READS_TOLERANCE_PERCENT``) is flagged. A day, not the person's ten minutes scaled down, because a sync runs
 in bursts (a catch-up after an outage reads hours' worth at once) that a scaled window would flag every time. Each
 read is judged by the declaration in force when it was made: reads before the approval, or with none approved, are
-judged like a person's, and a declaration awaiting approval changes nothing.
+judged like a person's, and a declaration awaiting approval changes nothing. Nor is such a key flagged for reading
+items of many countries: a sync reads whatever its agency holds, from wherever it comes.
 """
 
 from __future__ import annotations
@@ -259,8 +260,9 @@ def flags_for(viewer: Viewer, *, since: datetime | None = None, until: datetime 
             measure=Count("id"),
             at_least=limits["DENIALS_AT_LEAST"],
         ),
+        # An approved sync key reads what its agency holds, from wherever it comes: judged by its volume alone.
         MANY_COUNTRIES: _sliding_peaks(
-            events.filter(READS).exclude(target_country=""),
+            events.filter(READS).exclude(target_country="").filter(_not_by_sync_key()),
             kind=MANY_COUNTRIES,
             minutes=limits["COUNTRIES_WINDOW_MINUTES"],
             measure=Count("target_country", distinct=True),

@@ -165,3 +165,27 @@ def test_the_flags_page_says_how_sync_keys_are_judged(client, portal_login, un_a
     page = response.content.decode()
     assert "more than 150% of its approved daily volume in one day" in page
     assert "16 (approved: 10 a day)" in page
+
+
+def test_a_sync_key_within_its_volume_reading_items_of_many_countries_raises_no_flag(
+    un_auditor, vn_admin, vn_auditor, vn_officer, key
+):
+    """A sync reads whatever its agency holds, from every country that shares with it; a person reading as widely
+    in a day is flagged."""
+    from audit.flags import MANY_COUNTRIES
+
+    approve(key, 100, admin=vn_admin, auditor=vn_auditor)
+    for reader, api_key in ((key.user, key), (vn_officer, None)):
+        for hour, country in enumerate(["VN", "KH", "LA", "TH", "CN"]):
+            AuditEvent.objects.create(
+                created_at=T0 + timedelta(hours=hour),
+                action="messaging.item.read",
+                actor_user=reader,
+                actor_api_key_id=api_key.pk if api_key else None,
+                actor_label=reader.username,
+                actor_country="VN",
+                target_country=country,
+            )
+    flags = flags_for(un_auditor, **PERIOD)
+    assert [flag.actor_label for flag in flags[MANY_COUNTRIES]] == ["vn.officer"]
+    assert not [flag for found in flags.values() for flag in found if flag.actor_user_id == key.user.pk]
