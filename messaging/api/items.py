@@ -98,7 +98,9 @@ _ENTITY_TYPES_DOC = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in E
 
 
 class EntitySerializer(serializers.Serializer):
-    """What the schema says of one entity (``EntityField`` passes it to the service, which judges it)."""
+    """One entity an item names: its ``type`` and only the fields that type takes (see ``entities``)."""
+
+    # Documents ``EntityField`` in the schema; the items service judges each entity (as ``entities[i].field``).
 
     def get_fields(self) -> dict[str, serializers.Field]:
         return _entity_fields()
