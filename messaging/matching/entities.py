@@ -231,9 +231,11 @@ def match_tokens_recompute_step(*, old_version: int, new_version: int, deadline:
 
 
 def _recompute_batch(entity_ids: list[uuid.UUID], *, old_version: int, new_version: int) -> int:
-    entities = list(ItemEntity.objects.filter(pk__in=entity_ids).order_by("pk"))
-    item_ids = {entity.item_id for entity in entities}
+    # The items are locked first, so that a correction replacing their entities cannot slip in between; the
+    # entities are read after the lock (one replaced meanwhile is gone, and its tokens with it).
+    item_ids = set(ItemEntity.objects.filter(pk__in=entity_ids).values_list("item_id", flat=True))
     items = {item.pk: item for item in Item.objects.select_for_update().filter(pk__in=item_ids).order_by("pk")}
+    entities = list(ItemEntity.objects.filter(pk__in=entity_ids).order_by("pk"))
     keys: dict[uuid.UUID, bytes | None] = {}
     rewritten: list[tuple[ItemEntity, list[tuple[str, str]]]] = []
     for entity in entities:

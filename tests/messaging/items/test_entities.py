@@ -76,7 +76,8 @@ def test_entities_are_stored_sealed_and_read_back_by_those_it_is_released_to(pos
 def test_the_database_holds_no_value_of_an_entity_only_tokens(post, vn_officer):
     item = post(vn_officer, entities=ENTITIES).item
     stored = _table_bytes("messaging_itementity") + _table_bytes("messaging_matchtoken")
-    for value in ("Zeta-Quokka", "zeta quokka", "Quokka", "quokka", "2345678", "991", "Wombat", "wombat", "Xyzzy"):
+    # Texts that random ciphertext shown in hex cannot spell by chance (no digits-only value, no hex-only word).
+    for value in ("Zeta-Quokka", "zeta quokka", "Quokka", "quokka", "70C-991.37", "70C99137", "Wombat", "Xyzzy"):
         assert value.encode() not in stored
         assert value.encode().hex().encode() not in stored
     assert ItemEntity.objects.filter(item=item).count() == len(ENTITIES)
@@ -223,3 +224,15 @@ def test_a_rotation_of_the_match_key_recomputes_the_tokens_and_retires_the_old_k
     assert result.recomputed == len(_expected_tokens(ENTITIES))
     assert not MatchToken.objects.filter(key_version=old_version).exists()
     assert _stored_tokens(item) == _expected_tokens(ENTITIES)  # now under the new primary version
+
+
+def test_a_recompute_out_of_time_stops_and_continues_where_it_stopped(post, vn_officer):
+    item = post(vn_officer, entities=[PERSON, PHONE]).item
+    old_version = MatchToken.objects.filter(item=item).values_list("key_version", flat=True).first()
+    match_key_rotate(actor=None)
+    stopped = match_tokens_recompute(actor=None, old_version=old_version, time_budget=0)
+    assert (stopped.recomputed, stopped.remaining, stopped.retired) == (0, 3, False)
+    assert _stored_tokens(item) != _expected_tokens([PERSON, PHONE])  # still the old version's
+    finished = match_tokens_recompute(actor=None, old_version=old_version)
+    assert (finished.recomputed, finished.remaining, finished.retired) == (3, 0, True)
+    assert _stored_tokens(item) == _expected_tokens([PERSON, PHONE])
