@@ -637,6 +637,7 @@ SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(
     {
         "ConsentStatusEnum": "messaging.models.ConsentStatus",
         "CountryCodeEnum": "agencies.models.CountryCode",
+        "EntityTypeEnum": "messaging.models.EntityType",
         "ItemStatusEnum": "messaging.models.ItemStatus",
         "ProposalKindEnum": "agencies.models.ProposalKind",
         "RfiStatusEnum": "messaging.models.RfiStatus",

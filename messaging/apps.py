@@ -15,7 +15,11 @@ class MessagingConfig(AppConfig):
     name = "messaging"
 
     def ready(self) -> None:
+        from agencies.keyring import match_token_table_register
         from agencies.leavers import member_cut_off
+        from messaging.matching.entities import match_tokens_recompute_step
 
         # A person cut off (membership suspended or lapsed, account disabled) loses their subscriptions at once.
         member_cut_off.connect(_leaver_subscriptions, dispatch_uid="messaging.leaver_subscriptions")
+        # Entities' match tokens are recomputed after a rotation of the match key, before the old version retires.
+        match_token_table_register("messaging.matchtoken", match_tokens_recompute_step)

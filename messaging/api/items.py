@@ -21,6 +21,7 @@ from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
+    extend_schema_field,
     extend_schema_view,
     inline_serializer,
 )
@@ -49,14 +50,17 @@ from messaging.items.acknowledgement import item_acknowledge, item_deliveries_vi
 from messaging.items.attachments import ALLOWED_TYPES, TEXT_TYPE, attachment_add, attachment_download
 from messaging.items.changes import item_change, item_withdraw
 from messaging.items.lifecycle import item_access_view, item_count, item_create, item_list, item_read
+from messaging.matching.entities import ALIASES_MAX, ENTITY_FIELDS, ENTITY_TEXT_MAX_LENGTH
 from messaging.models import (
     ACKNOWLEDGEMENT_TEXT_MAX_LENGTH,
     BODY_MAX_LENGTH,
     BORDER_CROSSING_MAX_LENGTH,
+    ENTITIES_MAX,
     FORWARD_REASON_MAX_LENGTH,
     TITLE_MAX_LENGTH,
     AcknowledgementNote,
     Category,
+    EntityType,
     HandlingCode,
     InfoCredibility,
     Item,
@@ -69,6 +73,63 @@ from messaging.selectors.filters import ItemFilter
 from messaging.sharing.forwards import item_forward, item_forwards_view
 
 # --- serializers: input --------------------------------------------------------------------------------------------
+
+
+def _entity_fields() -> dict[str, serializers.Field]:
+    def text(name: str) -> serializers.Field:
+        takers = ", ".join(sorted(kind for kind, names in ENTITY_FIELDS.items() if name in names))
+        return serializers.CharField(max_length=ENTITY_TEXT_MAX_LENGTH, required=False, help_text=f"Of: {takers}.")
+
+    fields: dict[str, serializers.Field] = {
+        "type": serializers.ChoiceField(choices=EntityType.choices),
+    }
+    for name in sorted({name for names in ENTITY_FIELDS.values() for name in names}):
+        fields[name] = text(name)
+    fields["aliases"] = serializers.ListField(
+        child=serializers.CharField(max_length=ENTITY_TEXT_MAX_LENGTH),
+        max_length=ALIASES_MAX,
+        required=False,
+        help_text="Of: person. Other names the person goes by.",
+    )
+    return fields
+
+
+_ENTITY_TYPES_DOC = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in ENTITY_FIELDS.items())
+
+
+class EntitySerializer(serializers.Serializer):
+    """One entity an item names: its ``type`` and only the fields that type takes (see ``entities``)."""
+
+    # Documents ``EntityField`` in the schema; the items service judges each entity (as ``entities[i].field``).
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return _entity_fields()
+
+
+@extend_schema_field(EntitySerializer)
+class EntityField(serializers.JSONField):
+    """One entity an item names: ``type`` and that type's fields, all text but a person's ``aliases``; any other
+    field is refused (as ``entities[i].field``). A person matches on a name with a date of birth, a company on its
+    registration number; a location never matches."""
+
+    default_error_messages = {"not_an_object": "An object with a type and its fields."}
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, dict):
+            self.fail("not_an_object")
+        return super().to_internal_value(data)
+
+
+def _entities_field(**kwargs: Any) -> serializers.ListField:
+    return serializers.ListField(
+        child=EntityField(),
+        max_length=ENTITIES_MAX,
+        help_text=(
+            "The people, phones, vehicles... the item names, each {type, fields}; sealed with the item, and only "
+            f"blind tokens of their matchable values kept. The fields of each type: {_ENTITY_TYPES_DOC}."
+        ),
+        **kwargs,
+    )
 
 
 class ItemCreateSerializer(RefuseUnknownFields, serializers.Serializer):
@@ -109,6 +170,7 @@ class ItemCreateSerializer(RefuseUnknownFields, serializers.Serializer):
         max_length=200,
         help_text="Usernames of people (in released countries) who see it even outside the named agencies.",
     )
+    entities = _entities_field(required=False, default=list)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -136,6 +198,7 @@ class ItemChangeSerializer(RefuseUnknownFields, serializers.Serializer):
     review_date = serializers.DateField(required=False)
     title = serializers.CharField(max_length=TITLE_MAX_LENGTH, required=False)
     body = serializers.CharField(max_length=BODY_MAX_LENGTH, trim_whitespace=False, required=False)
+    entities = _entities_field(required=False)
 
 
 # --- serializers: output -------------------------------------------------------------------------------------------
@@ -193,6 +256,7 @@ class ItemDetailSerializer(_ItemMetadataSerializer):
     title = serializers.CharField()
     body = serializers.CharField()
     attachments = AttachmentSerializer(many=True)
+    entities = serializers.ListField(child=EntityField(), help_text="The entities the item names.")
     release = ReleaseSerializer(
         allow_null=True, help_text="Who the item is released to: shown to the originating agency only."
     )

@@ -63,6 +63,11 @@ def item_field_aad(item_id: uuid.UUID, field_name: str, version: int) -> bytes:
     return associated_data("item", str(item_id), field_name, version)
 
 
+def item_entity_aad(item_id: uuid.UUID, entity_id: uuid.UUID, version: int) -> bytes:
+    """Associated data of one entity's fields, sealed under the item's data key for one content version."""
+    return associated_data("entity", str(item_id), str(entity_id), version)
+
+
 def attachment_aad(item_id: uuid.UUID, attachment_id: uuid.UUID, version: int) -> bytes:
     return associated_data("attachment", str(item_id), str(attachment_id), version)
 

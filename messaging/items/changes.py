@@ -20,6 +20,7 @@ from messaging.core.sealing import fails_closed
 from messaging.core.validation import Problems, check_agencies, check_countries, check_review_date, check_text
 from messaging.delivery.feed import audience_of, feed_follow
 from messaging.items.rekey import countries_shred, item_reseal
+from messaging.matching.entities import CheckedEntity, entities_check, tokens_drop
 from messaging.models import (
     BODY_MAX_LENGTH,
     TITLE_MAX_LENGTH,
@@ -160,18 +161,28 @@ def _narrow(item: Item, plan: Narrowing, *, actor: Actor, rekey_later: bool) -> 
 
 
 def _correct(
-    item: Item, *, actor: Actor, review_date: date | None, title: str | None, body: str | None, rekey: bool
+    item: Item,
+    *,
+    actor: Actor,
+    review_date: date | None,
+    title: str | None,
+    body: str | None,
+    entities: list[CheckedEntity] | None,
+    rekey: bool,
 ) -> bool:
-    """Move the review date and correct the text (a new content version, re-keyed when countries were cut); returns
-    whether anything changed."""
+    """Move the review date and correct the text or the entities (a new content version, re-keyed when countries
+    were cut); returns whether anything changed."""
     changed: list[str] = []
     if review_date is not None and review_date != item.review_date:
         changed.append("review_date")
         item.review_date = review_date
     if title is not None or body is not None:
         changed.append("text")
+    if entities is not None:
+        changed.append("entities")
+    if title is not None or body is not None or entities is not None:
         # A correction that fails to open the current text fails closed (the decorator records it).
-        item_reseal(item, title=title, body=body, new_version=True, rekey=rekey)
+        item_reseal(item, title=title, body=body, entities=entities, new_version=True, rekey=rekey)
     if not changed:
         return False
     item.save(update_fields=["review_date", "title_sealed", "body_sealed", "content_version", "updated_at"])
@@ -201,8 +212,10 @@ def item_change(
     review_date: date | None = None,
     title: str | None = None,
     body: str | None = None,
+    entities: Sequence[dict] | None = None,
 ) -> Item:
-    """The originator narrows the release, moves the review date, or corrects the text (a new content version).
+    """The originator narrows the release, moves the review date, or corrects the text or the entities (a new
+    content version; ``entities``, when given, is the complete new list).
 
     ``countries``, ``agencies`` and ``named_users``, when given, are the complete new lists; each may only narrow
     what the item had. Widening needs the originator-consent flow, not a change. One exception: a country restricted
@@ -211,8 +224,10 @@ def item_change(
     item = item_get_as_originator(actor, item_id=item_id, for_update=True)
     if item.status != ItemStatus.ACTIVE:
         raise Conflict(f"This item is {item.status}; it can no longer be changed.")
-    if all(value is None for value in (countries, agencies, named_users, review_date, title, body)):
-        raise InvalidInput("Nothing to change: give countries, agencies, named_users, review_date, title or body.")
+    if all(value is None for value in (countries, agencies, named_users, review_date, title, body, entities)):
+        raise InvalidInput(
+            "Nothing to change: give countries, agencies, named_users, review_date, title, body or entities."
+        )
     problems = Problems()
     current = Grants.of(item)
     wanted = None if countries is None else set(check_countries(problems, countries, item.originator_country))
@@ -228,13 +243,22 @@ def item_change(
         title = check_text(problems, "title", title, limit=TITLE_MAX_LENGTH, multiline=False)
     if body is not None:
         body = check_text(problems, "body", body, limit=BODY_MAX_LENGTH, multiline=True)
+    checked_entities = None if entities is None else entities_check(problems, entities)
     problems.raise_if_any("The item was not changed.")
 
-    text_changed = title is not None or body is not None
+    text_changed = title is not None or body is not None or entities is not None
     before = audience_of(item)
     # With a correction, the re-seal re-keys for the countries left; without one, the narrowing shreds.
     cut_countries = _narrow(item, plan, actor=actor, rekey_later=text_changed) if plan else []
-    corrected = _correct(item, actor=actor, review_date=review_date, title=title, body=body, rekey=bool(cut_countries))
+    corrected = _correct(
+        item,
+        actor=actor,
+        review_date=review_date,
+        title=title,
+        body=body,
+        entities=checked_entities,
+        rekey=bool(cut_countries),
+    )
     feed_follow(item, before, kept=ChangeKind.ITEM_CHANGED if corrected else None)
     return item
 
@@ -245,6 +269,7 @@ def _end(item: Item, status: str, *, actor: Actor | None) -> tuple[list[str], Re
     before = audience_of(item)
     others = released_countries(item) - {item.originator_country}
     shredded = countries_shred(item, others, actor=actor)
+    tokens_drop(item)  # it stops matching at once
     # Named people and agency restrictions in the originator's own country go too: only the originator keeps it.
     ItemUserObjectPermission.objects.filter(content_object=item).delete()
     ItemAgencyGrant.objects.filter(item=item).delete()

@@ -59,6 +59,7 @@ from messaging.core.validation import (
 from messaging.delivery.deliveries import deliveries_mark_read
 from messaging.delivery.feed import FEED_LOCK_KEY, NOBODY, feed_follow
 from messaging.items.attachments import AttachmentSummary, attachment_summaries
+from messaging.matching.entities import entities_check, entities_open, entities_store
 from messaging.models import (
     BODY_MAX_LENGTH,
     BORDER_CROSSING_MAX_LENGTH,
@@ -112,6 +113,7 @@ class ItemContent:
     attachments: list[AttachmentSummary] = field(default_factory=list)
     release: dict[str, list[Any]] | None = None
     is_read: bool = True
+    entities: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -182,9 +184,13 @@ def item_create(
     agencies: Sequence[int] = (),
     named_users: Sequence[str] = (),
     item_id: uuid.UUID | None = None,
+    entities: Sequence[dict[str, Any]] = (),
 ) -> ItemContent:
     """Post an item released to ``countries`` (which must include the poster's own), optionally narrowed to
     ``agencies`` within a country, and to ``named_users`` (usernames) on a need-to-know basis.
+
+    ``entities`` (each ``{"type": ..., its fields}``, see ``messaging.matching.entities``) are sealed with the item
+    and their matchable values stored as blind match tokens only.
 
     ``item_id`` is an id the poster's system chose; one already taken is a Conflict that says nothing about the item
     holding it. Long for the fields an item has; each check and write is one line or one helper.
@@ -212,6 +218,7 @@ def item_create(
     released = check_countries(problems, countries, originator_country)
     restricted_to = check_agencies(problems, agencies, released)
     named = check_named_users(problems, named_users, released)
+    checked_entities = entities_check(problems, entities) if entities else []
     problems.raise_if_any("The item was not stored.")
 
     chosen = item_id is not None
@@ -236,23 +243,33 @@ def item_create(
     except IntegrityError:
         raise Conflict("This id is taken.") from None
     _grants_write(item, data_key, actor=actor, countries=released, agencies=restricted_to, named=named)
+    entities_store(item, data_key, checked_entities, version=1)
+    details: dict[str, Any] = {
+        "countries": released,
+        "agencies": sorted(agency.pk for agency in restricted_to),
+        "named_users": sorted(m.user_id for m in named),
+        "category": category,
+        "priority": priority,
+        "handling_code": handling_code,
+    }
+    if checked_entities:
+        details["entity_types"] = [entity.entity_type for entity in checked_entities]
     record(
         action="messaging.item.create",
         actor=actor,
         target=item,
         target_country=originator_country,
-        details={
-            "countries": released,
-            "agencies": sorted(agency.pk for agency in restricted_to),
-            "named_users": sorted(m.user_id for m in named),
-            "category": category,
-            "priority": priority,
-            "handling_code": handling_code,
-        },
+        details=details,
     )
     # Routing happens after commit, from the outbox: the post never waits for it, and a broker outage loses none.
     outbox_add(kind=OutboxKind.ITEM_ROUTE, item=item, payload={"item_id": str(item_id), "priority": priority})
-    return ItemContent(item=item, title=title, body=body, release=_release_as_posted(released, restricted_to, named))
+    return ItemContent(
+        item=item,
+        title=title,
+        body=body,
+        release=_release_as_posted(released, restricted_to, named),
+        entities=[{"type": entity.entity_type, **entity.fields} for entity in checked_entities],
+    )
 
 
 def _check_metadata(problems: Problems, metadata: dict[str, Any]) -> None:
@@ -363,6 +380,7 @@ def item_read(*, actor: Actor, item_id: object) -> ItemContent:
     title = item_field_open(data_key, item, "title", country_code)
     body = item_field_open(data_key, item, "body", country_code)
     attachments = attachment_summaries(item, data_key, country_code) if item.has_attachments else []  # type: ignore[attr-defined]
+    entities = entities_open(data_key, item, country_code) if item.has_entities else []  # type: ignore[attr-defined]
     if not item.viewer_has_read:  # type: ignore[attr-defined]
         ItemRead.objects.bulk_create(
             [ItemRead(item=item, user_id=actor.pk, first_read_at=timezone.now())], ignore_conflicts=True
@@ -383,6 +401,7 @@ def item_read(*, actor: Actor, item_id: object) -> ItemContent:
         body=body,
         attachments=attachments,
         release=item_release(item) if originator else None,
+        entities=entities,
     )
 
 

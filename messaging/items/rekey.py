@@ -25,6 +25,7 @@ from messaging.core.sealing import (
     resealed,
     sealed,
 )
+from messaging.matching.entities import CheckedEntity, entities_replace, entities_reseal
 from messaging.models import (
     Acknowledgement,
     Attachment,
@@ -72,13 +73,21 @@ def countries_shred(item: Item, country_codes: Iterable[str], *, actor: Actor | 
 
 
 def item_reseal(
-    item: Item, *, title: str | None = None, body: str | None = None, new_version: bool = False, rekey: bool = False
+    item: Item,
+    *,
+    title: str | None = None,
+    body: str | None = None,
+    entities: list[CheckedEntity] | None = None,
+    new_version: bool = False,
+    rekey: bool = False,
 ) -> None:
-    """Open title, body and attachments with the originator's key and seal them again (the caller saves the item).
+    """Open title, body, entities and attachments with the originator's key and seal them again (the caller saves
+    the item).
 
     ``new_version``: a correction; everything moves to the next content version, since the associated data names
-    the version and older ciphertexts must not stay valid. ``rekey``: a fresh data key, wrapped only for the
-    countries still granted; the old wrapped keys are deleted.
+    the version and older ciphertexts must not stay valid. ``entities``, when given, replace the item's entities
+    (and their match tokens). ``rekey``: a fresh data key, wrapped only for the countries still granted; the old
+    wrapped keys are deleted.
     """
     old_key = item_data_key(item, item.originator_country)
     data_key = data_key_new() if rekey else old_key
@@ -98,6 +107,10 @@ def item_reseal(
         attachment.save(update_fields=["content_sealed", "filename_sealed"])
     if rekey:
         _reseal_sealed_texts(item, old_key, data_key)
+    if entities is not None:
+        entities_replace(item, data_key, entities, version=version)
+    elif rekey or new_version:
+        entities_reseal(item, old_key, data_key, old_version=old_version, version=version)
     item.content_version = version
     item.title_sealed = sealed(data_key, title, aad=item_field_aad(item.pk, "title", version))
     item.body_sealed = sealed(data_key, body, aad=item_field_aad(item.pk, "body", version))

@@ -14,6 +14,7 @@ from messaging.models.delivery import (
     Subscription,
     WebhookDeadLetter,
 )
+from messaging.models.entities import ENTITIES_MAX, EntityType, ItemEntity, MatchToken
 from messaging.models.feed import Change, ChangeKind
 from messaging.models.idempotency import IDEMPOTENCY_KEY_MAX_LENGTH, IdempotencyKey
 from messaging.models.items import (
@@ -62,6 +63,7 @@ __all__ = [
     "BODY_MAX_LENGTH",
     "BORDER_CROSSING_MAX_LENGTH",
     "CONSENT_TEXT_MAX_LENGTH",
+    "ENTITIES_MAX",
     "FILENAME_MAX_LENGTH",
     "FORWARD_REASON_MAX_LENGTH",
     "IDEMPOTENCY_KEY_MAX_LENGTH",
@@ -78,6 +80,7 @@ __all__ = [
     "ConsentRequest",
     "ConsentStatus",
     "DeliveryReason",
+    "EntityType",
     "Forward",
     "HandlingCode",
     "IdempotencyKey",
@@ -85,10 +88,12 @@ __all__ = [
     "Item",
     "ItemAgencyGrant",
     "ItemCountryGrant",
+    "ItemEntity",
     "ItemKey",
     "ItemRead",
     "ItemStatus",
     "ItemUserObjectPermission",
+    "MatchToken",
     "Notification",
     "NotificationKind",
     "OutboxKind",

@@ -36,6 +36,7 @@ from messaging.models import (
     Item,
     ItemAgencyGrant,
     ItemCountryGrant,
+    ItemEntity,
     ItemKey,
     ItemRead,
     ItemStatus,
@@ -157,7 +158,7 @@ def item_not_found(item_id: object) -> NotFound:
 def item_get_for_reading(viewer: Viewer | Reader, *, item_id: object) -> Item:
     """``item_get`` plus, in the same query, the viewer's own country's wrapped key (``viewer_wrapped_key``,
     ``viewer_kek_version``, None when shredded), whether the viewer has opened it before (``viewer_has_read``) and
-    whether it has attachments at all (``has_attachments``):
+    whether it has attachments or entities at all (``has_attachments``, ``has_entities``):
     a detail read is the hottest path, and each round trip saved is one a reader does not wait for."""
     reader = reader_of(viewer)
     if reader is None:
@@ -171,6 +172,7 @@ def item_get_for_reading(viewer: Viewer | Reader, *, item_id: object) -> Item:
             viewer_kek_version=Subquery(own_key.values("kek_version")[:1]),
             viewer_has_read=Exists(ItemRead.objects.filter(item=OuterRef("pk"), user_id=reader.pk)),
             has_attachments=Exists(Attachment.objects.filter(item=OuterRef("pk"))),
+            has_entities=Exists(ItemEntity.objects.filter(item=OuterRef("pk"))),
         )
     )
     item = items.filter(pk=parse_item_id(item_id)).first()

@@ -43,6 +43,8 @@ CANARIES = {
     "body": "CANARY-BODY-e81d04",
     "attachment name": "CANARY-NAME-0c4b77",
     "attachment": "CANARY-FILE-9d2e6a",
+    "entity": "CANARY-ENTITY-4f81ac",
+    "entity, normalised for matching": "canary entity 4f81ac|1980-03-12",
 }
 
 
@@ -172,6 +174,7 @@ def test_no_canary_in_plaintext_anywhere_after_the_whole_flow(people, routing, c
             "handling_code": "amber",
             "review_date": review,
             "countries": ["VN", "KH"],
+            "entities": [{"type": "person", "name": CANARIES["entity"], "birth_date": "1980-03-12"}],
         },
         format="json",
         HTTP_IDEMPOTENCY_KEY="canary-post",  # the key store is in the dump searched below
@@ -201,6 +204,7 @@ def test_no_canary_in_plaintext_anywhere_after_the_whole_flow(people, routing, c
     # The people it is released to see it all; nobody else sees any of it.
     assert CANARIES["title"] in kh.get("/api/v1/items/").content.decode()
     assert CANARIES["body"] in kh.get(f"/api/v1/items/{item}/").content.decode()
+    assert CANARIES["entity"] in kh.get(f"/api/v1/items/{item}/").content.decode()
     download = kh.get(f"/api/v1/items/{item}/attachments/{attachment}/")
     assert download.content == CANARIES["attachment"].encode()
     assert download["Content-Disposition"].startswith("attachment;")
