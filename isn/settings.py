@@ -418,6 +418,9 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env_str("ISN_CACHE_KEY_PREFIX", "isn-cache"),
+            # A request never waits long on a Redis that is away: the throttles then count per process
+            # (isn.throttling.ThrottleCache) until it answers again.
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
         }
     }
 else:
