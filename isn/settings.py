@@ -597,6 +597,9 @@ CELERY_BEAT_SCHEDULE |= {
         "options": {"queue": "urgent", "expires": float(ISN_FLASH_CHECK_SECONDS) * 2},
     },
 }
+# Rows of the urgent queue (FLASH work) are republished much sooner: a message published just before a broker restart
+# goes out again within this (plus the relay's interval) of the broker coming back, not after ten minutes.
+ISN_OUTBOX_REDELIVER_URGENT_AFTER_SECONDS = env_int("ISN_OUTBOX_REDELIVER_URGENT_AFTER_SECONDS", 15, minimum=1)
 # --- end of routing and notifications -----------------------------------------------------------------------------
 
 # --- requests for information (issue 6; owned by the messaging app) ------------------------------------------------
