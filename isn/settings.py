@@ -408,6 +408,10 @@ CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "isn.tasks.worker_heartbeat", "schedule": 30.0},
 }
 ISN_WORKER_STALE_AFTER_SECONDS = 120
+# A worker (and beat) waits for a broker that went away as long as it takes, trying again every few seconds
+# (isn.celery.Consumer), rather than exiting after Celery's hundred attempts.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_WORKER_CONSUMER = "isn.celery:Consumer"
 
 # --- cache, lockout and client addresses (security) --------------------------------------------------------------
 # The cache holds throttle counters only (never content): Redis when there is one, so every web process counts
