@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
 from celery import Celery, signals
+from celery.worker.consumer import Consumer as CeleryConsumer
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "isn.settings")
 
 app = Celery("isn")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# After losing the broker, a worker tries it again every second at first and never waits longer than this between
+# attempts (Celery's own back-off grows to 30 s): queued FLASH work is taken within seconds of Redis returning.
+BROKER_RECONNECT_MAX_SECONDS = 5
+
+
+class Consumer(CeleryConsumer):
+    """The worker's consumer (``CELERY_WORKER_CONSUMER``), reconnecting to the broker on a short back-off."""
+
+    def ensure_connected(self, conn: Any) -> Any:
+        conn.ensure_connection = functools.partial(
+            conn.ensure_connection, interval_start=1, interval_step=1, interval_max=BROKER_RECONNECT_MAX_SECONDS
+        )
+        return super().ensure_connected(conn)
 
 
 @signals.task_prerun.connect

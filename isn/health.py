@@ -1,4 +1,9 @@
-"""GET /healthz: database, broker and worker status as JSON, for load balancers and operators."""
+"""GET /healthz: database, broker and worker status as JSON, for load balancers and operators.
+
+``throttling`` says where the API throttles count: ``shared`` (the cache, Redis) or, while it cannot be reached,
+``per-process (cache unreachable)``. It never makes the answer a failure by itself: the broker is the same Redis and
+already does.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from django.views.decorators.http import require_GET
 
 from isn.celery import app as celery_app
 from isn.models import WorkerHeartbeat
+from isn.throttling import throttle_cache
 
 
 def _database() -> str:
@@ -56,6 +62,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
         "status": "ok" if healthy else "unavailable",
         "database": database,
         "broker": broker,
+        "throttling": throttle_cache.probe(),
         "worker": _worker() if database == "ok" else {"status": "unknown"},
     }
     return JsonResponse(body, status=200 if healthy else 503)

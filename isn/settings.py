@@ -408,6 +408,10 @@ CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "isn.tasks.worker_heartbeat", "schedule": 30.0},
 }
 ISN_WORKER_STALE_AFTER_SECONDS = 120
+# A worker (and beat) waits for a broker that went away as long as it takes, trying again every few seconds
+# (isn.celery.Consumer), rather than exiting after Celery's hundred attempts.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_WORKER_CONSUMER = "isn.celery:Consumer"
 
 # --- cache, lockout and client addresses (security) --------------------------------------------------------------
 # The cache holds throttle counters only (never content): Redis when there is one, so every web process counts
@@ -418,6 +422,9 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env_str("ISN_CACHE_KEY_PREFIX", "isn-cache"),
+            # A request never waits long on a Redis that is away: the throttles then count per process
+            # (isn.throttling.ThrottleCache) until it answers again.
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
         }
     }
 else:
@@ -594,6 +601,9 @@ CELERY_BEAT_SCHEDULE |= {
         "options": {"queue": "urgent", "expires": float(ISN_FLASH_CHECK_SECONDS) * 2},
     },
 }
+# Rows of the urgent queue (FLASH work) are republished much sooner: a message published just before a broker restart
+# goes out again within this (plus the relay's interval) of the broker coming back, not after ten minutes.
+ISN_OUTBOX_REDELIVER_URGENT_AFTER_SECONDS = env_int("ISN_OUTBOX_REDELIVER_URGENT_AFTER_SECONDS", 15, minimum=1)
 # --- end of routing and notifications -----------------------------------------------------------------------------
 
 # --- requests for information (issue 6; owned by the messaging app) ------------------------------------------------

@@ -124,10 +124,20 @@ class RelayResult:
     pruned: int
 
 
-def outbox_relay(*, batch_size: int | None = None, redeliver_after: float | None = None) -> RelayResult:
-    """Publish every row that is due and unpublished (urgent first), republish stale ones, prune old processed ones."""
+def outbox_relay(
+    *, batch_size: int | None = None, redeliver_after: float | None = None, urgent_redeliver_after: float | None = None
+) -> RelayResult:
+    """Publish every row that is due and unpublished (urgent first), republish stale ones, prune old processed ones.
+
+    A row published but not processed is stale after ``ISN_OUTBOX_REDELIVER_URGENT_AFTER_SECONDS`` on the urgent queue
+    (FLASH work: its message may have died with the broker a moment after it was sent) and after
+    ``ISN_OUTBOX_REDELIVER_AFTER_SECONDS`` on the others. Consumers are idempotent: a second message for a row still
+    queued or in progress finds it processed, or waits on its lock, and does nothing more.
+    """
     batch_size = batch_size or settings.ISN_OUTBOX_BATCH
     redeliver_after = settings.ISN_OUTBOX_REDELIVER_AFTER_SECONDS if redeliver_after is None else redeliver_after
+    if urgent_redeliver_after is None:
+        urgent_redeliver_after = min(settings.ISN_OUTBOX_REDELIVER_URGENT_AFTER_SECONDS, redeliver_after)
     now = timezone.now()
     published = 0
     due = Q(published_at__isnull=True, available_at__lte=now)
@@ -140,14 +150,21 @@ def outbox_relay(*, batch_size: int | None = None, redeliver_after: float | None
         if broker.breaker.is_open():
             return RelayResult(published=published, republished=0, pruned=0)
     # A message lost with a broker restart or a killed worker: its row was published but nobody finished it.
-    stale_before = now - timedelta(seconds=redeliver_after)
-    stale = Q(
-        published_at__isnull=False,
-        processed_at__isnull=True,
-        published_at__lte=stale_before,
-        available_at__lte=stale_before,
-    )
-    republished = _claim_and_send(stale, limit=batch_size, order=("published_at", "id"))
+    republished = 0
+    for queues, after in (
+        (Q(queue=TaskQueue.URGENT), urgent_redeliver_after),
+        (~Q(queue=TaskQueue.URGENT), redeliver_after),
+    ):
+        stale_before = now - timedelta(seconds=after)
+        stale = queues & Q(
+            published_at__isnull=False,
+            processed_at__isnull=True,
+            published_at__lte=stale_before,
+            available_at__lte=stale_before,
+        )
+        republished += _claim_and_send(stale, limit=batch_size, order=("published_at", "id"))
+        if broker.breaker.is_open():
+            break
     if republished:
         logger.warning("outbox: republished %d messages that were never processed", republished)
     keep_until = now - timedelta(days=settings.ISN_OUTBOX_KEEP_DAYS)

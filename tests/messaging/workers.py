@@ -29,6 +29,7 @@ from urllib.parse import quote
 
 from django.conf import settings
 from django.db import connection
+from django.test import override_settings
 from kombu import pools as kombu_pools
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,9 +93,11 @@ class RedisServer:
 
 @contextlib.contextmanager
 def private_broker(folder: Path) -> Iterator[RedisServer]:
-    """Point this process's Celery app at a Redis of its own (so no other test's messages reach our worker)."""
+    """Point this process's Celery app at a Redis of its own (so no other test's messages reach our worker), and its
+    cache too: one Redis for broker and cache, as the README configures a deployment (stopping it stops both)."""
     from isn.broker import breaker
     from isn.celery import app
+    from isn.throttling import throttle_cache
 
     server = RedisServer(folder)
     server.start()
@@ -109,11 +112,23 @@ def private_broker(folder: Path) -> Iterator[RedisServer]:
         app.amqp._producer_pool = None
         breaker.reset()
 
+    cache = settings.CACHES["default"]
+    shared_cache = {
+        "default": {
+            **cache,
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": server.url,
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        }
+    }
     repoint(server.url)
+    throttle_cache.reset()
     try:
-        yield server
+        with override_settings(CACHES=shared_cache):
+            yield server
     finally:
         repoint(previous)
+        throttle_cache.reset()
         server.stop()
 
 

@@ -119,6 +119,28 @@ def test_the_relay_republishes_a_row_published_but_never_processed(net, sent):
     assert len(sent) == 2
 
 
+def test_the_relay_republishes_an_urgent_row_within_seconds_and_a_routine_one_after_minutes(net, sent, settings):
+    # A FLASH item's message died with the broker a moment after it was sent: it must not wait ten minutes.
+    settings.ISN_OUTBOX_REDELIVER_URGENT_AFTER_SECONDS = 15
+    settings.ISN_OUTBOX_REDELIVER_AFTER_SECONDS = 600
+    urgent = post_item(net.user("vn.officer"), priority="flash")
+    routine = post_item(net.user("vn.officer"))
+    outbox_relay()
+    sent.clear()
+    moments_ago = timezone.now() - timedelta(seconds=10)
+    OutboxMessage.objects.update(published_at=moments_ago, available_at=moments_ago)
+    assert outbox_relay().republished == 0
+    twenty_seconds_ago = timezone.now() - timedelta(seconds=20)
+    OutboxMessage.objects.update(published_at=twenty_seconds_ago, available_at=twenty_seconds_ago)
+    assert outbox_relay().republished == 1
+    assert [(args[0], queue) for _, args, queue in sent] == [(OutboxMessage.objects.get(item=urgent).pk, "urgent")]
+    OutboxMessage.objects.filter(item=routine).update(
+        published_at=timezone.now() - timedelta(minutes=11), available_at=timezone.now() - timedelta(minutes=11)
+    )
+    assert outbox_relay().republished == 1
+    assert sent[-1][2] == "default"
+
+
 def test_outbox_publish_skips_rows_already_published(net, sent):
     item = post_item(net.user("vn.officer"))
     row = OutboxMessage.objects.get(item=item)
