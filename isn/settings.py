@@ -97,6 +97,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that it times every request, whatever answers it (isn.metrics: by URL pattern name, never the path).
+    "isn.metrics.RequestMetricsMiddleware",
     "isn.middleware.RequestIdMiddleware",
     # RateLimit-Policy and RateLimit on every API answer (isn.ratelimit), whatever answered it.
     "isn.middleware.RateLimitHeadersMiddleware",
@@ -408,6 +410,10 @@ CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "isn.tasks.worker_heartbeat", "schedule": 30.0},
 }
 ISN_WORKER_STALE_AFTER_SECONDS = 120
+# GET /metrics (isn.metrics) answers only "Authorization: Bearer <this>"; unset, the endpoint is off (404).
+ISN_METRICS_TOKEN = env_optional("ISN_METRICS_TOKEN")
+if ISN_METRICS_TOKEN is not None and len(ISN_METRICS_TOKEN) < 32:
+    raise ConfigError("ISN_METRICS_TOKEN must be at least 32 characters (openssl rand -hex 32)")
 
 # --- cache, lockout and client addresses (security) --------------------------------------------------------------
 # The cache holds throttle counters only (never content): Redis when there is one, so every web process counts

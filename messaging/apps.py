@@ -16,6 +16,10 @@ class MessagingConfig(AppConfig):
 
     def ready(self) -> None:
         from agencies.leavers import member_cut_off
+        from isn.metrics import register_source
+        from messaging.selectors.metrics import messaging_gauges
 
         # A person cut off (membership suspended or lapsed, account disabled) loses their subscriptions at once.
         member_cut_off.connect(_leaver_subscriptions, dispatch_uid="messaging.leaver_subscriptions")
+        # The outbox, dead letters and pending FLASH escalations, read at each scrape of /metrics.
+        register_source("messaging", messaging_gauges)
