@@ -9,7 +9,10 @@ class AuditConfig(AppConfig):
 
     def ready(self) -> None:
         from audit import signals  # noqa: F401 - connects the sign-in, sign-out and failed sign-in receivers
+        from audit.metrics import audit_gauges
         from audit.services import record
         from isn import audit as audit_port
+        from isn.metrics import register_source
 
         audit_port.register(record)
+        register_source("audit", audit_gauges)

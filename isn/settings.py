@@ -97,6 +97,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that it times every request, whatever answers it (isn.metrics: by URL pattern name, never the path).
+    "isn.metrics.RequestMetricsMiddleware",
     "isn.middleware.RequestIdMiddleware",
     # RateLimit-Policy and RateLimit on every API answer (isn.ratelimit), whatever answered it.
     "isn.middleware.RateLimitHeadersMiddleware",
@@ -412,6 +414,10 @@ ISN_WORKER_STALE_AFTER_SECONDS = 120
 # (isn.celery.Consumer), rather than exiting after Celery's hundred attempts.
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_WORKER_CONSUMER = "isn.celery:Consumer"
+# GET /metrics (isn.metrics) answers only "Authorization: Bearer <this>"; unset, the endpoint is off (404).
+ISN_METRICS_TOKEN = env_optional("ISN_METRICS_TOKEN")
+if ISN_METRICS_TOKEN is not None and len(ISN_METRICS_TOKEN) < 32:
+    raise ConfigError("ISN_METRICS_TOKEN must be at least 32 characters (openssl rand -hex 32)")
 
 # --- cache, lockout and client addresses (security) --------------------------------------------------------------
 # The cache holds throttle counters only (never content): Redis when there is one, so every web process counts

@@ -213,7 +213,8 @@ def _base32(key: bytes) -> str:
 
 
 def _exempt_paths() -> tuple[str, ...]:
-    # The API has its own rule (isn.authentication); static files and the health probe carry nothing personal.
+    # The API has its own rule (isn.authentication); static files, the health probe and the metrics carry nothing
+    # personal.
     return (
         reverse("login"),
         reverse("logout"),
@@ -222,6 +223,7 @@ def _exempt_paths() -> tuple[str, ...]:
         settings.STATIC_URL,
         "/api/",
         reverse("healthz"),
+        reverse("metrics"),
     )
 
 

@@ -8,7 +8,7 @@ from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from isn import health, twofactor, views
+from isn import health, metrics, twofactor, views
 from isn.api import ApiNotFound
 
 # The portal: server-rendered pages for signed-in members (agencies.portal.portal_view), in one namespace ("portal")
@@ -35,6 +35,8 @@ urlpatterns = [
     path("admin/login/", RedirectView.as_view(pattern_name="login", query_string=True)),
     path("admin/", admin.site.urls),
     path("healthz", health.healthz, name="healthz"),
+    # Prometheus, with the bearer token of ISN_METRICS_TOKEN; 404 while none is configured (isn.metrics).
+    path("metrics", metrics.metrics, name="metrics"),
     path("api/v1/audit/", include("audit.urls")),
     path("api/v1/", include("agencies.urls")),
     path("api/v1/", include("messaging.urls")),

@@ -58,6 +58,7 @@ def _manage(*args: str, **overrides: str | None) -> subprocess.CompletedProcess[
         ),
         ({"ISN_AUDIT_SIGNING_KEY": "c2hvcnQ="}, "ISN_AUDIT_SIGNING_KEY must be base64 of a raw 32-byte Ed25519"),
         ({"ISN_ENV": "staging"}, "ISN_ENV must be one of development, production, not 'staging'"),
+        ({"ISN_METRICS_TOKEN": "short"}, "ISN_METRICS_TOKEN must be at least 32 characters"),
     ],
 )
 def test_production_refuses_to_start_without_its_secrets(overrides, message):

@@ -207,6 +207,8 @@ RULES: list[Rule] = [
     Rule("two_factor", PUBLIC, maybe=everyone, scoped=False),
     Rule("two_factor_enrol", PUBLIC, maybe=everyone, scoped=False),
     Rule("healthz", PUBLIC, maybe=everyone, scoped=False),
+    # Prometheus: only its bearer token (tests/isn/test_metrics.py); none is configured here, so it is off (404).
+    Rule("metrics", PUBLIC, scoped=False),
     Rule("<unnamed>/admin/login/", PUBLIC, maybe=everyone, scoped=False),
     # The portal.
     Rule("portal:home", ("GET",), allow=verified_person, scoped=False),
