@@ -151,14 +151,17 @@ def feed_tell(kind: str, agency_ids: Iterable[int], *, subject: Item | Rfi, **id
 
 
 def feed_tell_consent(kind: str, consent: ConsentRequest) -> None:
-    """A consent event, told to both sides: the requesting agency and the originating agency."""
-    feed_tell(
-        kind,
-        {consent.requester_agency_id, consent.item.originator_agency_id},
-        subject=consent.item,
-        consent_id=consent.pk,
-        item_id=consent.item_id,
-    )
+    """A consent event, told to both sides: the originating agency, and on the asking side the agency when it holds
+    the item as a whole, else only the person who asked (a person named on the item: their colleagues, who may not
+    read it, are not told of it, as ``selectors.sharing.consents_visible_to`` does not show it to them)."""
+    item = consent.item
+    ids = {"consent_id": consent.pk, "item_id": consent.item_id}
+    agencies = {item.originator_agency_id}
+    if release_of(item).agency_holds(consent.requester_agency_id, consent.requester_agency.country_id):
+        agencies.add(consent.requester_agency_id)
+    else:
+        feed_write(_changes(kind, "persons", {consent.requester_user_id}, **ids))
+    feed_tell(kind, agencies, subject=item, **ids)
 
 
 def feed_tell_rfi(kind: str, rfi: Rfi) -> None:

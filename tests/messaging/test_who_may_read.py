@@ -300,3 +300,22 @@ def test_a_consent_request_by_a_named_person_is_theirs_alone(w):
         actor=w.user("kh.officer"), item_id=held.pk, target_country="LA", justification="The lorries go on to Laos"
     ).consent
     assert consents_visible_to(w.user("kh.supervisor")).filter(pk=asked.pk).exists()
+
+
+def test_the_feed_tells_a_named_persons_consent_request_to_them_not_their_agency(w):
+    from messaging.sharing.consents import consent_request_create
+
+    item = post_item(
+        w.user("vn.officer"), countries=["VN", "KH"], agencies=[w.s.net.kh_customs.pk], named_users=["kh.officer"]
+    )
+    consent_request_create(
+        actor=w.user("kh.officer"), item_id=item.pk, target_country="LA", justification="The lorries go on to Laos"
+    )
+
+    def kinds(name: str) -> list[str]:
+        page = changes_page(actor=w.user(name), cursor=None, limit=1000)
+        return [c.kind for c in page.changes if str(c.item_id) == str(item.pk)]
+
+    assert "consent.requested" in kinds("kh.officer")
+    assert kinds("kh.supervisor") == []
+    assert "consent.requested" in kinds("vn.supervisor")
