@@ -103,7 +103,10 @@ def test_one_redis_for_broker_and_cache_stopped_under_posts_reads_and_a_flash(tm
     assert [answer for answer in answers if answer[1] >= 500 and answer[0] != "healthz"] == []
     assert {status for what, status in answers if what == "read list"} == {200}
     assert {status for what, status in answers if what == "read item"} == {200}
-    assert {status for what, status in answers if what == "anonymous"} == {401}
+    # Refused as anonymous, or throttled: the per-process counters keep the anonymous rate while Redis is away.
+    anonymous = {status for what, status in answers if what == "anonymous"}
+    assert 401 in anonymous
+    assert anonymous <= {401, 429}
     assert {status for what, status in answers if what == "sign-in"} == {302}
     for item_id in items:
         assert Delivery.objects.filter(item_id=item_id).count() == RECIPIENTS_PER_ITEM
