@@ -7,6 +7,7 @@ every transaction takes at BEGIN IMMEDIATE, see isn.settings) links the unsealed
 that never committed (a rolled-back act, or an event deleted before it was sealed) stalls sealing until the event
 after it is older than ``ISN_AUDIT_GAP_GRACE_SECONDS``; the sealer then writes an explicit ``audit.chain.gap``
 event with that id, so every number is accounted for and a silent deletion cannot hide between two sealed events.
+While nothing is sealed yet, the chain starts only once no lower id can still commit (``_may_start_chain``).
 
 The canonical encoding is the compact, key-sorted, ASCII JSON array ``[format, id, created_at, <content fields in
 HASH_FIELDS order>, prev_hash]``: JSON strings are escaped and delimited, so no two different events encode alike.
@@ -131,7 +132,9 @@ class SealResult:
     sealed: int = 0
     gaps_filled: int = 0
     busy: bool = False  # another sealer held the lock; it will seal what this one would have
-    stalled_at: int | None = None  # an id not yet committed and not yet old enough to be declared a gap
+    # Where sealing waits: an id not yet committed and not yet old enough to be declared a gap, or, while nothing is
+    # sealed, the first committed event, until no lower id can still commit.
+    stalled_at: int | None = None
     head_id: int | None = None
 
 
@@ -153,6 +156,37 @@ def _write_seals(seals: list[tuple[str, str, datetime, int]]) -> None:
         if cursor.rowcount != len(seals):
             # Only possible if something else sealed under our lock: roll back rather than fork the chain.
             raise DatabaseError(f"audit sealer: expected to seal {len(seals)} events, sealed {cursor.rowcount}")
+
+
+def _other_writers_in_flight() -> bool:
+    """Whether another transaction has inserted audit events it has not yet committed (or rolled back).
+
+    An insert draws its id from the sequence inside the INSERT, which first takes the table's ROW EXCLUSIVE lock and
+    keeps it to the end of its transaction: with no such lock held elsewhere, every id drawn so far is committed or
+    gone, and every id drawn later is higher than all of them. On SQLite the sealer holds the write lock.
+    """
+    if not is_postgresql():
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'relation' AND relation = %s::regclass"
+            " AND mode = 'RowExclusiveLock' AND pid <> pg_backend_pid())",
+            [AuditEvent._meta.db_table],
+        )
+        return bool(cursor.fetchone()[0])
+
+
+def _may_start_chain(grace: timedelta) -> bool:
+    """Whether an empty chain may start at the first committed unsealed event.
+
+    Ids are drawn before commit, so a lower id may still commit after a higher one: the chain starts only when no
+    other writer is in flight (checked before the events are read), or when its first event is older than the grace
+    period that also governs gaps.
+    """
+    if not _other_writers_in_flight():
+        return True
+    first = _unsealed(None, 1)
+    return bool(first) and timezone.now() - first[0][1] >= grace
 
 
 def _fill_gap(first_id: int, next_id: int) -> bool:
@@ -193,6 +227,10 @@ def seal_pending(*, batch_size: int = 2000, max_events: int = 200_000) -> SealRe
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL lock_timeout = '2s'")
         head_id, head_hash = chain_head()
+        if head_id is None and not _may_start_chain(grace):
+            first = _unsealed(None, 1)
+            result.stalled_at = first[0][0] if first else None
+            return result
         while result.sealed < max_events:
             rows = _unsealed(head_id, min(batch_size, max_events - result.sealed))
             if not rows:

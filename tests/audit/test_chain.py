@@ -143,6 +143,43 @@ def test_an_id_still_in_flight_is_never_declared_a_gap(vn_officer, settings):
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_an_empty_chain_does_not_start_above_an_id_still_in_flight(vn_officer, settings):
+    """With nothing sealed yet, the first committed event is not the chain's start while a lower id may commit."""
+    settings.ISN_AUDIT_GAP_GRACE_SECONDS = 60
+    assert not AuditEvent.objects.exclude(hash="").exists()
+    recorded = threading.Event()
+    release = threading.Event()
+    in_flight: list[int] = []
+
+    def slow_act() -> None:
+        try:
+            with transaction.atomic():
+                in_flight.append(record(action="messaging.item.list", actor=None).pk)
+                recorded.set()
+                release.wait(30)
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=slow_act)
+    worker.start()
+    try:
+        assert recorded.wait(10)
+        later = write_events(1, vn_officer)
+        assert later[0] > in_flight[0]
+
+        stalled = seal_pending()
+
+        assert (stalled.sealed, stalled.stalled_at) == (0, later[0])
+        assert AuditEvent.objects.get(pk=later[0]).hash == ""
+    finally:
+        release.set()
+        worker.join(30)
+    result = seal_pending()
+    assert (result.sealed, result.head_id) == (2, later[0])
+    assert verify_chain().ok
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_second_sealer_returns_at_once_while_one_holds_the_lock(vn_officer):
     ids = write_events(3, vn_officer)
     locked = threading.Event()
