@@ -16,6 +16,7 @@ from messaging.models.delivery import (
 )
 from messaging.models.entities import ENTITIES_MAX, EntityType, ItemEntity, MatchToken
 from messaging.models.feed import Change, ChangeKind
+from messaging.models.hits import IDENTIFIERS_PER_CHECK_MAX, CheckOrigin, Hit, MatchCheck
 from messaging.models.idempotency import IDEMPOTENCY_KEY_MAX_LENGTH, IdempotencyKey
 from messaging.models.items import (
     BODY_MAX_LENGTH,
@@ -67,6 +68,7 @@ __all__ = [
     "FILENAME_MAX_LENGTH",
     "FORWARD_REASON_MAX_LENGTH",
     "IDEMPOTENCY_KEY_MAX_LENGTH",
+    "IDENTIFIERS_PER_CHECK_MAX",
     "RFI_SUBJECT_MAX_LENGTH",
     "RFI_TEXT_MAX_LENGTH",
     "TITLE_MAX_LENGTH",
@@ -77,12 +79,14 @@ __all__ = [
     "Category",
     "Change",
     "ChangeKind",
+    "CheckOrigin",
     "ConsentRequest",
     "ConsentStatus",
     "DeliveryReason",
     "EntityType",
     "Forward",
     "HandlingCode",
+    "Hit",
     "IdempotencyKey",
     "InfoCredibility",
     "Item",
@@ -93,6 +97,7 @@ __all__ = [
     "ItemRead",
     "ItemStatus",
     "ItemUserObjectPermission",
+    "MatchCheck",
     "MatchToken",
     "Notification",
     "NotificationKind",

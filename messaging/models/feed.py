@@ -24,6 +24,8 @@ class ChangeKind(models.TextChoices):
     RFI_OPENED = "rfi.opened", "Request for information opened"
     RFI_REPLIED = "rfi.replied", "Request for information answered"
     RFI_CLOSED = "rfi.closed", "Request for information closed"
+    HIT_ON_ITEM = "hit.on_item", "An identifier check hit an item of the agency"
+    HIT_RECEIVED = "hit.received", "An identifier check of the agency hit another agency's item"
 
 
 class Change(models.Model):
@@ -45,6 +47,8 @@ class Change(models.Model):
     item_id = models.UUIDField(null=True)
     consent_id = models.UUIDField(null=True)
     rfi_id = models.UUIDField(null=True)
+    # For hit changes: the hit's reference (``messaging.models.hits``); its holder resolves it to the item.
+    hit_reference = models.CharField(max_length=20, blank=True, default="")
 
     class Meta:
         ordering = ["id"]

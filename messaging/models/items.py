@@ -106,6 +106,9 @@ class Item(models.Model):
     border_crossing = models.CharField(max_length=BORDER_CROSSING_MAX_LENGTH, blank=True)
     review_date = models.DateField(help_text=_("After this date the item expires and its keys are shredded."))
     status = models.CharField(max_length=10, choices=ItemStatus.choices, default=ItemStatus.ACTIVE)
+    # Whether officers who may not read the item may learn that it holds an identifier they check (hit/no-hit):
+    # the originator's explicit choice at posting, never a default; a TLP:RED item never is.
+    discoverable = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

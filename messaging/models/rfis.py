@@ -40,6 +40,8 @@ class Rfi(models.Model):
     requester_country = models.CharField(max_length=2, db_index=True)
     target_country = models.CharField(max_length=2, db_index=True)
     item = models.ForeignKey(Item, on_delete=models.PROTECT, null=True, blank=True, related_name="rfis")
+    # A request opened from a hit: the holder (and only the holder) sees which of its items the hit named.
+    hit = models.ForeignKey("messaging.Hit", on_delete=models.SET_NULL, null=True, blank=True, related_name="rfis")
     priority = models.CharField(max_length=10, choices=Priority.choices, default=Priority.ROUTINE)
     subject_sealed = models.BinaryField(editable=False)
     question_sealed = models.BinaryField(editable=False)
