@@ -238,7 +238,9 @@ def match_key_versions() -> list[int]:
     return [version for version, status in sorted(live, key=lambda row: (row[1] != MatchKeyStatus.PRIMARY, -row[0]))]
 
 
-def _token(key: bytes, kind: str, value: str) -> bytes:
+def blind_token(key: bytes, kind: str, value: str) -> bytes:
+    """``HMAC-SHA256(key, "kind|value")``: a token under a key already in hand (the scale-data generator seals
+    outside the database)."""
     if not _KIND.match(kind):
         raise ValueError(f"{kind!r} is not a kind of matchable value")
     if not value:
@@ -253,7 +255,7 @@ def match_token(kind: str, value: str, *, version: int | None = None) -> bytes:
     key's when not given; the value must already be normalised (messaging.matching), this only blinds it.
     """
     key = match_key()[1] if version is None else match_key_version(version)
-    return _token(key, kind, value)
+    return blind_token(key, kind, value)
 
 
 def match_tokens(
@@ -264,7 +266,7 @@ def match_tokens(
         version, key = match_key(hold=hold)
     else:
         key = match_key_version(version)
-    return version, [_token(key, kind, value) for kind, value in pairs]
+    return version, [blind_token(key, kind, value) for kind, value in pairs]
 
 
 @transaction.atomic
