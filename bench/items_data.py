@@ -304,6 +304,7 @@ def make_plan(total: int, *, offset: int = 0, seed: int = 4) -> Plan:
 # --- sealing (worker processes) -----------------------------------------------------------------------------------
 
 _plan: Plan | None = None
+_normalised: dict[tuple[object, ...], list[tuple[str, str]]] = {}  # a worker's memo of match_values over the pools
 
 
 def _init_worker(plan: Plan) -> None:
@@ -455,7 +456,12 @@ def seal_chunk(bounds: tuple[int, int]) -> Chunk:
             chunk.entities += 1
             if status != "active":
                 continue  # a withdrawn or expired item's tokens are deleted (messaging.matching.entities.tokens_drop)
-            for kind, value in match_values(entity_type, fields):
+            memo_key = (entity_type, *fields.values())
+            pairs = _normalised.get(memo_key)
+            if pairs is None:
+                # Pool values repeat: normalising each once per worker keeps phonenumbers' parse off the hot path.
+                pairs = _normalised[memo_key] = match_values(entity_type, fields)
+            for kind, value in pairs:
                 token = blind_token(match_secret, kind, value)
                 tokens.append(f"{item_id}\t{entity_id}\t{kind}\t{_bytea(token)}\t{match_version}\n")
                 chunk.tokens += 1
