@@ -335,12 +335,15 @@ def _text(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\t", " ").replace("\n", " ")
 
 
-def entity_fields(entity_type: str, rng: random.Random, plan: Plan, country: str) -> dict[str, object]:
-    """One entity as an officer would type it, its value drawn from the type's bounded pool."""
+def entity_fields(
+    entity_type: str, rng: random.Random, phones: dict[str, list[str]], country: str
+) -> dict[str, object]:
+    """One entity as an officer would type it, its value drawn from the type's bounded pool (``phones``:
+    ``phone_pools``)."""
     k = rng.randrange(ENTITY_POOL)
     if entity_type == "phone":
-        region = country if country in plan.phones else rng.choice(_ISSUERS)
-        pool = plan.phones[region]
+        region = country if country in phones else rng.choice(_ISSUERS)
+        pool = phones[region]
         return {"number": pool[k % len(pool)], "country": region}
     if entity_type == "vehicle":
         letter = _PLATE_LETTERS[k % len(_PLATE_LETTERS)]
@@ -448,7 +451,7 @@ def seal_chunk(bounds: tuple[int, int]) -> Chunk:
         )
         for position in range(rng.randint(*ENTITIES_PER_ITEM)):
             entity_type = entity_types.pick(rng)
-            fields = entity_fields(entity_type, rng, plan, country)
+            fields = entity_fields(entity_type, rng, plan.phones, country)
             entity_id = uuid.uuid4()
             plaintext = json.dumps(fields, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
             fields_sealed = seal(data_key, plaintext, aad=item_entity_aad(item_id, entity_id, 1))
