@@ -143,13 +143,13 @@ _POST_ROWS_SQL = """
         -- The change feed's writers' lock, taken before the changes' ids are (messaging.delivery.feed.feed_lock).
         SELECT pg_advisory_xact_lock(%(feed_lock)s)
     ), told_agencies AS (
-        INSERT INTO messaging_change (at, kind, agency_id, item_id)
-        SELECT %(now)s, 'item.visible', agency.id, %(item)s FROM feed_lock, agencies_agency agency
+        INSERT INTO messaging_change (at, kind, agency_id, item_id, hit_reference)
+        SELECT %(now)s, 'item.visible', agency.id, %(item)s, '' FROM feed_lock, agencies_agency agency
         WHERE agency.id = %(originator)s OR agency.country_id = ANY(%(open_countries)s::text[])
             OR agency.id = ANY(%(restricted)s::integer[])
     ), told_people AS (
-        INSERT INTO messaging_change (at, kind, user_id, item_id)
-        SELECT %(now)s, 'item.visible', person, %(item)s FROM feed_lock, unnest(%(named)s::integer[]) AS person
+        INSERT INTO messaging_change (at, kind, user_id, item_id, hit_reference)
+        SELECT %(now)s, 'item.visible', person, %(item)s, '' FROM feed_lock, unnest(%(named)s::integer[]) AS person
     ), claimed AS (
         -- The API's Idempotency-Key with this post's outcome, when one was handed down (messaging.core.idempotency);
         -- nothing when the key is held already: the caller then rolls the whole post back.
@@ -185,6 +185,7 @@ def item_create(
     named_users: Sequence[str] = (),
     item_id: uuid.UUID | None = None,
     entities: Sequence[dict[str, Any]] = (),
+    discoverable: bool = False,
 ) -> ItemContent:
     """Post an item released to ``countries`` (which must include the poster's own), optionally narrowed to
     ``agencies`` within a country, and to ``named_users`` (usernames) on a need-to-know basis.
@@ -219,6 +220,8 @@ def item_create(
     restricted_to = check_agencies(problems, agencies, released)
     named = check_named_users(problems, named_users, released)
     checked_entities = entities_check(problems, entities) if entities else []
+    if discoverable and handling_code == HandlingCode.RED:
+        problems.add("discoverable", "A TLP:RED item is never discoverable.")
     problems.raise_if_any("The item was not stored.")
 
     chosen = item_id is not None
@@ -238,6 +241,7 @@ def item_create(
                 content_version=1,
                 border_crossing=border_crossing,
                 review_date=review_date,
+                discoverable=bool(discoverable),
                 **metadata,
             )
     except IntegrityError:
