@@ -171,7 +171,9 @@ def _name(entity_type: str, field: str) -> str:
 class EntityForm(forms.Form):
     """One row: a type, and every type's fields (only the chosen type's are shown; the others are kept)."""
 
-    type = forms.ChoiceField(label=_("Type of entity"), choices=(), required=False)
+    type = forms.ChoiceField(
+        label=_("Type of entity"), choices=(), required=False, widget=forms.Select(attrs={"data-entity-type": ""})
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

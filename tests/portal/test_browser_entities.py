@@ -86,3 +86,16 @@ def test_a_thai_officer_adds_a_phone_and_a_vehicle_without_javascript_on_a_phone
         assert text in shown, text
     screenshot(page, "phone-item-entities-th")
     _fits(page)
+
+
+def test_with_javascript_choosing_a_type_shows_its_fields_at_once(net, new_page):
+    page = new_page(viewport=PHONE, is_mobile=True, has_touch=True)
+    sign_in_through_ui(page, net.user("vn.officer"), next_path="/items/new/")
+    page.wait_for_url("**/items/new/")
+    page.fill("input[name=title]", "Biển số xe tải")
+    with page.expect_navigation():
+        page.select_option("select[name=entities-0-type]", "vehicle")
+    assert page.url.endswith("/items/new/#entity-1")
+    assert page.locator("input[name=entities-0-vehicle__plate]").is_visible()
+    assert page.locator("input[name=title]").input_value() == "Biển số xe tải"
+    assert not Item.objects.exists()
