@@ -364,6 +364,21 @@ def entity_formset(data: QueryDict | None, *, own_country: str) -> tuple[BaseEnt
     return EntityFormSet(data, prefix=PREFIX, own_country=own_country), action
 
 
+def entity_rows_initial(entities: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """An item's entities (as ``item_read`` opens them) as the rows' initial values: what a correction page hands to
+    ``EntityFormSet(initial=...)`` so that the originator edits the list as it is."""
+    rows = []
+    for entity in entities:
+        entity_type = str(entity.get("type", ""))
+        row: dict[str, Any] = {"type": entity_type}
+        for field in ENTITY_FIELDS.get(entity_type, ()):
+            value = entity.get(field)
+            if value not in (None, "", []):
+                row[_name(entity_type, field)] = "\n".join(value) if isinstance(value, list) else value
+        rows.append(row)
+    return rows
+
+
 def entities_for_display(entities: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """An item's entities as the item page shows them: the type's label, then each field's label and value, in the
     reader's language where the value stands for a word (a country, a unit, a substance...)."""

@@ -13,6 +13,7 @@ from django.utils import timezone
 from agencies.models import Membership
 from messaging.items.lifecycle import item_read
 from messaging.models import Item, ItemEntity, MatchToken
+from messaging.portal.entities import PREFIX, EntityFormSet, entity_rows_initial
 from tests.auth import sign_in
 
 pytestmark = pytest.mark.django_db
@@ -157,3 +158,22 @@ def test_the_item_page_names_entities_in_the_readers_language(net):
     page = client.get(response["Location"], HTTP_ACCEPT_LANGUAGE="th").content.decode()
     assert "ยานพาหนะ" in page  # Vehicle
     assert "ป้ายทะเบียน" in page  # Plate
+
+
+def test_an_items_entities_come_back_as_rows_to_correct():
+    entities = [
+        {"type": "person", "name": "Somchai", "aliases": ["Chai", "Big C"], "birth_date": "1980-03-12"},
+        {"type": "identity_document", "doc_type": "seafarer_book", "country": "TH", "number": "X1"},
+    ]
+    rows = EntityFormSet(prefix=PREFIX, own_country="TH", initial=entity_rows_initial(entities))
+    person, document, blank = rows.forms
+    assert person.chosen_type == "person"
+    assert person["person__aliases"].value() == "Chai\nBig C"
+    assert [field.name for field in person.shown_fields()][:3] == [
+        "person__name",
+        "person__aliases",
+        "person__birth_date",
+    ]
+    # a document type given through the API, not among the usual ones, is still offered
+    assert ("seafarer_book", "seafarer_book") in document.fields["identity_document__doc_type"].choices
+    assert blank.chosen_type == ""
