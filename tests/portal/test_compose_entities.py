@@ -106,7 +106,7 @@ def test_an_item_is_posted_with_its_entities_and_its_discoverable_choice(net):
                                 "model": "Hilux", "colour": "white"}  # fmt: skip
     assert sorted(MatchToken.objects.filter(item=item).values_list("kind", flat=True)) == ["phone", "plate"]
     page = client.get(response["Location"]).content.decode()
-    for shown in ("Entities", "Country of the plate", "Hilux", "Thailand"):
+    for shown in ("Entities", "Country of the plate", "Hilux", "Thailand", "<dt>Discoverable</dt><dd>Yes</dd>"):
         assert shown in page
 
 
