@@ -185,6 +185,7 @@ def item_create(
     named_users: Sequence[str] = (),
     item_id: uuid.UUID | None = None,
     entities: Sequence[dict[str, Any]] = (),
+    discoverable: bool = False,
 ) -> ItemContent:
     """Post an item released to ``countries`` (which must include the poster's own), optionally narrowed to
     ``agencies`` within a country, and to ``named_users`` (usernames) on a need-to-know basis.
@@ -219,6 +220,8 @@ def item_create(
     restricted_to = check_agencies(problems, agencies, released)
     named = check_named_users(problems, named_users, released)
     checked_entities = entities_check(problems, entities) if entities else []
+    if discoverable and handling_code == HandlingCode.RED:
+        problems.add("discoverable", "A TLP:RED item is never discoverable.")
     problems.raise_if_any("The item was not stored.")
 
     chosen = item_id is not None
@@ -238,6 +241,7 @@ def item_create(
                 content_version=1,
                 border_crossing=border_crossing,
                 review_date=review_date,
+                discoverable=bool(discoverable),
                 **metadata,
             )
     except IntegrityError:
