@@ -1,8 +1,9 @@
 """The steps of the restore drill that act through ISN's services, each run in a process of its own against the
 drill's scratch database: ``python -m tests.ops.drill STEP STATE_FILE``.
 
-- ``populate``: a small network (Viet Nam, Cambodia, Thailand), three items posted by the Viet Nam officer to all
-  three countries, each with an attachment; their ids and contents go to the state file.
+- ``populate STATE CHECKPOINT``: a small network (Viet Nam, Cambodia, Thailand), three items posted by the Viet Nam
+  officer to all three countries, each with an attachment (ids and contents go to the state file); then a checkpoint
+  signed and exported to CHECKPOINT as a member would keep it (``audit_checkpoint --export``).
 - ``revoke``: after the backup, the first item is withdrawn and the second narrowed (Cambodia removed).
 - ``check``: after the restore, prints what each officer can open, as JSON.
 """
@@ -22,6 +23,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "isn.settings")
 django.setup()
 
 from django.contrib.auth import get_user_model  # noqa: E402 - after setup
+from django.core.management import call_command  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from agencies.models import Role  # noqa: E402
@@ -71,6 +73,7 @@ def populate(state: dict[str, Any]) -> None:
             }
         )
     state["items"] = items
+    call_command("audit_checkpoint", "--export", sys.argv[3])
 
 
 def revoke(state: dict[str, Any]) -> None:
