@@ -29,7 +29,14 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from audit.chain import GAP_ACTION, chain_head, iso_utc, latest_archive, wait_for_sealer_lock
-from audit.ledger import audit_head, event_sequence, ledger_position, ledger_read, ledger_reconcile
+from audit.ledger import (
+    LedgerError,
+    audit_head,
+    event_sequence,
+    ledger_position,
+    ledger_read,
+    ledger_reconcile,
+)
 from audit.models import AuditEvent, Outcome
 from audit.services import record
 
@@ -127,18 +134,27 @@ def _migrations() -> list[str]:
 
 def backup_create(*, to: Path, actor: Any = None) -> dict[str, Any]:
     """Write a backup folder at ``to`` (which must not exist yet); returns its manifest."""
+    require_postgresql()
     to = to.resolve()
     if to.exists():
         raise BackupError(f"{to} exists already: a backup goes into a new folder")
     to.parent.mkdir(parents=True, exist_ok=True)
     # Every committed shred is in the ledger before the snapshot: the ledger then covers whatever the dump lacks.
-    ledger_reconcile(min_age_seconds=0)
+    # A ledger that cannot be brought up to date does not stop the backup (a backup is needed all the more); the
+    # manifest and the command say so, and restore will refuse that ledger until it is repaired.
+    ledger_problem = None
+    try:
+        ledger_reconcile(min_age_seconds=0)
+    except (LedgerError, OSError) as exc:
+        ledger_problem = str(exc)
     pg_dump = pg_tool("pg_dump")
     args, env = _pg_connection()
     partial = to.parent / f".{to.name}.partial-{secrets.token_hex(4)}"
     partial.mkdir(mode=0o700)
     try:
         manifest = _dump(partial, pg_dump, args, env)
+        if ledger_problem is not None:
+            manifest["ledger_problem"] = ledger_problem
         archive_dir = Path(settings.ISN_AUDIT_ARCHIVE_DIR)
         if archive_dir.is_dir():
             shutil.copytree(archive_dir, partial / ARCHIVES)
@@ -220,6 +236,11 @@ def manifest_check(source: Path) -> dict[str, Any]:
     return manifest
 
 
+def require_postgresql() -> None:
+    if connection.vendor != "postgresql":
+        raise BackupError("backup and restore need PostgreSQL (DATABASE_URL); the embedded SQLite is for trying ISN")
+
+
 def database_is_empty() -> bool:
     with connection.cursor() as cursor:
         cursor.execute(
@@ -232,8 +253,7 @@ def database_is_empty() -> bool:
 
 def database_load(source: Path) -> None:
     """pg_restore the dump in one transaction (a failure leaves the database empty), then the archived segments."""
-    if connection.vendor != "postgresql":
-        raise BackupError("backup and restore need PostgreSQL (DATABASE_URL)")
+    require_postgresql()
     pg_restore = pg_tool("pg_restore")
     args, env = _pg_connection()
     connection.close()  # pg_restore works through its own connection

@@ -27,6 +27,11 @@ class Command(BaseCommand):
             manifest = backup_create(to=target)
         except (BackupError, LedgerError) as exc:
             raise CommandError(str(exc)) from None
+        if manifest.get("ledger_problem"):
+            self.stderr.write(
+                f"WARNING: the revocation ledger could not be brought up to date ({manifest['ledger_problem']}); "
+                "repair it: restore refuses a ledger that does not verify"
+            )
         audit = manifest["audit"]
         self.stdout.write(
             f"backup written to {target.resolve()}: audit chain head #{audit['chain_head_id']}, "

@@ -26,6 +26,7 @@ from audit.snapshots import (
     database_is_empty,
     database_load,
     manifest_check,
+    require_postgresql,
 )
 from isn.errors import ApplicationError
 from messaging.items.revocations import ledger_line_apply
@@ -58,6 +59,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         source = Path(options["source"])
         try:
+            require_postgresql()
             manifest = manifest_check(source)
         except BackupError as exc:
             raise CommandError(str(exc)) from None
