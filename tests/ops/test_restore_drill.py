@@ -112,9 +112,21 @@ def test_restore_brings_back_the_items_but_not_what_was_shredded_after_the_backu
     highest_before = max(line["audit_head"] for line in ledger)
 
     drill.disaster()
-    restored = drill("manage.py", "restore", "--from", str(backup))
+    # A number a member saw in an export after the last checkpoint: nothing up to it may be handed out again.
+    seen_elsewhere = highest_before + 25
+    restored = drill(
+        "manage.py",
+        "restore",
+        "--from",
+        str(backup),
+        "--checkpoint",
+        str(checkpoint),
+        "--last-known-event",
+        str(seen_elsewhere),
+    )
     assert f"backup taken at event #{manifest['audit']['last_event_id']}" in restored.stdout
     assert "2 of 2 later ledger entries re-applied" in restored.stdout
+    assert f"events #{manifest['audit']['last_event_id'] + 1}-#{seen_elsewhere} were lost" in restored.stdout
 
     again = drill("manage.py", "restore", "--from", str(backup), check=False)
     assert again.returncode != 0
@@ -142,4 +154,4 @@ def test_restore_brings_back_the_items_but_not_what_was_shredded_after_the_backu
     assert f"restored from the backup taken at event #{manifest['audit']['last_event_id']}" in verified.stdout
     restore_id = int(verified.stdout.split("restored from the backup")[0].rsplit("event #", 1)[1].split(":")[0])
     # No event number handed out before the disaster is used again.
-    assert restore_id > highest_before
+    assert restore_id > seen_elsewhere > highest_before
