@@ -2,7 +2,8 @@
 drill's scratch database: ``python -m tests.ops.drill STEP STATE_FILE``.
 
 - ``populate STATE CHECKPOINT``: a small network (Viet Nam, Cambodia, Thailand), three items posted by the Viet Nam
-  officer to all three countries, each with an attachment (ids and contents go to the state file); then a checkpoint
+  officer to all three countries, each with an attachment (ids and contents go to the state file), and a fourth
+  withdrawn at once; then a checkpoint
   signed and exported to CHECKPOINT as a member would keep it (``audit_checkpoint --export``).
 - ``revoke``: after the backup, the first item is withdrawn and the second narrowed (Cambodia removed).
 - ``check``: after the restore, prints what each officer can open, as JSON.
@@ -73,6 +74,21 @@ def populate(state: dict[str, Any]) -> None:
             }
         )
     state["items"] = items
+    # One item withdrawn before the backup: its ledger line names an act the backup holds, so restore skips it.
+    early = item_create(
+        actor=officer,
+        title="Drill item withdrawn early",
+        body="Withdrawn before the backup.",
+        language="en",
+        category="meth_pills",
+        source_reliability="B",
+        info_credibility=2,
+        handling_code="amber",
+        review_date=timezone.now().date() + timedelta(days=90),
+        countries=["VN", "KH"],
+    )
+    item_withdraw(actor=officer, item_id=early.item.pk)
+    state["early"] = str(early.item.pk)
     call_command("audit_checkpoint", "--export", sys.argv[3])
 
 
