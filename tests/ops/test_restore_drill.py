@@ -112,6 +112,14 @@ def test_restore_brings_back_the_items_but_not_what_was_shredded_after_the_backu
     highest_before = max(line["audit_head"] for line in ledger)
 
     drill.disaster()
+    # A ledger cut back to before the backup (its last lines dropped) is refused before anything is loaded.
+    ledger_file = drill.data / "revocations.log"
+    full = ledger_file.read_bytes()
+    ledger_file.write_bytes(b"".join(full.splitlines(keepends=True)[: manifest["ledger"]["seq"] - 1]))
+    refused = drill("manage.py", "restore", "--from", str(backup), check=False)
+    assert refused.returncode != 0
+    assert "does not extend the one the backup saw" in refused.stderr
+    ledger_file.write_bytes(full)
     # A number a member saw in an export after the last checkpoint: nothing up to it may be handed out again.
     seen_elsewhere = highest_before + 25
     restored = drill(
