@@ -135,3 +135,11 @@ def test_a_failed_append_is_logged_without_content_and_reconciled(
     assert ledger_reconcile(min_age_seconds=0) == 0
     [line] = _lines(ledger)
     assert (line["action"], line["target_id"]) == ("messaging.item.withdraw", str(item.pk))
+
+
+def test_beat_reconciles_the_ledger_every_minute(settings, ledger):
+    from audit.tasks import reconcile_ledger
+
+    entry = settings.CELERY_BEAT_SCHEDULE["audit-reconcile-ledger"]
+    assert entry == {"task": reconcile_ledger.name, "schedule": 60.0}
+    assert reconcile_ledger() == 0
