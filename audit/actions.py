@@ -99,10 +99,12 @@ ACTIONS: Mapping[str, ActionKind] = MappingProxyType(
         "agencies.user.cut_off": _W,
         # audit: the chain and the auditors' workspace
         "audit.archive.create": _W,
+        "audit.backup.create": _E,
         "audit.chain.gap": ActionKind.ERROR,
         "audit.checkpoint.create": _W,
         "audit.checkpoint.export": _E,
         "audit.checkpoints.view": _L,
+        "audit.restore": _W,
         "audit.events.export": _E,
         "audit.events.search": _L,
         "audit.flags.view": _R,
@@ -129,6 +131,7 @@ ACTIONS: Mapping[str, ActionKind] = MappingProxyType(
         "messaging.item.revoke_notify": _W,
         "messaging.item.route": _W,
         "messaging.item.withdraw": _W,
+        "messaging.item.reshred": _W,
         "messaging.country_key.rewrap": _W,
         "messaging.flash.escalate": _W,
         # messaging: sharing

@@ -505,10 +505,19 @@ ISN_AUDIT_CHECKPOINT_SECONDS = env_int("ISN_AUDIT_CHECKPOINT_SECONDS", 3600, min
 # Events are kept at least a year; audit_archive refuses anything younger than this.
 ISN_AUDIT_RETENTION_DAYS = env_int("ISN_AUDIT_RETENTION_DAYS", 400, minimum=365)
 ISN_AUDIT_ARCHIVE_DIR = DATA_DIR / "audit-archive"
+# The revocation ledger (audit.ledger): every withdrawal, expiry, narrowing and key retirement, appended outside the
+# database so that a restore re-applies what was shredded after its backup. Keep it beside the backups, not in them,
+# and ship it to another host as it grows (README, "Back up and restore").
+ISN_REVOCATION_LEDGER = Path(env_str("ISN_REVOCATION_LEDGER", str(DATA_DIR / "revocations.log"))).resolve()
+# Where backup and restore find pg_dump and pg_restore; by default the server's major version under
+# /usr/lib/postgresql, then PATH.
+ISN_PG_BIN_DIR = env_optional("ISN_PG_BIN_DIR")
 CELERY_BEAT_SCHEDULE |= {
     # The fallback for the sealing queued on commit (lost if the broker was down): it bounds the sealing delay.
     "audit-seal": {"task": "audit.tasks.seal_events", "schedule": 5.0},
     "audit-checkpoint": {"task": "audit.tasks.create_checkpoint", "schedule": float(ISN_AUDIT_CHECKPOINT_SECONDS)},
+    # The fallback for ledger lines whose append failed after commit.
+    "audit-reconcile-ledger": {"task": "audit.tasks.reconcile_ledger", "schedule": 60.0},
 }
 
 # --- access reviews (point 19 of issue 14; owned by the agencies app) ----------------------------------------------

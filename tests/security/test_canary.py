@@ -1,7 +1,8 @@
 """Canary strings planted in an item's title, body, attachment name and attachment bytes go through the whole flow
 (post, list, read, download, correct, narrow, withdraw; the audit chain sealed) and are then looked for in
-plaintext everywhere the host keeps anything: a pg_dump of the database, every Redis key (including the Celery
-messages queued there), the logs and the sent e-mails. Only the people they were released to ever see them.
+plaintext everywhere the host keeps anything: a pg_dump of the database, the revocation ledger, every Redis key
+(including the Celery messages queued there), the logs and the sent e-mails. Only the people they were released
+to ever see them.
 
 The item is routed by a real Celery worker on a Redis of the test's own, which e-mails the counterpart officer
 through a local SMTP server and calls the receiving agency's webhook on a local receiver: the worker's log, the
@@ -250,6 +251,9 @@ def test_no_canary_in_plaintext_anywhere_after_the_whole_flow(people, routing, c
     seal_events()  # the chain's hashes and checkpoint inputs are made from the events as stored
 
     _assert_absent("a pg_dump of the database", _pg_dump())
+    ledger = settings.ISN_REVOCATION_LEDGER.read_bytes()
+    assert item.encode() in ledger  # the narrowing and the withdrawal were appended to the revocation ledger
+    _assert_absent("the revocation ledger", ledger)
     # One Redis for the cache and the broker, as the README configures it (``private_broker``).
     in_broker = _redis_contents(routing.broker.url)
     assert b"throttle_person_" in in_broker  # the search does reach this test's cache keys
