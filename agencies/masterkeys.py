@@ -67,6 +67,13 @@ def _first_version() -> MasterKeyVersion:
     if settings.ISN_MASTER_KEY:
         backend, reference = MasterKeyBackend.ENVIRONMENT, masterkey.fingerprint(settings.ISN_MASTER_KEY)
     elif masterkey.pkcs11_configured():
+        if any(master_version_references(1).values()):
+            # Those values were wrapped by the environment key before versions were recorded: a new key in the
+            # module would never open them. Move them into the module with rotate_master_key instead.
+            raise DecryptionError(
+                "keys are wrapped under the environment master key: give ISN_MASTER_KEY until rotate_master_key "
+                "has moved them into the PKCS#11 module"
+            )
         backend, reference = MasterKeyBackend.PKCS11, masterkey.pkcs11_generate(1)
     else:
         raise DecryptionError("no master key is configured (ISN_MASTER_KEY or ISN_PKCS11_MODULE)")

@@ -146,13 +146,27 @@ def _gcm(nonce: bytes, aad: bytes) -> Any:
     return GCMParams(nonce, aad, _TAG_BITS)
 
 
+def _with_key(ref: MasterKeyRef, use: Any) -> Any:
+    """``use(key)`` with the token's key of ``ref``; once more on a new session when the module dropped the session
+    (a network HSM restarted, a session timed out)."""
+    from pkcs11 import exceptions as p11
+
+    lost = (p11.SessionClosed, p11.SessionHandleInvalid, p11.UserNotLoggedIn, p11.DeviceRemoved, p11.TokenNotPresent)
+    with _token_lock:
+        try:
+            return use(_token_key(ref.version, ref.reference))
+        except lost:
+            _token_state.clear()
+            return use(_token_key(ref.version, ref.reference))
+
+
 def _pkcs11_seal(ref: MasterKeyRef, plaintext: bytes, aad: bytes) -> bytes:
     from pkcs11 import Mechanism
 
     nonce = os.urandom(NONCE_BYTES)
-    with _token_lock:
-        key = _token_key(ref.version, ref.reference)
-        sealed = key.encrypt(plaintext, mechanism=Mechanism.AES_GCM, mechanism_param=_gcm(nonce, aad))
+    sealed = _with_key(
+        ref, lambda key: key.encrypt(plaintext, mechanism=Mechanism.AES_GCM, mechanism_param=_gcm(nonce, aad))
+    )
     return _FORMAT_V1 + nonce + bytes(sealed)
 
 
@@ -163,12 +177,15 @@ def _pkcs11_open(ref: MasterKeyRef, sealed: bytes, aad: bytes) -> bytes:
     if len(sealed) < 1 + NONCE_BYTES + _TAG_BITS // 8 or sealed[:1] != _FORMAT_V1:
         raise DecryptionError("not a sealed value of a known format")
     nonce, ciphertext = sealed[1 : 1 + NONCE_BYTES], sealed[1 + NONCE_BYTES :]
-    with _token_lock:
-        key = _token_key(ref.version, ref.reference)
+
+    def decrypt(key: Any) -> bytes:
         try:
             return bytes(key.decrypt(ciphertext, mechanism=Mechanism.AES_GCM, mechanism_param=_gcm(nonce, aad)))
-        except p11.PKCS11Error:  # modules report a failed tag in different ways; none of them may yield bytes
+        except (p11.FunctionFailed, p11.GeneralError, p11.EncryptedDataInvalid, p11.EncryptedDataLenRange):
+            # Modules report a failed tag in different ways (SoftHSM: a general error); none may yield bytes.
             raise DecryptionError("sealed value failed authentication in the PKCS#11 module") from None
+
+    return _with_key(ref, decrypt)
 
 
 def pkcs11_generate(version: int) -> str:

@@ -12,11 +12,12 @@ from base64 import b64encode
 import pytest
 from django.core.management import CommandError, call_command
 
-from agencies.keyring import forget_cached_keys, match_key
+from agencies.keyring import forget_cached_keys, key_version, match_key
 from agencies.masterkeys import master_key_destroy, master_version_references
 from agencies.models import CountryKey, MasterKeyStatus, MasterKeyVersion, MatchKey
 from audit.models import AuditEvent
 from isn import masterkey
+from isn.crypto import DecryptionError
 from isn.errors import Conflict
 from messaging.delivery.webhooks import webhook_configure, webhook_secret
 from messaging.items.lifecycle import item_read
@@ -179,3 +180,16 @@ def test_a_second_rotation_waits_for_the_first(module, settings, network):
     _rotate("--to", "environment")
     assert _versions() == {1: ("environment", "destroyed"), 2: ("pkcs11", "primary")}
     assert MasterKeyVersion.objects.filter(status=MasterKeyStatus.RETIRING).count() == 0
+
+
+def test_a_module_alone_never_takes_the_place_of_the_environment_key_that_wrapped_existing_keys(
+    module, settings, post, vn_officer
+):
+    post(vn_officer)
+    MasterKeyVersion.objects.all().delete()  # as just after the upgrade: keys name v1, nothing registered yet
+    forget_cached_keys()
+    settings.ISN_MASTER_KEY = None
+    with pytest.raises(DecryptionError, match="give ISN_MASTER_KEY until rotate_master_key"):
+        key_version("VN", 1)
+    assert not MasterKeyVersion.objects.exists()
+    assert f"{settings.ISN_PKCS11_KEY_LABEL}.v1" not in masterkey.pkcs11_labels()
