@@ -13,7 +13,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from agencies.keyring import forget_cached_keys, key_version, match_key
-from agencies.masterkeys import master_key_destroy, master_version_references
+from agencies.masterkeys import master_key_destroy, master_key_ref, master_version_references
 from agencies.models import CountryKey, MasterKeyStatus, MasterKeyVersion, MatchKey
 from audit.models import AuditEvent
 from isn import masterkey
@@ -119,6 +119,8 @@ def test_rotation_from_the_environment_key_into_the_module_interrupted_and_resum
         "messaging.agencywebhook": 0,
     }
 
+    with pytest.raises(DecryptionError, match="v1 was destroyed"):
+        master_key_ref(1)
     # The operator removes the environment key: everything opens through the module alone.
     settings.ISN_MASTER_KEY = None
     _everything_opens(item, webhook, secret, vn_officer, kh_officer, th_officer)
