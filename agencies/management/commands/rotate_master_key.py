@@ -44,6 +44,8 @@ class Command(BaseCommand):
                 self.stdout.write(f"Master key v{new.version} ({new.backend}) is now primary.")
             else:
                 self.stdout.write(f"Continuing the rotation of master key v{rotating.version}.")
+                if options["to"]:
+                    self.stdout.write("--to is ignored: the version being rotated to was chosen when it started.")
             progress = master_key_rotation_continue(
                 actor=None, batch_size=options["batch_size"], max_batches=options["max_batches"]
             )
