@@ -20,6 +20,12 @@ ENV PATH=/opt/venv/bin:$PATH \
     ISN_ENV=production \
     ISN_DATA_DIR=/var/lib/isn
 
+# SoftHSM2, a software PKCS#11 module, for trying the master key in a module (README: the master key in a hardware
+# module); production mounts its HSM vendor's library instead and names it in ISN_PKCS11_MODULE.
+RUN apt-get update \
+    && apt-get install --yes --no-install-recommends softhsm2 \
+    && rm -rf /var/lib/apt/lists/*
+
 RUN groupadd --system --gid 10001 isn \
     && useradd --system --uid 10001 --gid isn --home-dir /var/lib/isn --no-create-home --shell /usr/sbin/nologin isn \
     && install --directory --owner=isn --group=isn --mode=0750 /var/lib/isn

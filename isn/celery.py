@@ -43,3 +43,12 @@ def _close_old_database_connections(sender: Any = None, **_kwargs: Any) -> None:
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+@signals.worker_init.connect
+def _check_configuration(**_kwargs: Any) -> None:
+    """A worker checks its configuration as the web does (isn.env.check_settings): one line and exit 2 when,
+    say, the master key's PKCS#11 PIN is wrong, rather than failing on its first task."""
+    from isn.env import check_settings
+
+    check_settings()

@@ -58,19 +58,43 @@ else:
 
 CSRF_TRUSTED_ORIGINS = env_list("ISN_CSRF_TRUSTED_ORIGINS", [])
 
-# The master key wraps each country's key-encryption keys; it never leaves this process and is never stored in the
-# database. Development keeps a generated one in the data folder; production must be given one.
-if PRODUCTION:
-    _master_key_text = env_str("ISN_MASTER_KEY")
+# The master key wraps each country's key-encryption keys, the match key and the webhook secrets (isn.masterkey). It
+# is versioned: each wrapped value names the version that wrapped it, and `manage.py rotate_master_key` moves them all
+# to a new one. A version lives either in a PKCS#11 module (ISN_PKCS11_*: the key never leaves the module) or here as
+# 32 bytes from the environment or a file (development and small deployments). ISN_MASTER_KEY_NEXT is the next
+# environment key during an environment-to-environment rotation. Development keeps a generated key in the data folder;
+# production must be given a key or a module.
+ISN_PKCS11_MODULE = env_optional("ISN_PKCS11_MODULE")
+if ISN_PKCS11_MODULE:
+    if not Path(ISN_PKCS11_MODULE).is_file():
+        raise ConfigError(f"ISN_PKCS11_MODULE names {ISN_PKCS11_MODULE!r}, which is not a file")
+    ISN_PKCS11_TOKEN_LABEL = env_str("ISN_PKCS11_TOKEN_LABEL")
+    ISN_PKCS11_PIN = env_str("ISN_PKCS11_PIN")
+    # Each master key version is the token's AES key labelled "<ISN_PKCS11_KEY_LABEL>.v<version>".
+    ISN_PKCS11_KEY_LABEL = env_str("ISN_PKCS11_KEY_LABEL", "isn-master")
 else:
-    _master_key_text = env_optional("ISN_MASTER_KEY") or _development_secret(
-        "master_key", lambda: base64.b64encode(secrets.token_bytes(32)).decode()
+    ISN_PKCS11_TOKEN_LABEL = ISN_PKCS11_PIN = None
+    ISN_PKCS11_KEY_LABEL = "isn-master"
+
+
+def _master_key(name: str, text: str | None) -> bytes | None:
+    try:
+        return None if text is None else decode_key(text)
+    except ValueError:
+        raise ConfigError(f"{name} must be 32 random bytes, base64- or hex-encoded") from None
+
+
+if ISN_PKCS11_MODULE:
+    ISN_MASTER_KEY = _master_key("ISN_MASTER_KEY", env_optional("ISN_MASTER_KEY"))
+elif PRODUCTION:
+    ISN_MASTER_KEY = _master_key("ISN_MASTER_KEY", env_str("ISN_MASTER_KEY"))
+else:
+    ISN_MASTER_KEY = _master_key(
+        "ISN_MASTER_KEY",
+        env_optional("ISN_MASTER_KEY")
+        or _development_secret("master_key", lambda: base64.b64encode(secrets.token_bytes(32)).decode()),
     )
-try:
-    ISN_MASTER_KEY = decode_key(_master_key_text)
-except ValueError:
-    raise ConfigError("ISN_MASTER_KEY must be 32 random bytes, base64- or hex-encoded") from None
-del _master_key_text
+ISN_MASTER_KEY_NEXT = _master_key("ISN_MASTER_KEY_NEXT", env_optional("ISN_MASTER_KEY_NEXT"))
 
 # --- applications ------------------------------------------------------------------------------------------------
 INSTALLED_APPS = [
