@@ -48,7 +48,7 @@ class Change(models.Model):
     consent_id = models.UUIDField(null=True)
     rfi_id = models.UUIDField(null=True)
     # For hit changes: the hit's reference (``messaging.models.hits``); its holder resolves it to the item.
-    hit_reference = models.CharField(max_length=20, blank=True, default="")
+    hit_reference = models.CharField(max_length=20, blank=True, default="", db_default="")
 
     class Meta:
         ordering = ["id"]

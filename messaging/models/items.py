@@ -108,7 +108,7 @@ class Item(models.Model):
     status = models.CharField(max_length=10, choices=ItemStatus.choices, default=ItemStatus.ACTIVE)
     # Whether officers who may not read the item may learn that it holds an identifier they check (hit/no-hit):
     # the originator's explicit choice at posting, never a default; a TLP:RED item never is.
-    discoverable = models.BooleanField(default=False)
+    discoverable = models.BooleanField(default=False, db_default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
