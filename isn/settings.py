@@ -464,16 +464,27 @@ EMAIL_HOST_PASSWORD = env_str("ISN_EMAIL_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("ISN_EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("ISN_EMAIL_FROM", "ISN <isn-noreply@localhost>")
 
-# --- logging: one line per event, with the request id; never request bodies ---------------------------------------
+# --- logging: one line per event, with the request id (and the task in a worker); never request bodies ----------
+# "line" for people reading a terminal; "json" (isn.logformat) for a log shipper: one object a line with time, level,
+# logger, message, request_id, and task_id and task in a worker. The Dockerfile sets json.
+ISN_LOG_FORMAT = env_choice("ISN_LOG_FORMAT", "line", ("line", "json"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "isn.middleware.RequestIdLogFilter"}},
+    "filters": {
+        "request_id": {"()": "isn.middleware.RequestIdLogFilter"},
+        "task": {"()": "isn.logformat.TaskLogFilter"},
+    },
     "formatters": {
         "line": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "isn.logformat.JsonFormatter"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "line", "filters": ["request_id"]},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": ISN_LOG_FORMAT,
+            "filters": ["request_id", "task"],
+        },
     },
     "root": {"handlers": ["console"], "level": env_str("ISN_LOG_LEVEL", "INFO")},
     # django-axes logs every sign-in at INFO; the audit trail already records them.
