@@ -245,7 +245,9 @@ LANGUAGE_COOKIE_SECURE = PRODUCTION
 
 # --- static files ------------------------------------------------------------------------------------------------
 STATIC_URL = "/static/"
-STATIC_ROOT = DATA_DIR / "static"
+# The image collects them beside the code (ISN_STATIC_ROOT=/app/static), so the data folder can be a volume that an
+# upgrade does not leave serving the old ones.
+STATIC_ROOT = Path(env_str("ISN_STATIC_ROOT", str(DATA_DIR / "static"))).resolve()
 if not PRODUCTION:
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise expects it; runserver serves from the apps
 STORAGES = {
