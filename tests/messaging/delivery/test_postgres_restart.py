@@ -248,11 +248,11 @@ def test_postgres_restarted_under_posts_reads_sign_ins_and_routing(tmp_path):
             for thread in threads:
                 thread.start()
             # Routing works before the restart: the first items are delivered.
-            wait_for(lambda: len(traffic.posted) >= 4, timeout=30, what=logs())
+            wait_for(lambda: len(traffic.posted) >= 4, timeout=90, what=logs())
             first = traffic.posted[0]
             wait_for(
                 lambda: _one(pg, "SELECT count(*) FROM messaging_delivery WHERE item_id = %s", first),
-                timeout=30,
+                timeout=90,  # the worker starting on a busy machine
                 what=logs(),
             )
             time.sleep(1)
