@@ -269,7 +269,9 @@ LANGUAGE_COOKIE_SECURE = PRODUCTION
 
 # --- static files ------------------------------------------------------------------------------------------------
 STATIC_URL = "/static/"
-STATIC_ROOT = DATA_DIR / "static"
+# The image collects them beside the code (ISN_STATIC_ROOT=/app/static), so the data folder can be a volume that an
+# upgrade does not leave serving the old ones.
+STATIC_ROOT = Path(env_str("ISN_STATIC_ROOT", str(DATA_DIR / "static"))).resolve()
 if not PRODUCTION:
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise expects it; runserver serves from the apps
 STORAGES = {
@@ -488,16 +490,27 @@ EMAIL_HOST_PASSWORD = env_str("ISN_EMAIL_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("ISN_EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("ISN_EMAIL_FROM", "ISN <isn-noreply@localhost>")
 
-# --- logging: one line per event, with the request id; never request bodies ---------------------------------------
+# --- logging: one line per event, with the request id (and the task in a worker); never request bodies ----------
+# "line" for people reading a terminal; "json" (isn.logformat) for a log shipper: one object a line with time, level,
+# logger, message, request_id, and task_id and task in a worker. The Dockerfile sets json.
+ISN_LOG_FORMAT = env_choice("ISN_LOG_FORMAT", "line", ("line", "json"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "isn.middleware.RequestIdLogFilter"}},
+    "filters": {
+        "request_id": {"()": "isn.middleware.RequestIdLogFilter"},
+        "task": {"()": "isn.logformat.TaskLogFilter"},
+    },
     "formatters": {
         "line": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "isn.logformat.JsonFormatter"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "line", "filters": ["request_id"]},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": ISN_LOG_FORMAT,
+            "filters": ["request_id", "task"],
+        },
     },
     "root": {"handlers": ["console"], "level": env_str("ISN_LOG_LEVEL", "INFO")},
     # django-axes logs every sign-in at INFO; the audit trail already records them.
