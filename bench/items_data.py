@@ -32,6 +32,7 @@ AGENCIES_PER_COUNTRY = {"KH": 9, "CN": 10, "LA": 8, "MM": 8, "TH": 11, "VN": 11,
 OFFICERS_PER_AGENCY = 4
 BENCH_USER_PREFIX = "bench."
 CHUNK = 10_000
+SEED = 4
 SPAN = timedelta(days=365)
 
 # Provincial agencies added to the demo network: (province, abbreviation), one agency each, kinds in turn.
@@ -259,7 +260,7 @@ def phone_pools(seed: int) -> dict[str, list[str]]:
     return pools
 
 
-def make_plan(total: int, *, offset: int = 0, seed: int = 4) -> Plan:
+def make_plan(total: int, *, offset: int = 0, seed: int = SEED) -> Plan:
     from django.contrib.auth.models import Permission
 
     from agencies import demo
@@ -549,7 +550,7 @@ def loaded_tables() -> list[str]:
     return [model._meta.db_table for model in models]
 
 
-def generate(count: int, *, workers: int | None = None, seed: int = 4, progress: bool = True) -> Generated:
+def generate(count: int, *, workers: int | None = None, seed: int = SEED, progress: bool = True) -> Generated:
     """Seal and load ``count`` more items spread over the last year, then VACUUM ANALYZE the tables."""
     from django.db import connection
 
