@@ -1,6 +1,7 @@
 """A database out of reach (restarting, failing over) is answered 503 with Retry-After: problem details under /api/, a
 plain page in the portal; never a traceback, never a 500. The database is really unreachable here: this process's
-connection is pointed at a port where nothing listens, then back. tests/isn/test_postgres_restart.py restarts one."""
+connection is pointed at a port where nothing listens, then back. tests/messaging/delivery/test_postgres_restart.py
+restarts one."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from django.test import Client
 
 from tests.messaging.workers import free_port
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 @pytest.fixture
