@@ -367,7 +367,7 @@ def seal_chunk(bounds: tuple[int, int]) -> Chunk:
             f"{item_id}\t{agency_id}\t{office}\t{poster.user_id}\t{country}\t"
             f"{_bytea(title_sealed)}\t{_bytea(body_sealed)}\t1\t{language}\t{category}\t{priorities.pick(rng)}\t"
             f"{reliabilities.pick(rng)}\t{credibilities.pick(rng)}\t{handlings.pick(rng)}\t{_text(crossing)}\t"
-            f"{review.isoformat()}\t{status}\t{created_text}\t{created_text}\tf\n"
+            f"{review.isoformat()}\t{status}\t{created_text}\t{created_text}\n"
         )
         for code in sorted(released):
             version, kek = plan.keks[code]
@@ -401,7 +401,7 @@ def _copy_statements() -> dict[str, str]:
             Item,
             "id, originator_agency_id, originator_office_id, originator_user_id, originator_country, title_sealed, "
             "body_sealed, content_version, language, category, priority, source_reliability, info_credibility, "
-            "handling_code, border_crossing, review_date, status, created_at, updated_at, discoverable",
+            "handling_code, border_crossing, review_date, status, created_at, updated_at",
         ),
         "key": (ItemKey, "item_id, country_id, kek_version, wrapped_key"),
         "country_grant": (ItemCountryGrant, "item_id, country_id, created_at"),
