@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import uuid
 from collections.abc import Iterable, Sequence
@@ -58,8 +59,10 @@ class Group:
     objects: list[Any]
 
 
-def _definitions() -> list[Any]:
-    return [stix.isn_identity(), *stix.extension_definitions()]
+@functools.cache
+def _definitions() -> tuple[Any, ...]:
+    """ISN's identity and extension definitions: fixed, so built once per process."""
+    return (stix.isn_identity(), *stix.extension_definitions())
 
 
 def _shared_ids(item: Item, release_countries: Sequence[str] | None) -> dict[tuple, tuple[uuid.UUID, datetime]]:

@@ -17,8 +17,8 @@ from messaging.models.delivery import (
 from messaging.models.entities import ENTITIES_MAX, EntityType, ItemEntity, MatchToken
 from messaging.models.feed import Change, ChangeKind
 from messaging.models.hits import IDENTIFIERS_PER_CHECK_MAX, CheckOrigin, Hit, MatchCheck
-from messaging.models.interop import StixId, StixKind
 from messaging.models.idempotency import IDEMPOTENCY_KEY_MAX_LENGTH, IdempotencyKey
+from messaging.models.interop import StixId, StixKind
 from messaging.models.items import (
     BODY_MAX_LENGTH,
     BORDER_CROSSING_MAX_LENGTH,

@@ -5,6 +5,7 @@ REST API's 404 for anyone who may not read the item."""
 from __future__ import annotations
 
 import pytest
+from django.test import Client
 
 from audit.models import AuditEvent
 from isn.errors import NotFound
@@ -12,6 +13,7 @@ from messaging.interop.export import item_export
 from messaging.interop.stix import ADMIRALTY_CONFIDENCE, ITEM_EXTENSION_ID, RELEASE_EXTENSION_ID, TLP2_IDS
 from messaging.items.changes import item_change, item_withdraw
 from messaging.models import StixId
+from tests.auth import sign_in
 from tests.messaging.interop.stix_checks import valid_bundle
 
 pytestmark = pytest.mark.django_db
@@ -119,3 +121,20 @@ def test_originator_exports_a_withdrawn_item_as_revoked(post, vn_officer, kh_off
     assert "70C-991.37" not in str(after)
     revoked = {obj["id"] for obj in after["objects"] if obj.get("revoked")}
     assert set(held["object_refs"]) <= revoked
+
+
+def test_portal_download_as_stix_for_readers_only(post, vn_officer, kh_officer, th_officer, client):
+    content = post(vn_officer, entities=ENTITIES[:2])
+    page = sign_in(client, kh_officer).get(f"/items/{content.item.pk}/")
+    assert f"/items/{content.item.pk}/stix/".encode() in page.content
+    answer = client.get(f"/items/{content.item.pk}/stix/")
+    assert answer.status_code == 200
+    assert answer["Content-Type"] == "application/stix+json;version=2.1"
+    assert content.title not in answer["Content-Disposition"]
+    [report] = _by_type(valid_bundle(answer.content.decode()), "report")
+    assert report["name"] == content.title
+    assert AuditEvent.objects.filter(action="messaging.item.export", actor_user=kh_officer).count() == 1
+
+    outsider = sign_in(Client(), th_officer).get(f"/items/{content.item.pk}/stix/")
+    assert outsider.status_code == 404
+    assert content.title.encode() not in outsider.content
