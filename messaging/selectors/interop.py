@@ -17,7 +17,17 @@ from django.db.models import DateTimeField, F, Max, OuterRef, Q, QuerySet, Subqu
 from django.db.models.functions import Coalesce, Greatest
 
 from messaging.core.people import Reader
-from messaging.models import Change, ChangeKind, Item, ItemCountryGrant, ItemEntity, StixId, StixKind
+from messaging.models import (
+    Change,
+    ChangeKind,
+    Forward,
+    Item,
+    ItemAgencyGrant,
+    ItemCountryGrant,
+    ItemEntity,
+    StixId,
+    StixKind,
+)
 from messaging.selectors.items import items_visible_to
 
 if TYPE_CHECKING:
@@ -53,13 +63,29 @@ def taxii_current(
     item_ids: Iterable[uuid.UUID] | None = None,
 ) -> QuerySet[Item]:
     """The reader's items in a collection, oldest added first, each annotated ``taxii_added``: when its current
-    version reached the reader (its last change, or when the reader's country was released it, the later)."""
+    version reached the reader (its last change, or when it was released or forwarded to them, the latest)."""
     items = Item.objects.filter(originator_agency_id=reader.agency_id) if posted else items_visible_to(reader)
-    granted = Subquery(
-        ItemCountryGrant.objects.filter(item=OuterRef("pk"), country_id=reader.country).values("created_at")[:1]
+    item = OuterRef("pk")
+    # When the reader's country, their agency (a consent naming it) or a forward to their agency reached the item:
+    # an item that reaches a reader late is added for them then, so a poll with ``added_after`` does not miss it.
+    granted = Subquery(ItemCountryGrant.objects.filter(item=item, country_id=reader.country).values("created_at")[:1])
+    agency_granted = Subquery(
+        ItemAgencyGrant.objects.filter(item=item, agency_id=reader.agency_id).values("created_at")[:1]
     )
+    forwarded = Subquery(
+        Forward.objects.filter(item=item, to_agency_id=reader.agency_id, revoked_at__isnull=True)
+        .order_by("-created_at")
+        .values("created_at")[:1]
+    )
+    created = F("created_at")
     items = items.annotate(
-        taxii_added=Greatest(F("updated_at"), Coalesce(granted, F("created_at")), output_field=DateTimeField())
+        taxii_added=Greatest(
+            F("updated_at"),
+            Coalesce(granted, created),
+            Coalesce(agency_granted, created),
+            Coalesce(forwarded, created),
+            output_field=DateTimeField(),
+        )
     )
     if item_ids is not None:
         items = items.filter(pk__in=list(item_ids))

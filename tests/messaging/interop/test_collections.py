@@ -1,16 +1,19 @@
 """TAXII collections through the export service: a narrowing reaches the narrowed-away reader as a revoked version,
-pages of one object give exactly what one big page gives, manifests list what objects serve (without opening
-anything), and filters by type and version."""
+an item forwarded later is added when the forward reaches its reader, pages of one object give exactly what one big
+page gives, manifests list what objects serve (without opening anything), and filters by type and version."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+from django.utils import timezone
 
+from agencies.models import Agency
 from audit.models import AuditEvent
 from messaging.interop.export import INBOX, POSTED, Query, collection_page, version_of
 from messaging.items.changes import item_change
+from messaging.sharing.forwards import item_forward
 from tests.messaging.interop.stix_checks import objects_bundle, valid_bundle
 
 pytestmark = pytest.mark.django_db
@@ -89,3 +92,15 @@ def test_filters_by_type_and_version(post, vn_officer, kh_officer):
     version = version_of(reports[0])
     assert _walk(kh_officer, INBOX, 100, Query(types=frozenset({"report"}), versions=frozenset({version}))) == reports
     assert _walk(kh_officer, INBOX, 100, Query(types=frozenset({"report"}), versions=frozenset({"2001-01-01"}))) == []
+
+
+def test_an_item_forwarded_later_is_added_when_the_forward_reaches_the_reader(
+    post, vn_officer, kh_officer, kh_agency, kh_police_officer
+):
+    content = post(vn_officer, countries=["VN", "KH"], agencies=[kh_agency.pk])
+    assert _walk(kh_police_officer, INBOX, 100) == []
+    polled = timezone.now()
+    customs = Agency.objects.get(short_name="GDCE")
+    item_forward(actor=kh_officer, item_id=content.item.pk, to_agency=customs.pk, reason="Customs checks at Bavet.")
+    fresh = _walk(kh_police_officer, INBOX, 100, Query(added_after=polled, types=frozenset({"report"})))
+    assert [obj["name"] for obj in fresh] == [content.title]
