@@ -44,7 +44,9 @@ _DESCRIPTIONS = {
 
 
 class TaxiiRenderer(renderers.JSONRenderer):
-    media_type = TAXII_MEDIA_TYPE
+    # Without its version parameter, so that DRF also matches an Accept of */* or none; every answer still says
+    # version=2.1 (``TaxiiView.finalize_response``).
+    media_type = "application/taxii+json"
     format = "taxii"
     charset = None
 
@@ -58,6 +60,12 @@ class TaxiiView(APIView):
     ]
     renderer_classes = [TaxiiRenderer]
     schema = None  # TAXII is its own standard, not part of the REST API's OpenAPI schema
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if isinstance(response, Response) and response.status_code < 400:
+            response.content_type = TAXII_MEDIA_TYPE
+        return response
 
     def _root_url(self, request: Request) -> str:
         return request.build_absolute_uri(reverse("taxii-api-root"))

@@ -203,3 +203,14 @@ def test_a_third_country_sees_nothing(world):
         )
         assert answer.status_code == rest.status_code == 404
         assert answer.json()["detail"] == rest.json()["detail"]
+
+
+def test_media_types(world):
+    _net, keys, base = world
+    url = f"{base}api/collections/"
+    for accept in (TAXII_MEDIA_TYPE, "application/taxii+json", "*/*", None):
+        headers = {"Accept": accept} if accept else {}
+        answer = requests.get(url, headers=headers, auth=keys["kh"], timeout=10)
+        assert answer.status_code == 200, accept
+        assert answer.headers["Content-Type"] == TAXII_MEDIA_TYPE
+    assert requests.get(url, headers={"Accept": "text/html"}, auth=keys["kh"], timeout=10).status_code == 406
