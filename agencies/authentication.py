@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from rest_framework import authentication, exceptions
@@ -20,6 +21,9 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         keyword, _, presented = header.partition(" ")
         if keyword != KEYWORD:
             return None  # not ours: another scheme, or none
+        return self._key(presented, request)
+
+    def _key(self, presented: str, request: Request) -> tuple[Any, ApiKey]:
         try:
             key = api_key_authenticate(presented)
         except KeyRefused as refusal:
@@ -34,3 +38,26 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return KEYWORD
+
+
+class ApiKeyBasicAuthentication(ApiKeyAuthentication):
+    """An agency API key as HTTP Basic credentials, for clients that only do Basic (TAXII clients, MISP, OpenCTI):
+    the key's id (``isn_<prefix>`` or ``<prefix>``) as the user name and its secret as the password. The same key,
+    checks, refusal records and throttles as ``Authorization: Api-Key``; used by the TAXII server only."""
+
+    def authenticate(self, request: Request) -> tuple[Any, ApiKey] | None:
+        header = authentication.get_authorization_header(request).decode("latin-1")
+        keyword, _, encoded = header.partition(" ")
+        if keyword.lower() != "basic":
+            return None
+        try:
+            user, _, secret = base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")
+        except (ValueError, UnicodeDecodeError):
+            raise exceptions.AuthenticationFailed(
+                "Send the API key's id as the user name, its secret as the password."
+            ) from None
+        prefix = user.removeprefix("isn_")
+        return self._key(f"isn_{prefix}_{secret}", request)
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Basic realm="ISN"'

@@ -126,6 +126,7 @@ ACTIONS: Mapping[str, ActionKind] = MappingProxyType(
         "messaging.item.decrypt_failed": ActionKind.ERROR,
         "messaging.item.deliveries_view": _R,
         "messaging.item.expire": _W,
+        "messaging.item.export": _E,
         "messaging.item.forward": _W,
         "messaging.item.list": _L,
         "messaging.changes.list": _L,

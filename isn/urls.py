@@ -40,6 +40,8 @@ urlpatterns = [
     path("api/v1/audit/", include("audit.urls")),
     path("api/v1/", include("agencies.urls")),
     path("api/v1/", include("messaging.urls")),
+    # TAXII 2.1 (STIX 2.1 for agencies' threat-intelligence platforms): its own standard, beside the REST API.
+    path("taxii2/", include("messaging.taxii_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # Open to anyone (SPECTACULAR_SETTINGS). The split view serves its start-up script as a file of its own, and our
     # template keeps its styles in a file, so the strict CSP holds on this page too.

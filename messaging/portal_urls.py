@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.urls import path
 
+from messaging.interop import portal as interop_portal
 from messaging.portal import sharing_views, views
 
 urlpatterns = [
@@ -17,6 +18,7 @@ urlpatterns = [
     path("items/<uuid:item_id>/acknowledge/", views.item_acknowledge_view, name="item_acknowledge"),
     path("items/<uuid:item_id>/attachments/", views.item_attach, name="item_attach"),
     path("items/<uuid:item_id>/attachments/<uuid:attachment_id>/", views.item_attachment, name="item_attachment"),
+    path("items/<uuid:item_id>/stix/", interop_portal.item_stix_download, name="item_stix"),
     path("items/<uuid:item_id>/tracking/", views.item_tracking, name="item_tracking"),
     path("items/<uuid:item_id>/narrow/", views.item_narrow, name="item_narrow"),
     path("items/<uuid:item_id>/withdraw/", views.item_withdraw_view, name="item_withdraw"),

@@ -18,6 +18,7 @@ from messaging.models.entities import ENTITIES_MAX, EntityType, ItemEntity, Matc
 from messaging.models.feed import Change, ChangeKind
 from messaging.models.hits import IDENTIFIERS_PER_CHECK_MAX, CheckOrigin, Hit, MatchCheck
 from messaging.models.idempotency import IDEMPOTENCY_KEY_MAX_LENGTH, IdempotencyKey
+from messaging.models.interop import StixId, StixKind
 from messaging.models.items import (
     BODY_MAX_LENGTH,
     BORDER_CROSSING_MAX_LENGTH,
@@ -109,6 +110,8 @@ __all__ = [
     "RfiReply",
     "RfiStatus",
     "SourceReliability",
+    "StixId",
+    "StixKind",
     "Subscription",
     "TaskDeadLetter",
     "TaskQueue",

@@ -227,6 +227,7 @@ RULES: list[Rule] = [
     Rule("portal:item_new", ("GET", "POST"), allow=officer_person, scoped=False),
     Rule("portal:item", ("GET",), allow=item_reader_person, scoped=False),
     Rule("portal:item_attachment", ("GET",), allow=item_reader_person, scoped=False),
+    Rule("portal:item_stix", ("GET",), allow=item_reader_person, scoped=False),
     Rule("portal:item_acknowledge", ("POST",), maybe=item_reader_person, scoped=False),
     Rule("portal:item_attach", ("POST",), allow=originator_person, scoped=False),
     Rule("portal:item_tracking", ("GET",), allow=originator_person, scoped=False),
@@ -297,6 +298,16 @@ RULES: list[Rule] = [
     Rule("notification-read", ("POST",), maybe=member),
     # Everyone's own change feed (an auditor's is empty: it names only what its caller may read).
     Rule("change-list", ("GET",), allow=member),
+    # TAXII 2.1: the server and its collections to any member; objects and manifests to those who read content (an
+    # auditor's are the REST API's 404). The object id filled in names no object: 404 to everyone.
+    Rule("taxii-discovery", ("GET",), allow=member),
+    Rule("taxii-api-root", ("GET",), allow=member),
+    Rule("taxii-collections", ("GET",), allow=member),
+    Rule("taxii-collection", ("GET",), allow=member),
+    Rule("taxii-objects", ("GET",), allow=content),
+    Rule("taxii-manifest", ("GET",), allow=content),
+    Rule("taxii-object", ("GET",)),
+    Rule("taxii-versions", ("GET",)),
     # An agency's webhook: its admins, in person, and its systems by a key with the admin scope. The detail routes
     # name no webhook of the matrix (404).
     Rule("webhook-list", ("GET", "POST"), allow=delivery_admin, admin_scope=True),
@@ -470,6 +481,7 @@ def _values(network: Network, view: str) -> Callable[[str], str]:
             "url": "nowhere/",
             "rfi_id": network.extra.get("rfi_id", network.item_id),
             "consent_id": network.extra.get("consent_id", network.item_id),
+            "collection_id": "c0b5f7a2-3c0e-4a53-9d3e-6a1f0f6f1d01",  # every caller's TAXII inbox
         }.get(name, "1")
 
     return value
