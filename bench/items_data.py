@@ -17,6 +17,7 @@ person turns up in several items across countries, as the hit/no-hit benchmark n
 from __future__ import annotations
 
 import argparse
+import functools
 import multiprocessing
 import os
 import random
@@ -241,6 +242,7 @@ def ensure_network() -> None:
                     )
 
 
+@functools.cache
 def phone_pools(seed: int) -> dict[str, list[str]]:
     """Valid mobile numbers of each member country in their national form: the example number with its last six
     digits varied, kept when ``phonenumbers`` says the number can exist."""

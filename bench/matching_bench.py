@@ -116,12 +116,9 @@ def _post_body(with_entities: bool, rng: random.Random, phones: dict[str, list[s
     return json.dumps(item).encode()
 
 
-def _post_client(port: int, variant: str, seconds: float, seed: int) -> int:
-    rng = random.Random(seed)
-    phones = items_data.phone_pools(items_data.SEED)
+def _post_client(port: int, bodies: list[bytes], seconds: float) -> int:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     headers = {"Authorization": _authorization(POST_AGENCY), "Content-Type": "application/json"}
-    bodies = [_post_body(variant == "entities", rng, phones) for _ in range(64)]
     done = 0
     deadline = time.monotonic() + seconds
     try:
@@ -134,11 +131,12 @@ def _post_client(port: int, variant: str, seconds: float, seed: int) -> int:
 
 
 def _post_round(port: int, variant: str, seconds: float, round_number: int) -> float:
+    phones = items_data.phone_pools(items_data.SEED)
+    rng = random.Random(round_number)
+    bodies = [[_post_body(variant == "entities", rng, phones) for _ in range(64)] for _ in range(POST_CLIENTS)]
     started = time.monotonic()
     with ThreadPoolExecutor(POST_CLIENTS) as pool:
-        total = sum(
-            pool.map(lambda n: _post_client(port, variant, seconds, round_number * 100 + n), range(POST_CLIENTS))
-        )
+        total = sum(pool.map(lambda own: _post_client(port, own, seconds), bodies))
     return total / (time.monotonic() - started)
 
 
