@@ -497,7 +497,8 @@ def seal_chunk(bounds: tuple[int, int]) -> Chunk:
 # --- loading (the parent) -----------------------------------------------------------------------------------------
 
 
-def _copy_statements() -> dict[str, str]:
+def _loaded_columns() -> dict[str, tuple[type, str]]:
+    """Each table the generator loads, by its name in a Chunk: its model and the columns it writes."""
     from messaging.models import (
         Item,
         ItemAgencyGrant,
@@ -509,7 +510,7 @@ def _copy_statements() -> dict[str, str]:
         MatchToken,
     )
 
-    columns = {
+    return {
         "item": (
             Item,
             "id, originator_agency_id, originator_office_id, originator_user_id, originator_country, title_sealed, "
@@ -524,32 +525,17 @@ def _copy_statements() -> dict[str, str]:
         "entity": (ItemEntity, "id, item_id, position, entity_type, fields_sealed"),
         "token": (MatchToken, "item_id, entity_id, kind, token, key_version"),
     }
-    return {name: f"COPY {model._meta.db_table} ({cols}) FROM STDIN" for name, (model, cols) in columns.items()}
+
+
+def _copy_statements() -> dict[str, str]:
+    return {
+        name: f"COPY {model._meta.db_table} ({cols}) FROM STDIN"  # type: ignore[attr-defined]
+        for name, (model, cols) in _loaded_columns().items()
+    }
 
 
 def loaded_tables() -> list[str]:
-    from messaging.models import (
-        Item,
-        ItemAgencyGrant,
-        ItemCountryGrant,
-        ItemEntity,
-        ItemKey,
-        ItemRead,
-        ItemUserObjectPermission,
-        MatchToken,
-    )
-
-    models = (
-        Item,
-        ItemKey,
-        ItemCountryGrant,
-        ItemAgencyGrant,
-        ItemUserObjectPermission,
-        ItemRead,
-        ItemEntity,
-        MatchToken,
-    )
-    return [model._meta.db_table for model in models]
+    return [model._meta.db_table for model, _cols in _loaded_columns().values()]  # type: ignore[attr-defined]
 
 
 def generate(count: int, *, workers: int | None = None, seed: int = SEED, progress: bool = True) -> Generated:

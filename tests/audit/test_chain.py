@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
+from collections.abc import Iterator
 
 import pytest
 from django.db import connection, transaction
@@ -106,11 +108,10 @@ def test_an_id_that_never_committed_becomes_an_explicit_gap_event(vn_officer, se
     assert (report.checked, report.pending) == (AuditEvent.objects.count(), 0)
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_an_id_still_in_flight_is_never_declared_a_gap(vn_officer, settings):
-    settings.ISN_AUDIT_GAP_GRACE_SECONDS = 0
-    write_events(1, vn_officer)
-    seal_pending()
+@contextlib.contextmanager
+def act_in_flight() -> Iterator[list[int]]:
+    """An act in another thread that has recorded one event (its id in the list) and not yet committed; it commits
+    when the block ends."""
     recorded = threading.Event()
     release = threading.Event()
     in_flight: list[int] = []
@@ -128,14 +129,23 @@ def test_an_id_still_in_flight_is_never_declared_a_gap(vn_officer, settings):
     worker.start()
     try:
         assert recorded.wait(10)
+        yield in_flight
+    finally:
+        release.set()
+        worker.join(30)
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_an_id_still_in_flight_is_never_declared_a_gap(vn_officer, settings):
+    settings.ISN_AUDIT_GAP_GRACE_SECONDS = 0
+    write_events(1, vn_officer)
+    seal_pending()
+    with act_in_flight() as in_flight:
         later = write_events(1, vn_officer)
 
         stalled = seal_pending()  # its gap insert waits for the open act, then gives up (lock_timeout)
 
         assert (stalled.stalled_at, stalled.gaps_filled) == (in_flight[0], 0)
-    finally:
-        release.set()
-        worker.join(30)
     result = seal_pending()
     assert (result.sealed, result.gaps_filled, result.head_id) == (2, 0, later[0])
     assert AuditEvent.objects.get(pk=in_flight[0]).action == "messaging.item.list"
@@ -147,23 +157,7 @@ def test_an_empty_chain_does_not_start_above_an_id_still_in_flight(vn_officer, s
     """With nothing sealed yet, the first committed event is not the chain's start while a lower id may commit."""
     settings.ISN_AUDIT_GAP_GRACE_SECONDS = 60
     assert not AuditEvent.objects.exclude(hash="").exists()
-    recorded = threading.Event()
-    release = threading.Event()
-    in_flight: list[int] = []
-
-    def slow_act() -> None:
-        try:
-            with transaction.atomic():
-                in_flight.append(record(action="messaging.item.list", actor=None).pk)
-                recorded.set()
-                release.wait(30)
-        finally:
-            connection.close()
-
-    worker = threading.Thread(target=slow_act)
-    worker.start()
-    try:
-        assert recorded.wait(10)
+    with act_in_flight() as in_flight:
         later = write_events(1, vn_officer)
         assert later[0] > in_flight[0]
 
@@ -171,9 +165,6 @@ def test_an_empty_chain_does_not_start_above_an_id_still_in_flight(vn_officer, s
 
         assert (stalled.sealed, stalled.stalled_at) == (0, later[0])
         assert AuditEvent.objects.get(pk=later[0]).hash == ""
-    finally:
-        release.set()
-        worker.join(30)
     result = seal_pending()
     assert (result.sealed, result.head_id) == (2, later[0])
     assert verify_chain().ok
