@@ -143,13 +143,13 @@ _POST_ROWS_SQL = """
         -- The change feed's writers' lock, taken before the changes' ids are (messaging.delivery.feed.feed_lock).
         SELECT pg_advisory_xact_lock(%(feed_lock)s)
     ), told_agencies AS (
-        INSERT INTO messaging_change (at, kind, agency_id, item_id, hit_reference)
-        SELECT %(now)s, 'item.visible', agency.id, %(item)s, '' FROM feed_lock, agencies_agency agency
+        INSERT INTO messaging_change (at, kind, agency_id, item_id)
+        SELECT %(now)s, 'item.visible', agency.id, %(item)s FROM feed_lock, agencies_agency agency
         WHERE agency.id = %(originator)s OR agency.country_id = ANY(%(open_countries)s::text[])
             OR agency.id = ANY(%(restricted)s::integer[])
     ), told_people AS (
-        INSERT INTO messaging_change (at, kind, user_id, item_id, hit_reference)
-        SELECT %(now)s, 'item.visible', person, %(item)s, '' FROM feed_lock, unnest(%(named)s::integer[]) AS person
+        INSERT INTO messaging_change (at, kind, user_id, item_id)
+        SELECT %(now)s, 'item.visible', person, %(item)s FROM feed_lock, unnest(%(named)s::integer[]) AS person
     ), claimed AS (
         -- The API's Idempotency-Key with this post's outcome, when one was handed down (messaging.core.idempotency);
         -- nothing when the key is held already: the caller then rolls the whole post back.
