@@ -154,6 +154,10 @@ ACTIONS: Mapping[str, ActionKind] = MappingProxyType(
         "messaging.rfi.read": _R,
         "messaging.rfi.remind": _W,
         "messaging.rfi.reply": _W,
+        # messaging: hit/no-hit discovery (a check is a search; a hit tells its asker that an item exists)
+        "messaging.match.check": _L,
+        "messaging.match.hit": _R,
+        "messaging.hit.list": _L,
         # messaging: delivery, notifications, subscriptions, webhooks
         "messaging.notification.dead_letter": ActionKind.ERROR,
         "messaging.notification.email": _W,

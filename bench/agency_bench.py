@@ -288,6 +288,7 @@ def _post_body() -> bytes:
             "handling_code": "amber",
             "review_date": (timezone.now().date() + timedelta(days=60)).isoformat(),
             "countries": ["VN", "KH"],
+            "discoverable": False,
         }
     ).encode()
 

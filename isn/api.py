@@ -134,7 +134,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if reason is not None:
         _record_denial(reason, context, exc.probed if isinstance(exc, DomainNotFound) else None)
     if isinstance(exc, ApplicationError):
-        response = Response(problem(exc.status, code=exc.code, detail=exc.message, errors=exc.extra), status=exc.status)
+        response = Response(
+            problem(exc.status, code=exc.code, detail=exc.message, errors=exc.extra),
+            status=exc.status,
+            headers=exc.headers or None,
+        )
     elif isinstance(exc, RequestDataTooBig):
         response = Response(problem(413, code="too_large", detail="The request body is too large."), status=413)
     else:

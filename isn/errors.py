@@ -10,6 +10,8 @@ class ApplicationError(Exception):
 
     code = "invalid"
     status = 400
+    # HTTP headers the API's answer carries besides the problem body (a 429's Retry-After).
+    headers: dict[str, str] = {}
 
     def __init__(self, message: str, *, extra: dict[str, object] | None = None) -> None:
         super().__init__(message)

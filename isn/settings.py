@@ -361,6 +361,7 @@ SPECTACULAR_SETTINGS = {
         "messaging.api.webhook_calls.ITEM_WEBHOOK",
         "messaging.api.webhook_calls.CONSENT_WEBHOOK",
         "messaging.api.webhook_calls.RFI_WEBHOOK",
+        "messaging.api.webhook_calls.HIT_WEBHOOK",
     ],
 }
 
@@ -551,6 +552,14 @@ CELERY_BEAT_SCHEDULE |= {
 ISN_FEED_CURSOR_DAYS = env_int("ISN_FEED_CURSOR_DAYS", 30, minimum=1)
 ISN_FEED_RETENTION_DAYS = env_int("ISN_FEED_RETENTION_DAYS", ISN_FEED_CURSOR_DAYS + 5, minimum=ISN_FEED_CURSOR_DAYS + 1)
 # --- end of messaging --------------------------------------------------------------------------------------------
+
+# --- hit/no-hit discovery (issue 15; owned by the messaging app) --------------------------------------------------
+# Identifiers checked per UTC day, counted in the database (messaging/matching/discovery.py): per person, per API key
+# and per agency. A post's own check of its entities counts too. Over any of them a check answers 429.
+ISN_MATCH_DAILY_PER_PERSON = env_int("ISN_MATCH_DAILY_PER_PERSON", 500, minimum=1)
+ISN_MATCH_DAILY_PER_KEY = env_int("ISN_MATCH_DAILY_PER_KEY", 2000, minimum=1)
+ISN_MATCH_DAILY_PER_AGENCY = env_int("ISN_MATCH_DAILY_PER_AGENCY", 5000, minimum=1)
+# --- end of hit/no-hit discovery ----------------------------------------------------------------------------------
 
 # --- routing and notifications (issue 5; owned by the messaging app) ----------------------------------------------
 # Links in e-mails and webhooks point here; nothing else of an item leaves ISN in a notification.

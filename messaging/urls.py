@@ -9,6 +9,7 @@ from messaging.api.consents import ConsentViewSet
 from messaging.api.delivery import NotificationViewSet, SubscriptionViewSet, WebhookViewSet
 from messaging.api.feed import ChangeFeedView
 from messaging.api.items import ItemViewSet
+from messaging.api.matches import HitViewSet, MatchViewSet
 from messaging.api.rfis import RfiViewSet
 
 router = DefaultRouter(trailing_slash=True)
@@ -19,5 +20,7 @@ router.register("webhooks", WebhookViewSet, basename="webhook")
 router.register("subscriptions", SubscriptionViewSet, basename="subscription")
 router.register("rfis", RfiViewSet, basename="rfi")
 router.register("consents", ConsentViewSet, basename="consent")
+router.register("matches", MatchViewSet, basename="match")
+router.register("hits", HitViewSet, basename="hit")
 
 urlpatterns = [*router.urls, path("changes/", ChangeFeedView.as_view(), name="change-list")]

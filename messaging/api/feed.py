@@ -22,6 +22,9 @@ class ChangeSerializer(serializers.Serializer):
     item = serializers.UUIDField(source="item_id", allow_null=True, help_text="The item it is about, if any.")
     consent = serializers.UUIDField(source="consent_id", allow_null=True, help_text="The consent request, if any.")
     rfi = serializers.UUIDField(source="rfi_id", allow_null=True, help_text="The request for information, if any.")
+    hit_reference = serializers.CharField(
+        help_text="For hit.on_item and hit.received: the hit's reference (GET /api/v1/hits/); empty otherwise."
+    )
 
 
 class ChangePageSerializer(serializers.Serializer):
@@ -54,7 +57,9 @@ class ChangeFeedView(generics.GenericAPIView):
         description=(
             "An ordered stream of what changed for the caller (the person, or the API key's own account): an item "
             "became visible (posted, routed, forwarded, consented, named), changed (a correction), was acknowledged "
-            "(to its originator), was narrowed away, withdrawn or expired; consent and RFI events for both sides. "
+            "(to its originator), was narrowed away, withdrawn or expired; consent and RFI events for both sides; a "
+            "check of identifiers hit an item of your agency (hit.on_item, naming your item) or your own check got "
+            "a hit (hit.received, the reference only). "
             "Ids, kinds and times only: fetch what a change names (a 404 means it is no longer yours to read).\n\n"
             "At least once and in order. Start without a cursor (every change kept, oldest first) or with "
             "`start=latest` (an empty page and a cursor at now: list your items first, then follow the feed). "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from django.conf import settings
@@ -46,10 +47,12 @@ from messaging.api.common import (
     idempotent,
     validated,
 )
+from messaging.api.matches import IdentifierResultSerializer
 from messaging.items.acknowledgement import item_acknowledge, item_deliveries_view
 from messaging.items.attachments import ALLOWED_TYPES, TEXT_TYPE, attachment_add, attachment_download
 from messaging.items.changes import item_change, item_withdraw
 from messaging.items.lifecycle import item_access_view, item_count, item_create, item_list, item_read
+from messaging.matching.discovery import POST_CHECK_SKIPPED, REPLAYED, PostCheck
 from messaging.matching.entities import ALIASES_MAX, ENTITY_FIELDS, ENTITY_TEXT_MAX_LENGTH
 from messaging.models import (
     ACKNOWLEDGEMENT_TEXT_MAX_LENGTH,
@@ -171,6 +174,14 @@ class ItemCreateSerializer(RefuseUnknownFields, serializers.Serializer):
         help_text="Usernames of people (in released countries) who see it even outside the named agencies.",
     )
     entities = _entities_field(required=False, default=list)
+    discoverable = serializers.BooleanField(
+        help_text=(
+            "Required, never defaulted: whether officers who may not read the item may learn, when they check an "
+            "identifier it carries, that your agency holds something on it (hit/no-hit: your agency and country and "
+            "a reference only; you are told of every hit). Never true for TLP:RED. A discoverable item's entities "
+            "are checked as it is posted (counted against your daily quota) and the hits returned."
+        )
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -199,6 +210,7 @@ class ItemChangeSerializer(RefuseUnknownFields, serializers.Serializer):
     title = serializers.CharField(max_length=TITLE_MAX_LENGTH, required=False)
     body = serializers.CharField(max_length=BODY_MAX_LENGTH, trim_whitespace=False, required=False)
     entities = _entities_field(required=False)
+    discoverable = serializers.BooleanField(required=False, help_text="Never true for TLP:RED.")
 
 
 # --- serializers: output -------------------------------------------------------------------------------------------
@@ -259,6 +271,29 @@ class ItemDetailSerializer(_ItemMetadataSerializer):
     entities = serializers.ListField(child=EntityField(), help_text="The entities the item names.")
     release = ReleaseSerializer(
         allow_null=True, help_text="Who the item is released to: shown to the originating agency only."
+    )
+    discoverable = serializers.BooleanField(
+        source="item.discoverable", help_text="Whether checks by those who may not read it can get a hit on it."
+    )
+
+
+class ItemCreatedSerializer(ItemDetailSerializer):
+    """The item as posted, and its own check of its entities (``hits``, as a check of identifiers answers)."""
+
+    hits_checked = serializers.BooleanField(
+        source="post_check.checked", help_text="Whether the item's entities were checked as it was posted."
+    )
+    hits_not_checked = serializers.ChoiceField(
+        source="post_check.reason",
+        choices=POST_CHECK_SKIPPED,
+        allow_blank=True,
+        help_text="Why not, when not: " + "; ".join(f"{code}: {text}" for code, text in POST_CHECK_SKIPPED),
+    )
+    hits = IdentifierResultSerializer(
+        source="post_check.results",
+        many=True,
+        help_text="Per entity that can match (position: the entity's position in the item): related items you can "
+        "read, and hits on discoverable items you cannot.",
     )
 
 
@@ -361,7 +396,8 @@ def _client_chosen_id(request: Request) -> str | None:
 
 
 def _item_replay(request: Request, kwargs: dict[str, Any], item_id: str) -> Any:
-    return ItemDetailSerializer(item_read(actor=request.user, item_id=item_id)).data
+    content = item_read(actor=request.user, item_id=item_id)
+    return ItemCreatedSerializer(replace(content, post_check=PostCheck(checked=False, reason=REPLAYED))).data
 
 
 def _item_change_replay(request: Request, kwargs: dict[str, Any], item_id: str) -> Any:
@@ -403,7 +439,13 @@ def _forward_replay(request: Request, kwargs: dict[str, Any], forward_id: str) -
     create=extend_schema(
         summary="Post an item",
         request=ItemCreateSerializer,
-        responses={201: ItemDetailSerializer, 400: ERROR, 403: ERROR},
+        description=(
+            "`discoverable` is required (true or false, never true for TLP:RED). A discoverable item's entities are "
+            "checked as it is posted, like `POST /api/v1/matches/`, counted against your daily quota: the answer "
+            "carries `hits`. Over the quota the item is still posted, unchecked (`hits_checked` false, "
+            "`hits_not_checked` quota_exceeded)."
+        ),
+        responses={201: ItemCreatedSerializer, 400: ERROR, 403: ERROR},
     ),
     retrieve=extend_schema(
         summary="Open an item (recorded)",
@@ -456,7 +498,7 @@ class ItemViewSet(viewsets.GenericViewSet):
             raise PermissionDenied("Only officers of a member agency may post items.")
         data = validated(ItemCreateSerializer, request.data)
         content = item_create(actor=request.user, item_id=data.pop("id", None), **data)
-        return Response(ItemDetailSerializer(content).data, status=status.HTTP_201_CREATED)
+        return Response(ItemCreatedSerializer(content).data, status=status.HTTP_201_CREATED)
 
     def retrieve(self, request: Request, pk: str) -> Response:
         content = item_read(actor=request.user, item_id=pk)

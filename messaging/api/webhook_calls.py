@@ -9,6 +9,7 @@ from rest_framework import serializers
 
 from messaging.delivery.feed import WEBHOOK_KINDS
 from messaging.delivery.flash import WEBHOOK_ESCALATED, WEBHOOK_ESCALATED_NATIONAL
+from messaging.delivery.hits import WEBHOOK_HIT_ON_ITEM
 from messaging.delivery.routing import WEBHOOK_REVOKED, WEBHOOK_ROUTED
 from messaging.sharing.forwards import WEBHOOK_FORWARDED
 
@@ -52,6 +53,15 @@ class ConsentCallSerializer(_CallSerializer):
     consent = serializers.UUIDField(help_text="The consent request: GET /api/v1/consents/{id}/.")
 
 
+class HitCallSerializer(_CallSerializer):
+    event = serializers.ChoiceField(choices=[WEBHOOK_HIT_ON_ITEM])
+    item = ItemFactsSerializer(help_text="Your agency's item that a check hit.")
+    hit_reference = serializers.CharField(
+        help_text="The hit's reference: GET /api/v1/hits/?direction=on_our_items says who asked; a request for "
+        "information from the asker may quote it."
+    )
+
+
 class RfiCallSerializer(_CallSerializer):
     event = serializers.ChoiceField(choices=RFI_EVENTS)
     item = ItemFactsSerializer(allow_null=True, help_text="The item the request is about, if any.")
@@ -73,3 +83,4 @@ def _webhook(name: str, serializer: type[serializers.Serializer], summary: str) 
 ITEM_WEBHOOK = _webhook("item", ItemCallSerializer, "An item reached, changed for, or left your agency")
 CONSENT_WEBHOOK = _webhook("consent", ConsentCallSerializer, "A consent request your agency asked or must decide")
 RFI_WEBHOOK = _webhook("rfi", RfiCallSerializer, "A request for information your agency asked or was asked")
+HIT_WEBHOOK = _webhook("hit", HitCallSerializer, "A check of identifiers by another agency hit an item of your agency")

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from agencies.models import Agency, Country, Membership, Role
 from isn.errors import InvalidInput
+from messaging.models import HandlingCode
 
 
 class Problems:
@@ -122,3 +123,14 @@ def text_checked(field_name: str, value: str, *, limit: int, summary: str) -> st
 def pk_of(value: Any) -> Any:
     """An id given as a model instance or as the id itself."""
     return getattr(value, "pk", value)
+
+
+def check_discoverable(problems: Problems, discoverable: object, handling_code: str) -> None:
+    """An explicit yes or no; never yes for TLP:RED (a hit would tell another agency that the item exists)."""
+    if not isinstance(discoverable, bool):
+        problems.add("discoverable", "Say whether the item is discoverable: true or false.")
+    elif discoverable and handling_code == HandlingCode.RED:
+        problems.add(
+            "discoverable",
+            "A TLP:RED item is never discoverable: a hit would tell other agencies that it exists.",
+        )

@@ -231,6 +231,7 @@ class ChangeEntry:
     item_id: Any
     consent_id: Any
     rfi_id: Any
+    hit_reference: str = ""
 
 
 @dataclass(frozen=True)
@@ -243,12 +244,12 @@ class ChangePage:
 # Both audiences of the caller (their agency, or their own office of it; themselves), each an index range scan from
 # the cursor, merged.
 _PAGE_SQL = """
-    SELECT id, kind, at, item_id, consent_id, rfi_id FROM (
-        (SELECT id, kind, at, item_id, consent_id, rfi_id FROM messaging_change
+    SELECT id, kind, at, item_id, consent_id, rfi_id, hit_reference FROM (
+        (SELECT id, kind, at, item_id, consent_id, rfi_id, hit_reference FROM messaging_change
          WHERE agency_id = %(agency)s AND (office_id IS NULL OR office_id = %(office)s) AND id > %(after)s
          ORDER BY id LIMIT %(limit)s)
         UNION ALL
-        (SELECT id, kind, at, item_id, consent_id, rfi_id FROM messaging_change
+        (SELECT id, kind, at, item_id, consent_id, rfi_id, hit_reference FROM messaging_change
          WHERE user_id = %(user)s AND id > %(after)s ORDER BY id LIMIT %(limit)s)
     ) AS mine
     ORDER BY id LIMIT %(limit)s
@@ -273,8 +274,10 @@ def changes_page(*, actor: AbstractBaseUser, cursor: str | None, limit: int, lat
     more = len(rows) > limit
     rows = rows[:limit]
     entries = [
-        ChangeEntry(kind=kind, at=at, item_id=item_id, consent_id=consent_id, rfi_id=rfi_id)
-        for _id, kind, at, item_id, consent_id, rfi_id in rows
+        ChangeEntry(
+            kind=kind, at=at, item_id=item_id, consent_id=consent_id, rfi_id=rfi_id, hit_reference=hit_reference
+        )
+        for _id, kind, at, item_id, consent_id, rfi_id, hit_reference in rows
     ]
     if entries:
         record(

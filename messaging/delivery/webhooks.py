@@ -71,6 +71,8 @@ DELIVERY_HEADER = "X-ISN-Delivery"
 EVENT_HEADER = "X-ISN-Event"
 # Ids an event may carry beside its item's facts, sent as ``consent`` and ``rfi``.
 ABOUT_IDS = ("consent_id", "rfi_id")
+# What else an event may name, sent under its own name: a hit's reference (``hit.on_item``).
+ABOUT_NAMES = ("hit_reference",)
 
 
 def _new_secret(agency_id: int) -> tuple[str, bytes]:
@@ -541,6 +543,7 @@ def webhook_send(*, outbox_id: int) -> WebhookOutcome:
             "item": None if item is None else asdict(facts_for(item, leaves_network=True)),
             # What else the event is about, by id: a consent request, a request for information.
             **{name[: -len("_id")]: message.payload[name] for name in ABOUT_IDS if message.payload.get(name)},
+            **{name: message.payload[name] for name in ABOUT_NAMES if message.payload.get(name)},
         },
         separators=(",", ":"),
         sort_keys=True,

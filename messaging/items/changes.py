@@ -17,7 +17,14 @@ from isn.errors import Conflict, InvalidInput
 from messaging.core.outbox import outbox_add
 from messaging.core.release import release_of
 from messaging.core.sealing import fails_closed
-from messaging.core.validation import Problems, check_agencies, check_countries, check_review_date, check_text
+from messaging.core.validation import (
+    Problems,
+    check_agencies,
+    check_countries,
+    check_discoverable,
+    check_review_date,
+    check_text,
+)
 from messaging.delivery.feed import audience_of, feed_follow
 from messaging.items.rekey import countries_shred, item_reseal
 from messaging.matching.entities import CheckedEntity, entities_check, tokens_drop
@@ -169,6 +176,7 @@ def _correct(
     body: str | None,
     entities: list[CheckedEntity] | None,
     rekey: bool,
+    discoverable: bool | None = None,
 ) -> bool:
     """Move the review date and correct the text or the entities (a new content version, re-keyed when countries
     were cut); returns whether anything changed."""
@@ -180,12 +188,17 @@ def _correct(
         changed.append("text")
     if entities is not None:
         changed.append("entities")
+    if discoverable is not None and discoverable != item.discoverable:
+        changed.append("discoverable")
+        item.discoverable = discoverable
     if title is not None or body is not None or entities is not None:
         # A correction that fails to open the current text fails closed (the decorator records it).
         item_reseal(item, title=title, body=body, entities=entities, new_version=True, rekey=rekey)
     if not changed:
         return False
-    item.save(update_fields=["review_date", "title_sealed", "body_sealed", "content_version", "updated_at"])
+    item.save(
+        update_fields=["review_date", "title_sealed", "body_sealed", "content_version", "discoverable", "updated_at"]
+    )
     record(
         action="messaging.item.change",
         actor=actor,
@@ -195,6 +208,7 @@ def _correct(
             "changed": changed,
             "content_version": item.content_version,
             "review_date": item.review_date.isoformat(),
+            **({"discoverable": item.discoverable} if "discoverable" in changed else {}),
         },
     )
     return True
@@ -213,9 +227,11 @@ def item_change(
     title: str | None = None,
     body: str | None = None,
     entities: Sequence[dict] | None = None,
+    discoverable: bool | None = None,
 ) -> Item:
     """The originator narrows the release, moves the review date, or corrects the text or the entities (a new
-    content version; ``entities``, when given, is the complete new list).
+    content version; ``entities``, when given, is the complete new list), or says whether the item is
+    ``discoverable`` (never a TLP:RED one).
 
     ``countries``, ``agencies`` and ``named_users``, when given, are the complete new lists; each may only narrow
     what the item had. Widening needs the originator-consent flow, not a change. One exception: a country restricted
@@ -224,9 +240,11 @@ def item_change(
     item = item_get_as_originator(actor, item_id=item_id, for_update=True)
     if item.status != ItemStatus.ACTIVE:
         raise Conflict(f"This item is {item.status}; it can no longer be changed.")
-    if all(value is None for value in (countries, agencies, named_users, review_date, title, body, entities)):
+    wanted_values = (countries, agencies, named_users, review_date, title, body, entities, discoverable)
+    if all(value is None for value in wanted_values):
         raise InvalidInput(
-            "Nothing to change: give countries, agencies, named_users, review_date, title, body or entities."
+            "Nothing to change: give countries, agencies, named_users, review_date, title, body, entities or "
+            "discoverable."
         )
     problems = Problems()
     current = Grants.of(item)
@@ -244,6 +262,8 @@ def item_change(
     if body is not None:
         body = check_text(problems, "body", body, limit=BODY_MAX_LENGTH, multiline=True)
     checked_entities = None if entities is None else entities_check(problems, entities)
+    if discoverable is not None:
+        check_discoverable(problems, discoverable, item.handling_code)
     problems.raise_if_any("The item was not changed.")
 
     text_changed = title is not None or body is not None or entities is not None
@@ -258,6 +278,7 @@ def item_change(
         body=body,
         entities=checked_entities,
         rekey=bool(cut_countries),
+        discoverable=discoverable,
     )
     feed_follow(item, before, kept=ChangeKind.ITEM_CHANGED if corrected else None)
     return item

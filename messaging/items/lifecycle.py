@@ -52,6 +52,7 @@ from messaging.core.validation import (
     check_agencies,
     check_choice,
     check_countries,
+    check_discoverable,
     check_named_users,
     check_review_date,
     check_text,
@@ -59,6 +60,7 @@ from messaging.core.validation import (
 from messaging.delivery.deliveries import deliveries_mark_read
 from messaging.delivery.feed import FEED_LOCK_KEY, NOBODY, feed_follow
 from messaging.items.attachments import AttachmentSummary, attachment_summaries
+from messaging.matching.discovery import NOT_DISCOVERABLE, PostCheck, item_entities_check
 from messaging.matching.entities import entities_check, entities_open, entities_store
 from messaging.models import (
     BODY_MAX_LENGTH,
@@ -114,6 +116,8 @@ class ItemContent:
     release: dict[str, list[Any]] | None = None
     is_read: bool = True
     entities: list[dict[str, Any]] = field(default_factory=list)
+    # Only when just posted: the post's own check of its entities (``matching.discovery.item_entities_check``).
+    post_check: PostCheck | None = None
 
 
 @dataclass(frozen=True)
@@ -185,12 +189,18 @@ def item_create(
     named_users: Sequence[str] = (),
     item_id: uuid.UUID | None = None,
     entities: Sequence[dict[str, Any]] = (),
+    discoverable: bool = False,
 ) -> ItemContent:
     """Post an item released to ``countries`` (which must include the poster's own), optionally narrowed to
     ``agencies`` within a country, and to ``named_users`` (usernames) on a need-to-know basis.
 
     ``entities`` (each ``{"type": ..., its fields}``, see ``messaging.matching.entities``) are sealed with the item
     and their matchable values stored as blind match tokens only.
+
+    ``discoverable``: whether officers who may not read the item may learn that it holds an identifier they check
+    (never for TLP:RED). The API and the portal pass the originator's explicit choice; the default here is only for
+    callers that post nothing discoverable. A discoverable item's entities are checked as it is posted, counted
+    against the poster's quota, and its hits returned (``post_check``); over the quota it is posted unchecked.
 
     ``item_id`` is an id the poster's system chose; one already taken is a Conflict that says nothing about the item
     holding it. Long for the fields an item has; each check and write is one line or one helper.
@@ -219,6 +229,7 @@ def item_create(
     restricted_to = check_agencies(problems, agencies, released)
     named = check_named_users(problems, named_users, released)
     checked_entities = entities_check(problems, entities) if entities else []
+    check_discoverable(problems, discoverable, handling_code)
     problems.raise_if_any("The item was not stored.")
 
     chosen = item_id is not None
@@ -238,6 +249,7 @@ def item_create(
                 content_version=1,
                 border_crossing=border_crossing,
                 review_date=review_date,
+                discoverable=discoverable,
                 **metadata,
             )
     except IntegrityError:
@@ -251,6 +263,7 @@ def item_create(
         "category": category,
         "priority": priority,
         "handling_code": handling_code,
+        "discoverable": discoverable,
     }
     if checked_entities:
         details["entity_types"] = [entity.entity_type for entity in checked_entities]
@@ -263,12 +276,18 @@ def item_create(
     )
     # Routing happens after commit, from the outbox: the post never waits for it, and a broker outage loses none.
     outbox_add(kind=OutboxKind.ITEM_ROUTE, item=item, payload={"item_id": str(item_id), "priority": priority})
+    post_check = (
+        item_entities_check(actor=actor, item=item, entities=checked_entities)
+        if discoverable
+        else PostCheck(checked=False, reason=NOT_DISCOVERABLE)
+    )
     return ItemContent(
         item=item,
         title=title,
         body=body,
         release=_release_as_posted(released, restricted_to, named),
         entities=[{"type": entity.entity_type, **entity.fields} for entity in checked_entities],
+        post_check=post_check,
     )
 
 

@@ -101,6 +101,7 @@ def _post_items(base: str, agency: str, until: float, tally: Tally) -> None:
                 "review_date": review,
                 "countries": sorted({country, "VN", "KH"}),
                 "agencies": [own],
+                "discoverable": False,
             }
             created = tally.count("post item", client.post("/api/v1/items/", json=body))
             if created.status_code != 201:

@@ -60,6 +60,7 @@ def item_fields(**overrides: Any) -> dict[str, Any]:
         "border_crossing": "Moc Bai - Bavet",
         "review_date": timezone.now().date() + timedelta(days=90),
         "countries": ["VN", "KH"],
+        "discoverable": False,
     }
     fields.update(overrides)
     return fields
