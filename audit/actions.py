@@ -165,8 +165,6 @@ ACTIONS: Mapping[str, ActionKind] = MappingProxyType(
         "messaging.notification.read": _W,  # marking a notification read changes it; it opens no item
         "messaging.notification.webhook": _W,
         # messaging: hits of identifier checks (issue 15)
-        "messaging.match.check": _L,  # an identifier check: counts and tokens, never the values
-        "messaging.match.hit": _R,  # one hit of a check, filed under the holder's country
         "messaging.hit.purge": _W,  # hits and checks past ISN_HIT_RETENTION_DAYS deleted: counts only
         "messaging.item.hits_view": _R,  # the originator's view of the hits on an item (its tracking page)
         "messaging.subscription.change": _W,
