@@ -37,6 +37,7 @@ from messaging.items.attachments import attachment_add, attachment_download
 from messaging.items.changes import item_change, item_withdraw
 from messaging.items.hits import item_hits_view
 from messaging.items.lifecycle import item_access_view, item_create, item_list, item_read
+from messaging.matching.discovery import related_items
 from messaging.models import Item, ItemStatus, Notification, NotificationKind, Priority
 from messaging.portal.forms import (
     AcknowledgeForm,
@@ -150,6 +151,8 @@ def item_detail(request: HttpRequest, item_id: Any) -> HttpResponse:
         "attachment_form": AttachmentForm() if originator else None,
         **_acknowledgement_state(membership, item),
         "sharing": item_sharing(request.user, item),
+        # "Also in 2 items you can read": other items sharing an identifier with this one.
+        "related": related_items(request.user, item) if getattr(item, "has_entities", True) else [],
     }
     return render(request, "messaging/item.html", context)
 
