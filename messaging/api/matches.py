@@ -88,7 +88,7 @@ class HitSerializer(serializers.Serializer):
     asker_country = serializers.CharField()
     asker = serializers.SerializerMethodField(help_text="The name of the person (or agency system) who checked.")
 
-    @extend_schema_field(OpenApiTypes.UUID)
+    @extend_schema_field(serializers.UUIDField(allow_null=True))
     def get_item(self, hit: Hit) -> str | None:
         return str(hit.item_id) if self.context.get("direction") == ON_OUR_ITEMS else None
 

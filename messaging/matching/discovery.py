@@ -190,12 +190,25 @@ def _day_start(now: datetime) -> datetime:
     return datetime.combine(now.astimezone(UTC).date(), time.min, tzinfo=UTC)
 
 
+def _quota_lock(agency_id: int) -> None:
+    if connection.vendor == "postgresql":  # SQLite (development) serialises writers anyway
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [QUOTA_LOCK_CLASS, agency_id])
+
+
+def quota_hold(actor: AbstractBaseUser) -> None:
+    """Take the actor's agency's quota lock now, for the rest of the transaction. A check takes it before the change
+    feed's writers' lock; a post that will check its entities takes it here, before its own writes take the feed's,
+    so that the two locks are always taken in the same order (else a post and a check could wait for each other)."""
+    reader = reader_of(actor)
+    if reader is not None:
+        _quota_lock(reader.agency_id)
+
+
 def _quota_take(reader: Reader, api_key_id: int | None, requested: int, now: datetime) -> None:
     """Refuse a check that would go over a quota; the agency's lock is held to the transaction's end, so the check
     written after this is counted by the next one."""
-    if connection.vendor == "postgresql":  # SQLite (development) serialises writers anyway
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [QUOTA_LOCK_CLASS, reader.agency_id])
+    _quota_lock(reader.agency_id)
     start = _day_start(now)
     mine = Q(user_id=reader.pk) | Q(agency_id=reader.agency_id)
     if api_key_id is not None:

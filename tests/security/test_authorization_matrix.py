@@ -316,6 +316,10 @@ RULES: list[Rule] = [
     Rule("rfi-detail", ("GET",), allow=rfi_party),
     Rule("rfi-replies", ("POST",), allow=rfi_party),
     Rule("rfi-close", ("POST",), allow=rfi_asker),
+    # Hit/no-hit discovery: content members check identifiers (a check writes: a key needs the write scope) and list
+    # their agency's hits, both ways.
+    Rule("match-list", ("POST",), allow=content),
+    Rule("hit-list", ("GET",), allow=content),
     # The portal's sharing pages (messaging.portal.sharing_views): officers in person. The matrix's item is forwarded
     # and shared by its readers; its consent request (Cambodia asks to share with Thailand) and its RFI are seen
     # by their two agencies only (everyone else 404); a supervisor of the originating agency decides,
@@ -533,6 +537,7 @@ def _body(endpoint: Endpoint, method: str, persona: Persona) -> dict:
                     "handling_code": "amber",
                     "review_date": (timezone.now().date() + timedelta(days=30)).isoformat(),
                     "countries": [persona.country or "VN"],
+                    "discoverable": False,
                 }
             ),
             "content_type": "application/json",
@@ -554,6 +559,9 @@ def _body(endpoint: Endpoint, method: str, persona: Persona) -> dict:
         return {"data": json.dumps({"daily_reads": 2000}), "content_type": "application/json"}
     if view == "sync-declaration-refuse":
         return {"data": json.dumps({"reason": "Matrix refusal."}), "content_type": "application/json"}
+    if view == "match-list":
+        identifiers = [{"type": "vehicle", "plate": "51C-123.45", "country": "VN"}]
+        return {"data": json.dumps({"identifiers": identifiers}), "content_type": "application/json"}
     if view == "rfi-replies":
         return {"data": json.dumps({"body": "Matrix reply."}), "content_type": "application/json"}
     if view == "webhook-list":

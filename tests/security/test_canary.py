@@ -175,6 +175,7 @@ def test_no_canary_in_plaintext_anywhere_after_the_whole_flow(people, routing, c
             "review_date": review,
             "countries": ["VN", "KH"],
             "entities": [{"type": "person", "name": CANARIES["entity"], "birth_date": "1980-03-12"}],
+            "discoverable": True,
         },
         format="json",
         HTTP_IDEMPOTENCY_KEY="canary-post",  # the key store is in the dump searched below
@@ -200,6 +201,13 @@ def test_no_canary_in_plaintext_anywhere_after_the_whole_flow(people, routing, c
     kh_email = people["kh.officer"].isn_user.email
     wait_for(lambda: routing.smtp.to(kh_email) and routing.hooks.received(), timeout=60, what=routing.worker.output())
     assert Delivery.objects.filter(item_id=item, agency__country_id="KH").exists()
+
+    # Thailand, which may not read it, checks the person: a hit, naming Viet Nam's agency and nothing of the item.
+    identifiers = [{"type": "person", "name": CANARIES["entity"].lower(), "birth_date": "12/03/1980"}]
+    checked = th.post("/api/v1/matches/", {"identifiers": identifiers}, format="json")
+    assert checked.status_code == 200, checked.content
+    assert [hit["country"] for hit in checked.json()["results"][0]["hits"]] == ["VN"]
+    assert CANARIES["entity"] not in checked.content.decode()
 
     # The people it is released to see it all; nobody else sees any of it.
     assert CANARIES["title"] in kh.get("/api/v1/items/").content.decode()

@@ -49,7 +49,7 @@ def test_the_feed_names_items_as_they_come_and_go_without_content(api, net):
         ("item.changed", str(item.pk)),
         ("item.narrowed", str(item.pk)),
     ]
-    assert set(page["results"][0]) == {"kind", "at", "item", "consent", "rfi"}
+    assert set(page["results"][0]) == {"kind", "at", "item", "consent", "rfi", "hit_reference"}
     assert "Bavet" not in response.content.decode()
     # Read from where it left off, nothing more; the reading is recorded, naming no content.
     assert _feed(api, net.user("kh.officer"), cursor=page["cursor"]).json()["results"] == []

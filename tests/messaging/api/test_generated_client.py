@@ -76,6 +76,8 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Mo
             "api.v1.v1_rfis_replies_create",
             "api.v1.v1_rfis_retrieve",
             "api.v1.v1_changes_list",
+            "api.v1.v1_matches_create",
+            "api.v1.v1_hits_list",
         ]
         yield {name.rsplit(".", 1)[-1]: importlib.import_module(f"{PACKAGE}.{name}") for name in names}
     finally:
@@ -145,7 +147,7 @@ def test_agency_systems_share_through_the_generated_client(generated, system):
     replayed = _ok(create.sync_detailed(client=vn, body=body, idempotency_key="vn-post-1"), 201)
     assert replayed.id == posted[1].id
     item = posted[1]
-    assert isinstance(item, models.ItemDetail)
+    assert isinstance(item, models.ItemCreated)
     note = b"Bus plates 51B-123.45, leaves Ho Chi Minh City at 22:00."
     upload = models.AttachmentUpload(file=types.File(payload=BytesIO(note), file_name="plates.txt"))
     attachment = _ok(generated["v1_items_attachments_create"].sync_detailed(item.id, client=vn, body=upload), 201)
@@ -229,3 +231,37 @@ def test_agency_systems_share_through_the_generated_client(generated, system):
     missing = generated["v1_items_retrieve"].sync_detailed(UUID(int=0), client=kh)
     assert missing.status_code == 404
     assert missing.parsed.to_dict()["code"] == "not_found"
+
+
+def test_agency_systems_check_identifiers_and_follow_their_hits_through_the_generated_client(generated, system):
+    net = build_network()
+    vn_admin = MembershipFactory(user=UserFactory(username="vn.admin"), agency=net.vn, role=Role.AGENCY_ADMIN).user
+    vn, kh = system(_key(vn_admin, net.vn)), system(_key(net.user("kh.admin"), net.kh))
+    models = generated["models"]
+    plate = {"type": "vehicle", "plate": "51C-123.45", "country": "VN"}
+
+    # Viet Nam posts a discoverable item naming a plate, released to Viet Nam only; its own check finds nothing.
+    body = models.ItemCreate.from_dict(api_payload(countries=["VN"], entities=[plate], discoverable=True))
+    posted = _ok(generated["v1_items_create"].sync_detailed(client=vn, body=body), 201)
+    assert posted.discoverable is True
+    assert (posted.hits_checked, len(posted.hits), posted.hits[0].hits) == (True, 1, [])
+
+    # Cambodia's system checks the plate as typed at the border: Viet Nam's agency holds something, nothing more.
+    check = models.MatchRequest.from_dict({"identifiers": [{"type": "vehicle", "plate": "51c 12345", "country": "VN"}]})
+    answer = _ok(generated["v1_matches_create"].sync_detailed(client=kh, body=check), 200)
+    (result,) = answer.results
+    (hit,) = result.hits
+    assert (result.related, hit.country, hit.agency.code, hit.agency.id) == ([], "VN", net.vn.short_name, net.vn.pk)
+    assert str(posted.id) not in json.dumps(answer.to_dict())
+
+    # Viet Nam sees the hit on its item, and who asked; Cambodia sees the hit it received, without the item.
+    hits = generated["v1_hits_list"]
+    (on_ours,) = _ok(hits.sync_detailed(client=vn, direction=models.V1HitsListDirection.ON_OUR_ITEMS), 200).results
+    assert (on_ours.reference, on_ours.item, on_ours.asker_agency.id) == (hit.reference, posted.id, net.kh.pk)
+    (received,) = _ok(hits.sync_detailed(client=kh, direction=models.V1HitsListDirection.RECEIVED), 200).results
+    assert (received.reference, received.item, received.holder_country) == (hit.reference, None, "VN")
+
+    # Over 50 identifiers the check is refused as problem details the client parses.
+    too_many = models.MatchRequest.from_dict({"identifiers": [plate] * 51})
+    refused = generated["v1_matches_create"].sync_detailed(client=kh, body=too_many)
+    assert (refused.status_code, refused.parsed.code) == (400, "invalid")

@@ -19,6 +19,7 @@ from messaging.delivery.webhooks import (
     webhook_secret,
     webhook_send,
 )
+from messaging.matching.discovery import identifiers_check
 from messaging.models import (
     AgencyWebhook,
     OutboxKind,
@@ -379,6 +380,32 @@ def test_consent_and_rfi_events_reach_both_sides_webhooks_with_ids_only(net):
     # Each call is what the schema's ``webhooks`` section says a receiver gets.
     assert_documented("consent", told)
     assert_documented("rfi", asked)
+
+
+def test_a_hit_reaches_the_holding_agencys_webhook_with_its_reference_and_no_identifier(net):
+    """The holder's system hears of a hit on its item (its own item's facts and the hit's reference); the asker's
+    agency's webhook is not called: its answer came with the check, and its feed names the hit by reference."""
+    with webhook_receiver(200) as receiver:
+        configure(net, receiver.url)  # Cambodia's webhook
+        plate = {"type": "vehicle", "plate": "2AB-1234", "country": "KH"}
+        item = post_item(net.user("kh.officer"), countries=["KH"], entities=[plate], discoverable=True)
+        OutboxMessage.objects.all().delete()
+        result = identifiers_check(actor=net.user("vn.officer"), identifiers=[plate])
+        (hit,) = result.results[0].hits
+        (row,) = OutboxMessage.objects.filter(kind=OutboxKind.NOTIFY_WEBHOOK)
+        assert (row.payload["event"], row.payload["agency_id"], row.item_id) == ("hit.on_item", net.kh.pk, item.pk)
+        assert webhook_send(outbox_id=row.pk).status == "sent"
+        [(headers, body)] = receiver.received()
+    told = json.loads(body)
+    assert (told["event"], told["hit_reference"], told["item"]["item_id"]) == (
+        "hit.on_item",
+        hit.reference,
+        str(item.pk),
+    )
+    assert headers["x-isn-event"] == "hit.on_item"
+    assert b"2AB" not in body
+    assert b"1234" not in body
+    assert_documented("hit", told)
 
 
 def assert_documented(webhook: str, body: dict) -> None:

@@ -60,6 +60,7 @@ def test_post_is_recorded_with_the_release_and_no_content(post, vn_officer, kh_a
         "category": "meth_pills",
         "priority": "priority",
         "handling_code": "amber",
+        "discoverable": False,
     }
     assert "lorries" not in str(event.details)
 
