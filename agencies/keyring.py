@@ -18,13 +18,19 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from agencies.masterkeys import (
+    forget_master_keys,
+    master_key_cache_hook_register,
+    master_sealed_table_register,
+    master_unwrap,
+    master_wrap,
+)
 from agencies.models import CountryKey, CountryKeyStatus, MatchKey, MatchKeyStatus
 from isn import audit
-from isn.crypto import DecryptionError, associated_data, new_key, unwrap_key, wrap_key
+from isn.crypto import KEY_BYTES, DecryptionError, associated_data, new_key
 from isn.errors import Conflict
 
 if TYPE_CHECKING:
@@ -39,10 +45,18 @@ def _kek_aad(country_code: str, version: int) -> bytes:
     return associated_data("country-key", country_code, version)
 
 
+def _key_checked(key: bytes) -> bytes:
+    if len(key) != KEY_BYTES:
+        raise DecryptionError("unwrapped key has the wrong length")
+    return key
+
+
 def _unwrap(key: CountryKey) -> bytes:
     if key.status == CountryKeyStatus.RETIRED or not key.wrapped_key:
         raise DecryptionError(f"{key.country_id} key v{key.version} is retired")
-    return unwrap_key(settings.ISN_MASTER_KEY, bytes(key.wrapped_key), aad=_kek_aad(key.country_id, key.version))
+    return _key_checked(
+        master_unwrap(key.master_version, bytes(key.wrapped_key), aad=_kek_aad(key.country_id, key.version))
+    )
 
 
 def _remember(country_code: str, version: int, kek: bytes) -> bytes:
@@ -52,17 +66,22 @@ def _remember(country_code: str, version: int, kek: bytes) -> bytes:
 
 
 def forget_cached_keys() -> None:
-    """Drop every cached key of this process, country KEKs and match keys (after rotation here, and in tests)."""
+    """Drop every cached key of this process, country KEKs and match keys, and the register of master key versions
+    (after a rotation here, and in tests)."""
     with _cache_lock:
         _cache.clear()
         _match_cache.clear()
+    forget_master_keys()
 
 
 def _create_version(country_code: str, version: int) -> CountryKey:
-    kek = new_key()
-    wrapped = wrap_key(settings.ISN_MASTER_KEY, kek, aad=_kek_aad(country_code, version))
+    master_version, wrapped = master_wrap(new_key(), aad=_kek_aad(country_code, version))
     return CountryKey.objects.create(
-        country_id=country_code, version=version, status=CountryKeyStatus.PRIMARY, wrapped_key=wrapped
+        country_id=country_code,
+        version=version,
+        status=CountryKeyStatus.PRIMARY,
+        wrapped_key=wrapped,
+        master_version=master_version,
     )
 
 
@@ -154,7 +173,7 @@ def _match_aad(version: int) -> bytes:
 def _match_unwrap(key: MatchKey) -> bytes:
     if key.status == MatchKeyStatus.RETIRED or not key.wrapped_key:
         raise DecryptionError(f"match key v{key.version} is retired")
-    return unwrap_key(settings.ISN_MASTER_KEY, bytes(key.wrapped_key), aad=_match_aad(key.version))
+    return _key_checked(master_unwrap(key.master_version, bytes(key.wrapped_key), aad=_match_aad(key.version)))
 
 
 def _match_cached(version: int) -> bytes | None:
@@ -170,9 +189,10 @@ def _match_remember(version: int, key: bytes) -> bytes:
 
 
 def _match_create_version(version: int) -> MatchKey:
-    key = new_key()
-    wrapped = wrap_key(settings.ISN_MASTER_KEY, key, aad=_match_aad(version))
-    return MatchKey.objects.create(version=version, status=MatchKeyStatus.PRIMARY, wrapped_key=wrapped)
+    master_version, wrapped = master_wrap(new_key(), aad=_match_aad(version))
+    return MatchKey.objects.create(
+        version=version, status=MatchKeyStatus.PRIMARY, wrapped_key=wrapped, master_version=master_version
+    )
 
 
 def _match_primary_row() -> MatchKey:
@@ -238,7 +258,9 @@ def match_key_versions() -> list[int]:
     return [version for version, status in sorted(live, key=lambda row: (row[1] != MatchKeyStatus.PRIMARY, -row[0]))]
 
 
-def _token(key: bytes, kind: str, value: str) -> bytes:
+def blind_token(key: bytes, kind: str, value: str) -> bytes:
+    """``HMAC-SHA256(key, "kind|value")``: a token under a key already in hand (the scale-data generator seals
+    outside the database)."""
     if not _KIND.match(kind):
         raise ValueError(f"{kind!r} is not a kind of matchable value")
     if not value:
@@ -253,7 +275,7 @@ def match_token(kind: str, value: str, *, version: int | None = None) -> bytes:
     key's when not given; the value must already be normalised (messaging.matching), this only blinds it.
     """
     key = match_key()[1] if version is None else match_key_version(version)
-    return _token(key, kind, value)
+    return blind_token(key, kind, value)
 
 
 def match_tokens(
@@ -264,7 +286,7 @@ def match_tokens(
         version, key = match_key(hold=hold)
     else:
         key = match_key_version(version)
-    return version, [_token(key, kind, value) for kind, value in pairs]
+    return version, [blind_token(key, kind, value) for kind, value in pairs]
 
 
 @transaction.atomic
@@ -363,3 +385,24 @@ def match_tokens_recompute(
         }
         audit.record(action="agencies.match_key.recompute", actor=actor, target=old, details=details)
     return RecomputeResult(recomputed=recomputed, remaining=remaining, retired=retired)
+
+
+# --- under the master key --------------------------------------------------------------------------------------
+# A master key rotation (agencies.masterkeys) re-wraps both tables; it never changes a country key or match key itself,
+# yet this process's caches are dropped with each change of master key version, so that nothing here outlives the
+# version that opened it.
+master_sealed_table_register(
+    "agencies.countrykey",
+    CountryKey,
+    value_field="wrapped_key",
+    version_field="master_version",
+    aad_of=lambda key: _kek_aad(key.country_id, key.version),
+)
+master_sealed_table_register(
+    "agencies.matchkey",
+    MatchKey,
+    value_field="wrapped_key",
+    version_field="master_version",
+    aad_of=lambda key: _match_aad(key.version),
+)
+master_key_cache_hook_register(forget_cached_keys)

@@ -165,6 +165,43 @@ class CountryKeyStatus(models.TextChoices):
     RETIRED = "retired", _("Retired: key material destroyed")
 
 
+class MasterKeyStatus(models.TextChoices):
+    PRIMARY = "primary", _("Primary: wraps new keys")
+    RETIRING = "retiring", _("Retiring: its keys are being re-wrapped")
+    DESTROYED = "destroyed", _("Destroyed: nothing refers to it any more")
+
+
+class MasterKeyBackend(models.TextChoices):
+    ENVIRONMENT = "environment", _("Environment or file key")
+    PKCS11 = "pkcs11", _("PKCS#11 module")
+
+
+class MasterKeyVersion(models.Model):
+    """One version of the master key, known by where it is kept, never by its value (isn.masterkey).
+
+    ``reference`` is the key's fingerprint for an environment key and the token object's label for a PKCS#11 key.
+    Country keys, match keys and webhook secrets each name the version that wrapped them (``master_version``);
+    ``manage.py rotate_master_key`` moves them to a new primary version and destroys the old one when nothing refers
+    to it any more.
+    """
+
+    version = models.PositiveIntegerField(unique=True)
+    backend = models.CharField(max_length=20, choices=MasterKeyBackend.choices)
+    reference = models.CharField(max_length=200)
+    status = models.CharField(max_length=20, choices=MasterKeyStatus.choices, default=MasterKeyStatus.PRIMARY)
+    created_at = models.DateTimeField(auto_now_add=True)
+    destroyed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["status"], condition=Q(status="primary"), name="master_key_one_primary"),
+        ]
+
+    def __str__(self) -> str:
+        return f"master key v{self.version} ({self.backend}, {self.status})"
+
+
 class CountryKey(models.Model):
     """One version of a country's key-encryption key, stored only wrapped by the master key.
 
@@ -176,6 +213,8 @@ class CountryKey(models.Model):
     version = models.PositiveIntegerField()
     status = models.CharField(max_length=20, choices=CountryKeyStatus.choices, default=CountryKeyStatus.PRIMARY)
     wrapped_key = models.BinaryField(editable=False)
+    # The master key version (MasterKeyVersion.version) that wrapped ``wrapped_key``.
+    master_version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
     retired_at = models.DateTimeField(null=True, blank=True)
 
@@ -207,6 +246,8 @@ class MatchKey(models.Model):
     version = models.PositiveIntegerField(unique=True)
     status = models.CharField(max_length=20, choices=MatchKeyStatus.choices, default=MatchKeyStatus.PRIMARY)
     wrapped_key = models.BinaryField(editable=False)
+    # The master key version (MasterKeyVersion.version) that wrapped ``wrapped_key``.
+    master_version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
     retired_at = models.DateTimeField(null=True, blank=True)
 

@@ -7,30 +7,26 @@ old signature over a new hash without the key the member saw it sign with.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import os
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from django.conf import settings
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.db import transaction
 from django.utils import timezone
 
 from audit.chain import chain_head, iso_utc, seal_pending, wait_for_sealer_lock
+from audit.keys import KEY_VARIABLE as KEY_VARIABLE  # re-exported: callers and tests import these from here
+from audit.keys import parse_private_key as parse_private_key
+from audit.keys import public_key_hex, signing_key
 from audit.models import AuditCheckpoint
 from audit.services import record
-from isn.env import ConfigError
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
-KEY_VARIABLE = "ISN_AUDIT_SIGNING_KEY"
 _MESSAGE_PREFIX = b"isn-audit-checkpoint-v1\n"
 EXPORT_FIELDS = ("last_event_id", "chain_hash", "created_at", "public_key", "signature")
 
@@ -49,46 +45,6 @@ class CheckpointClaim:
     @classmethod
     def from_row(cls, row: AuditCheckpoint) -> CheckpointClaim:
         return cls(row.last_event_id, row.chain_hash, iso_utc(row.created_at), row.public_key, row.signature)
-
-
-def parse_private_key(text: str) -> Ed25519PrivateKey:
-    """A private key from base64 of the raw 32 bytes, or from PEM (PKCS#8)."""
-    text = text.strip()
-    if text.startswith("-----BEGIN"):
-        try:
-            key = serialization.load_pem_private_key(text.encode("ascii"), password=None)
-        except (ValueError, TypeError):
-            raise ConfigError(f"{KEY_VARIABLE} is not a readable unencrypted PEM private key") from None
-        if not isinstance(key, Ed25519PrivateKey):
-            raise ConfigError(f"{KEY_VARIABLE} must be an Ed25519 key")
-        return key
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raw = b""
-    if len(raw) != 32:
-        raise ConfigError(f"{KEY_VARIABLE} must be base64 of a raw 32-byte Ed25519 private key, or PEM")
-    return Ed25519PrivateKey.from_private_bytes(raw)
-
-
-@lru_cache(maxsize=4)
-def _key_from(text: str) -> Ed25519PrivateKey:
-    return parse_private_key(text)
-
-
-def signing_key() -> Ed25519PrivateKey:
-    """The checkpoint signing key (settings resolve it: given in production, generated in development)."""
-    return _key_from(settings.ISN_AUDIT_SIGNING_KEY)
-
-
-def public_key_hex(key: Ed25519PrivateKey | None = None) -> str:
-    public = (key or signing_key()).public_key()
-    return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex()
-
-
-def trusted_public_keys() -> set[str]:
-    """The current key and the previous ones an operator still vouches for (after a key rotation)."""
-    return {public_key_hex(), *(key.lower() for key in settings.ISN_AUDIT_TRUSTED_PUBLIC_KEYS)}
 
 
 def checkpoint_message(*, last_event_id: int, chain_hash: str, created_at: str) -> bytes:

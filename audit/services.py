@@ -15,6 +15,7 @@ from django.utils import timezone
 from agencies.selectors import membership_for
 from audit.actions import kind_of
 from audit.chain import SEAL_TASK
+from audit.ledger import LEDGER_ACTIONS, ledger_on_commit
 from audit.models import AuditEvent, Outcome
 from isn import broker
 from isn.middleware import current_request
@@ -138,4 +139,6 @@ def record(
         **fields,
     )
     transaction.on_commit(_queue_sealing)
+    if action in LEDGER_ACTIONS:
+        ledger_on_commit(event)  # a shred (or a checkpoint) goes to the revocation ledger once it has committed
     return event

@@ -8,6 +8,7 @@ from celery import shared_task
 
 from audit.chain import SEAL_TASK, is_postgresql, seal_pending
 from audit.checkpoints import checkpoint_create
+from audit.ledger import ledger_reconcile
 
 logger = logging.getLogger(__name__)
 
@@ -37,3 +38,9 @@ def create_checkpoint() -> int | None:
     """Sign the chain head (beat sends it every ISN_AUDIT_CHECKPOINT_SECONDS)."""
     checkpoint = checkpoint_create()
     return checkpoint.last_event_id if checkpoint is not None else None
+
+
+@shared_task(name="audit.tasks.reconcile_ledger", time_limit=120, soft_time_limit=100, ignore_result=True)
+def reconcile_ledger() -> int:
+    """Append to the revocation ledger every shred whose on-commit append failed (beat sends it every minute)."""
+    return ledger_reconcile()

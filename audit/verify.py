@@ -24,7 +24,8 @@ from audit.chain import (
     event_hash,
     is_postgresql,
 )
-from audit.checkpoints import CheckpointClaim, checkpoint_signature_valid, trusted_public_keys
+from audit.checkpoints import CheckpointClaim, checkpoint_signature_valid
+from audit.keys import trusted_public_keys
 from audit.models import AuditArchive, AuditCheckpoint, AuditEvent
 
 ALTERED = "altered"
@@ -182,6 +183,19 @@ def verify_chain(
     return report
 
 
+_ACTION_INDEX, _DETAILS_INDEX = ROW_FIELDS.index("action"), ROW_FIELDS.index("details")
+RESTORE_ACTION = "audit.restore"
+
+
+def _restore_note(event_id: int, details: Any) -> str:
+    details = details if isinstance(details, dict) else {}
+    applied = details.get("ledger_entries_applied")
+    return (
+        f"event #{event_id}: restored from the backup taken at event #{details.get('backup_last_event_id')}"
+        f" ({applied} revocation ledger entries applied again)"
+    )
+
+
 def _verify_events(
     report: VerifyReport, claims: list[CheckpointClaim], archives: list[AuditArchive], chunk_size: int
 ) -> ChainError | None:
@@ -248,6 +262,8 @@ def _verify_events(
                     report.checkpoints_checked += 1
                 if error is not None:
                     break
+            if row[_ACTION_INDEX] == RESTORE_ACTION:
+                report.notes.append(_restore_note(event_id, row[_DETAILS_INDEX]))
             if last_id is None:
                 report.first_id = event_id
             prev, last_id, expected = stored_hash, event_id, event_id + 1

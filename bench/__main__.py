@@ -3,7 +3,7 @@
     python -m tests.servers -m bench                 (what make bench runs: 1,000,000 items)
     python -m tests.servers -m bench --quick         (a short smoke run: 50,000 items)
     python -m tests.servers -m bench --items 200000  (or ISN_BENCH_ITEMS=200000)
-    python -m tests.servers -m bench --only items    (one group: audit, items, routing or agency)
+    python -m tests.servers -m bench --only items    (one group: audit, items, routing, agency or matching)
 
 Not part of ``make test``: figures depend on the machine; BENCHMARKS.md records what was measured.
 """
@@ -23,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 if TYPE_CHECKING:
     from bench.agency_bench import AgencyFigures
     from bench.items_bench import ItemsFigures, Latencies
+    from bench.matching_bench import MatchingFigures
 
 
 def _create_database() -> None:
@@ -57,7 +58,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--items", type=int, default=None, help="items for the items benchmark (default 1,000,000, or $ISN_BENCH_ITEMS)"
     )
-    parser.add_argument("--only", choices=["audit", "items", "routing", "agency"], help="run one group of benchmarks")
+    parser.add_argument(
+        "--only", choices=["audit", "items", "routing", "agency", "matching"], help="run one group of benchmarks"
+    )
     args = parser.parse_args(argv)
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
         print(
@@ -91,6 +94,12 @@ def main(argv: list[str]) -> int:
             flush=True,
         )
         _print_agency(agency_bench.run(items, quick=args.quick))
+    if args.only in (None, "matching"):  # last: it leaves a rotation of the match key under way
+        from bench import matching_bench
+
+        items = items_bench.items_wanted(args.items, quick=args.quick)
+        print(f"matching: identifier checks over {items:,} items, posts with entities, match key rotation ...")
+        _print_matching(matching_bench.run(items, quick=args.quick))
     print(f"bench finished in {time.monotonic() - started:.0f} s")
     return 0
 
@@ -279,6 +288,70 @@ def _print_agency(figures: AgencyFigures) -> None:
     _table(rows)
     if figures.feed_vs_inbox > 1.0:
         print("\nthe page's plan (EXPLAIN ANALYZE):\n" + figures.page_plan)
+
+
+def _print_matching(figures: MatchingFigures) -> None:
+    from bench.matching_bench import CHECK_AGENCY, IDENTIFIERS_PER_CHECK, POST_CLIENTS, POST_ENTITIES
+
+    full = figures.items >= 1_000_000
+
+    def verdict(target: str, ok: bool) -> str:
+        return f"{target}: " + (_verdict(ok) if full else "judged at 1,000,000 items")
+
+    rows = []
+    if figures.generated is not None:
+        g = figures.generated
+        rows.append(("generate + load items (COPY)", f"{g.seconds:.0f} s", f"{g.items:,} items, {g.rate:,.0f}/s", ""))
+    rows += [
+        (
+            "entities and match tokens",
+            f"{figures.entities:,}",
+            f"{figures.entities / max(figures.items, 1):.1f} an item; {figures.tokens:,} tokens",
+            "",
+        ),
+        (
+            f"check of {IDENTIFIERS_PER_CHECK} identifiers over HTTP, {CHECK_AGENCY}'s key (ms)",
+            _pcts(figures.checks),
+            f"{len(figures.checks.ms)} checks; in one of them {figures.identifiers_related} identifiers were in "
+            f"items it can read, {figures.identifiers_hit} hit items it cannot",
+            "",
+        ),
+        ("inbox API first page, same key (ms)", _pcts(figures.inbox), f"{len(figures.inbox.ms)} requests", ""),
+        (
+            "check p95 / inbox first page p95",
+            f"{figures.check_vs_inbox:.2f}",
+            "",
+            verdict("target <= 0.50", figures.check_vs_inbox <= 0.5),
+        ),
+        (
+            f"posts with {POST_ENTITIES} entities, discoverable, {POST_CLIENTS} clients (items/s)",
+            f"{_median(figures.posts['entities']):,.1f}",
+            _spread(figures.posts["entities"], ".1f"),
+            "",
+        ),
+        (
+            f"posts without entities, {POST_CLIENTS} clients (items/s)",
+            f"{_median(figures.posts['plain']):,.1f}",
+            _spread(figures.posts["plain"], ".1f"),
+            "",
+        ),
+        (
+            "cost of a post with entities / without",
+            f"{figures.post_cost:.2f}",
+            "",
+            "target <= 1.20: " + _verdict(figures.post_cost <= 1.2),
+        ),
+        (
+            "rotate_match_key: tokens recomputed (tokens/s)",
+            f"{figures.recompute_rate:,.0f}",
+            f"{figures.recomputed:,} in {figures.recompute_seconds:.0f} s; {figures.recompute_left:,} left, "
+            f"about {figures.recompute_left / max(figures.recompute_rate, 1) / 60:,.0f} min to finish",
+            "",
+        ),
+    ]
+    print()
+    print(f"items: {figures.items:,}; gunicorn: {figures.workers} workers x {figures.threads} threads (gthread)")
+    _table(rows)
 
 
 def _pcts(latencies: Latencies) -> str:

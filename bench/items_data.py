@@ -8,7 +8,10 @@ them (its own associated-data helpers, every country's primary key, a fresh data
 without calling it a million times: worker processes seal chunks of items and format them as COPY text, and the
 parent streams them into PostgreSQL. Item creation events are not written to the audit trail (bench.verify loads
 a million events of its own); everything else ``item_create`` writes is: the item, one wrapped key and one grant
-per released country, agency restrictions, named grants (guardian's direct model) and the poster's read mark.
+per released country, agency restrictions, named grants (guardian's direct model), the poster's read mark, and
+three to six entities, sealed like the item's text, with the blind match tokens of their values (normalised by
+``messaging.matching.normalise`` itself). Values are drawn from bounded pools, so the same phone number, plate or
+person turns up in several items across countries, as the hit/no-hit benchmark needs.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ AGENCIES_PER_COUNTRY = {"KH": 9, "CN": 10, "LA": 8, "MM": 8, "TH": 11, "VN": 11,
 OFFICERS_PER_AGENCY = 4
 BENCH_USER_PREFIX = "bench."
 CHUNK = 10_000
+SEED = 4
 SPAN = timedelta(days=365)
 
 # Provincial agencies added to the demo network: (province, abbreviation), one agency each, kinds in turn.
@@ -94,6 +98,22 @@ _SENTENCES = [
     "Local sources describe increased movement of workers towards compounds on the far side of the border.",
     "Customs declarations list the goods as fertiliser; laboratory tests on a sample are pending.",
 ]
+# Entities: how many per item, of which types, and how many distinct values each type draws from.
+ENTITIES_PER_ITEM = (3, 6)
+ENTITY_TYPE_WEIGHTS = {"phone": 30, "vehicle": 20, "person": 20, "email": 10, "identity_document": 10, "location": 10}
+ENTITY_POOL = 150_000
+PHONE_POOL_PER_COUNTRY = 25_000
+DISCOVERABLE_SHARE = 0.6
+_GIVEN = ["Nguyen", "Tran", "Somchai", "Sok", "Li", "Aung", "Khamla", "Pham", "Wang", "Chan", "Boun", "Kyaw",
+          "Le", "Somsak", "Dara", "Zhang", "Thida", "Vong", "Hoang", "Malee"]  # fmt: skip
+_MIDDLE = ["Van", "Thi", "Minh", "Hong", "Sri", "Wei", "Min", "Chai", "Lin", "Kim", "Duc", "Mya", "Phon", "Jia",
+           "Ngoc", "Tun", "Sai", "Bao", "Hai", "Noi"]  # fmt: skip
+_FAMILY = ["An", "Binh", "Chanthavong", "Daovong", "Ean", "Fang", "Gao", "Htet", "Inthavong", "Jing", "Kham",
+           "Lwin", "Meas", "Naing", "Ouk", "Phommachanh", "Quang", "Rattana", "Sopheak", "Thein"]  # fmt: skip
+_PLATE_LETTERS = "ABCDEFGHKLMNPSTUVXYZ"
+_DOC_TYPES = ("passport", "national_id")
+_ISSUERS = ("KH", "CN", "LA", "MM", "TH", "VN")
+_PLACES = ("Moc Bai", "Bavet", "Mae Sai", "Boten", "Ruili", "Mukdahan", "Poipet", "Lao Cai", "Tachileik")
 _SEAL_OVERHEAD = 29  # format byte + 96-bit nonce + 128-bit tag: isn.crypto.seal's layout
 
 
@@ -115,6 +135,8 @@ class Plan:
     keks: dict[str, tuple[int, bytes]]  # country -> (primary version, key)
     view_item_permission_id: int
     crossings: dict[str, list[str]]
+    match_key: tuple[int, bytes]  # (version, key): the match key the tokens are made under
+    phones: dict[str, list[str]]  # country -> valid national numbers, as officers type them
     end: datetime
     total: int
     offset: int
@@ -129,6 +151,8 @@ class Chunk:
     named: int = 0
     ended: int = 0
     grants: int = 0
+    entities: int = 0
+    tokens: int = 0
 
 
 @dataclass
@@ -142,6 +166,8 @@ class Generated:
     named: int
     ended: int
     workers: int
+    entities: int = 0
+    tokens: int = 0
 
     @property
     def rate(self) -> float:
@@ -215,11 +241,30 @@ def ensure_network() -> None:
                     )
 
 
-def make_plan(total: int, *, offset: int = 0, seed: int = 4) -> Plan:
+def phone_pools(seed: int) -> dict[str, list[str]]:
+    """Valid mobile numbers of each member country in their national form: the example number with its last six
+    digits varied, kept when ``phonenumbers`` says the number can exist."""
+    import phonenumbers
+
+    rng = random.Random(seed)
+    pools: dict[str, list[str]] = {}
+    for region in _ISSUERS:
+        example = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)
+        national = str(example.national_number)
+        numbers: set[str] = set()
+        while len(numbers) < PHONE_POOL_PER_COUNTRY:
+            candidate = phonenumbers.parse(national[:-6] + f"{rng.randrange(1_000_000):06d}", region)
+            if phonenumbers.is_valid_number(candidate):
+                numbers.add(phonenumbers.format_number(candidate, phonenumbers.PhoneNumberFormat.NATIONAL))
+        pools[region] = sorted(numbers)
+    return pools
+
+
+def make_plan(total: int, *, offset: int = 0, seed: int = SEED) -> Plan:
     from django.contrib.auth.models import Permission
 
     from agencies import demo
-    from agencies.keyring import primary_key
+    from agencies.keyring import match_key, primary_key
     from agencies.models import Agency, Country, Membership, Office, OfficeKind, Role
 
     posting_roles = [Role.OFFICER, Role.SUPERVISOR, Role.NATIONAL_FOCAL_POINT]
@@ -248,6 +293,8 @@ def make_plan(total: int, *, offset: int = 0, seed: int = 4) -> Plan:
         keks={country.code: primary_key(country.code) for country in Country.objects.all()},
         view_item_permission_id=Permission.objects.get(content_type__app_label="messaging", codename="view_item").pk,
         crossings=crossings,
+        match_key=match_key(),
+        phones=phone_pools(seed),
         end=datetime.now(UTC),
         total=total,
         offset=offset,
@@ -258,6 +305,7 @@ def make_plan(total: int, *, offset: int = 0, seed: int = 4) -> Plan:
 # --- sealing (worker processes) -----------------------------------------------------------------------------------
 
 _plan: Plan | None = None
+_normalised: dict[tuple[object, ...], list[tuple[str, str]]] = {}  # a worker's memo of match_values over the pools
 
 
 def _init_worker(plan: Plan) -> None:
@@ -288,10 +336,38 @@ def _text(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\t", " ").replace("\n", " ")
 
 
+def entity_fields(
+    entity_type: str, rng: random.Random, phones: dict[str, list[str]], country: str
+) -> dict[str, object]:
+    """One entity as an officer would type it, its value drawn from the type's bounded pool (``phones``:
+    ``phone_pools``)."""
+    k = rng.randrange(ENTITY_POOL)
+    if entity_type == "phone":
+        region = country if country in phones else rng.choice(_ISSUERS)
+        pool = phones[region]
+        return {"number": pool[k % len(pool)], "country": region}
+    if entity_type == "vehicle":
+        letter = _PLATE_LETTERS[k % len(_PLATE_LETTERS)]
+        return {"plate": f"{10 + k % 89}{letter}-{k % 1000:03d}.{(k // 1000) % 100:02d}", "country": _ISSUERS[k % 6]}
+    if entity_type == "person":
+        name = f"{_GIVEN[k % 20]} {_MIDDLE[(k // 20) % 20]} {_FAMILY[(k // 400) % 20]}"
+        born = date(1960, 1, 1) + timedelta(days=k % 14_600)
+        return {"name": name, "birth_date": born.isoformat()}
+    if entity_type == "email":
+        return {"address": f"{_GIVEN[k % 20].lower()}.{_FAMILY[(k // 20) % 20].lower()}{k}@example.net"}
+    if entity_type == "identity_document":
+        return {"doc_type": _DOC_TYPES[k % 2], "country": _ISSUERS[k % 6], "number": f"N{k:08d}"}
+    return {"name": rng.choice(_PLACES), "country": country if country in _ISSUERS else "TH"}
+
+
 def seal_chunk(bounds: tuple[int, int]) -> Chunk:
     """Items ``start`` to ``stop`` (in time order) as COPY text for each table."""
+    import json
+
+    from agencies.keyring import blind_token
     from isn.crypto import new_key, seal, wrap_key
-    from messaging.core.sealing import item_field_aad, item_key_aad
+    from messaging.core.sealing import item_entity_aad, item_field_aad, item_key_aad
+    from messaging.matching.normalise import match_values
 
     plan = _plan
     assert plan is not None
@@ -304,12 +380,15 @@ def seal_chunk(bounds: tuple[int, int]) -> Chunk:
     reliabilities = _Weighted(RELIABILITY_WEIGHTS)
     credibilities = _Weighted(CREDIBILITY_WEIGHTS)
     handlings = _Weighted(HANDLING_WEIGHTS)
+    entity_types = _Weighted(ENTITY_TYPE_WEIGHTS)
+    match_version, match_secret = plan.match_key
     agency_pickers = {
         code: _Weighted(dict(zip(ids, plan.agency_weights[code], strict=True))) for code, ids in plan.agencies.items()
     }
     step = SPAN / plan.total
     begin = plan.end - SPAN
     items, keys, country_grants, agency_grants, named_grants, reads = [], [], [], [], [], []
+    entities, tokens = [], []
     chunk = Chunk(tables={})
     for number in range(start, stop):
         item_id = uuid.uuid4()
@@ -363,12 +442,33 @@ def seal_chunk(bounds: tuple[int, int]) -> Chunk:
         body_sealed = seal(data_key, body.encode(), aad=item_field_aad(item_id, "body", 1))
         language = LANGUAGES[country] if rng.random() < 0.8 else "en"
         office = poster.office_id or NULL
+        handling = handlings.pick(rng)
+        discoverable = handling != "red" and rng.random() < DISCOVERABLE_SHARE
         items.append(
             f"{item_id}\t{agency_id}\t{office}\t{poster.user_id}\t{country}\t"
             f"{_bytea(title_sealed)}\t{_bytea(body_sealed)}\t1\t{language}\t{category}\t{priorities.pick(rng)}\t"
-            f"{reliabilities.pick(rng)}\t{credibilities.pick(rng)}\t{handlings.pick(rng)}\t{_text(crossing)}\t"
-            f"{review.isoformat()}\t{status}\t{created_text}\t{created_text}\n"
+            f"{reliabilities.pick(rng)}\t{credibilities.pick(rng)}\t{handling}\t{_text(crossing)}\t"
+            f"{review.isoformat()}\t{status}\t{'t' if discoverable else 'f'}\t{created_text}\t{created_text}\n"
         )
+        for position in range(rng.randint(*ENTITIES_PER_ITEM)):
+            entity_type = entity_types.pick(rng)
+            fields = entity_fields(entity_type, rng, plan.phones, country)
+            entity_id = uuid.uuid4()
+            plaintext = json.dumps(fields, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+            fields_sealed = seal(data_key, plaintext, aad=item_entity_aad(item_id, entity_id, 1))
+            entities.append(f"{entity_id}\t{item_id}\t{position}\t{entity_type}\t{_bytea(fields_sealed)}\n")
+            chunk.entities += 1
+            if status != "active":
+                continue  # a withdrawn or expired item's tokens are deleted (messaging.matching.entities.tokens_drop)
+            memo_key = (entity_type, *fields.values())
+            pairs = _normalised.get(memo_key)
+            if pairs is None:
+                # Pool values repeat: normalising each once per worker keeps phonenumbers' parse off the hot path.
+                pairs = _normalised[memo_key] = match_values(entity_type, fields)
+            for kind, value in pairs:
+                token = blind_token(match_secret, kind, value)
+                tokens.append(f"{item_id}\t{entity_id}\t{kind}\t{_bytea(token)}\t{match_version}\n")
+                chunk.tokens += 1
         for code in sorted(released):
             version, kek = plan.keks[code]
             wrapped = wrap_key(kek, data_key, aad=item_key_aad(item_id, code, version))
@@ -386,6 +486,8 @@ def seal_chunk(bounds: tuple[int, int]) -> Chunk:
         "agency_grant": "".join(agency_grants).encode(),
         "named": "".join(named_grants).encode(),
         "read": "".join(reads).encode(),
+        "entity": "".join(entities).encode(),
+        "token": "".join(tokens).encode(),
     }
     return chunk
 
@@ -394,32 +496,61 @@ def seal_chunk(bounds: tuple[int, int]) -> Chunk:
 
 
 def _copy_statements() -> dict[str, str]:
-    from messaging.models import Item, ItemAgencyGrant, ItemCountryGrant, ItemKey, ItemRead, ItemUserObjectPermission
+    from messaging.models import (
+        Item,
+        ItemAgencyGrant,
+        ItemCountryGrant,
+        ItemEntity,
+        ItemKey,
+        ItemRead,
+        ItemUserObjectPermission,
+        MatchToken,
+    )
 
     columns = {
         "item": (
             Item,
             "id, originator_agency_id, originator_office_id, originator_user_id, originator_country, title_sealed, "
             "body_sealed, content_version, language, category, priority, source_reliability, info_credibility, "
-            "handling_code, border_crossing, review_date, status, created_at, updated_at",
+            "handling_code, border_crossing, review_date, status, discoverable, created_at, updated_at",
         ),
         "key": (ItemKey, "item_id, country_id, kek_version, wrapped_key"),
         "country_grant": (ItemCountryGrant, "item_id, country_id, created_at"),
         "agency_grant": (ItemAgencyGrant, "item_id, agency_id, country_id, created_at"),
         "named": (ItemUserObjectPermission, "content_object_id, user_id, permission_id"),
         "read": (ItemRead, "item_id, user_id, first_read_at"),
+        "entity": (ItemEntity, "id, item_id, position, entity_type, fields_sealed"),
+        "token": (MatchToken, "item_id, entity_id, kind, token, key_version"),
     }
     return {name: f"COPY {model._meta.db_table} ({cols}) FROM STDIN" for name, (model, cols) in columns.items()}
 
 
 def loaded_tables() -> list[str]:
-    from messaging.models import Item, ItemAgencyGrant, ItemCountryGrant, ItemKey, ItemRead, ItemUserObjectPermission
+    from messaging.models import (
+        Item,
+        ItemAgencyGrant,
+        ItemCountryGrant,
+        ItemEntity,
+        ItemKey,
+        ItemRead,
+        ItemUserObjectPermission,
+        MatchToken,
+    )
 
-    models = (Item, ItemKey, ItemCountryGrant, ItemAgencyGrant, ItemUserObjectPermission, ItemRead)
+    models = (
+        Item,
+        ItemKey,
+        ItemCountryGrant,
+        ItemAgencyGrant,
+        ItemUserObjectPermission,
+        ItemRead,
+        ItemEntity,
+        MatchToken,
+    )
     return [model._meta.db_table for model in models]
 
 
-def generate(count: int, *, workers: int | None = None, seed: int = 4, progress: bool = True) -> Generated:
+def generate(count: int, *, workers: int | None = None, seed: int = SEED, progress: bool = True) -> Generated:
     """Seal and load ``count`` more items spread over the last year, then VACUUM ANALYZE the tables."""
     from django.db import connection
 
@@ -458,6 +589,8 @@ def generate(count: int, *, workers: int | None = None, seed: int = 4, progress:
                 totals.named += chunk.named
                 totals.ended += chunk.ended
                 totals.grants += chunk.grants
+                totals.entities += chunk.entities
+                totals.tokens += chunk.tokens
                 if progress and (done % 10 == 0 or done == len(bounds)):
                     elapsed = time.perf_counter() - started
                     print(f"  items: {bounds[done - 1][1]:,} of {count:,} in {elapsed:.0f} s", flush=True)
@@ -483,6 +616,8 @@ def generate(count: int, *, workers: int | None = None, seed: int = 4, progress:
         named=totals.named,
         ended=totals.ended,
         workers=workers,
+        entities=totals.entities,
+        tokens=totals.tokens,
     )
 
 
@@ -516,6 +651,14 @@ def check_references() -> None:
             "SELECT count(*) FROM messaging_itemread r LEFT JOIN messaging_item i ON i.id = r.item_id "
             "WHERE i.id IS NULL"
         ),
+        "entities without their item": (
+            "SELECT count(*) FROM messaging_itementity e LEFT JOIN messaging_item i ON i.id = e.item_id "
+            "WHERE i.id IS NULL"
+        ),
+        "match tokens without their entity, or of another item": (
+            "SELECT count(*) FROM messaging_matchtoken t LEFT JOIN messaging_itementity e ON e.id = t.entity_id "
+            "WHERE e.id IS NULL OR e.item_id <> t.item_id"
+        ),
     }
     with connection.cursor() as cursor:
         for what, sql in checks.items():
@@ -533,10 +676,12 @@ def check_sample(size: int = 12, *, seed: int = 7) -> int:
     an officer of an unreleased country and of a restricted-away agency are refused. Returns the items checked."""
     from django.contrib.auth import get_user_model
 
+    from agencies.keyring import match_tokens
     from agencies.models import Membership, Role
     from isn.errors import NotFound
     from messaging.items.lifecycle import item_read
-    from messaging.models import Item, ItemAgencyGrant, ItemCountryGrant, ItemStatus
+    from messaging.matching.normalise import match_values
+    from messaging.models import Item, ItemAgencyGrant, ItemCountryGrant, ItemStatus, MatchToken
 
     rng = random.Random(seed)
     User = get_user_model()
@@ -573,6 +718,13 @@ def check_sample(size: int = 12, *, seed: int = 7) -> int:
         content = item_read(actor=reader, item_id=item.pk)
         if not content.title or len(content.body.encode()) != len(bytes(item.body_sealed)) - _SEAL_OVERHEAD:
             raise SystemExit(f"bench: generated item {item.pk} did not open as written")
+        if not ENTITIES_PER_ITEM[0] <= len(content.entities) <= ENTITIES_PER_ITEM[1]:
+            raise SystemExit(f"bench: generated item {item.pk} opened with {len(content.entities)} entities")
+        pairs = [pair for entity in content.entities for pair in match_values(entity["type"], entity)]
+        if sorted(match_tokens(pairs)[1]) != sorted(
+            bytes(token) for token in MatchToken.objects.filter(item=item).values_list("token", flat=True)
+        ):
+            raise SystemExit(f"bench: generated item {item.pk}'s match tokens are not its entities' tokens")
         outsiders = [code for code in officers if code not in released]
         refused = [rng.choice(officers[rng.choice(outsiders)])] if outsiders else []
         refused += [
@@ -610,7 +762,7 @@ def main(argv: list[str]) -> int:
         f"{result.items:,} items in {result.seconds:.1f} s ({result.rate:,.0f} items/s, {result.workers} sealing "
         f"processes; COPY {result.load_seconds:.1f} s, checks and VACUUM ANALYZE {result.analyze_seconds:.1f} s): "
         f"{result.grants:,} country grants, {result.restricted:,} restricted to agencies, {result.named:,} named "
-        f"grants, {result.ended:,} expired or withdrawn"
+        f"grants, {result.ended:,} expired or withdrawn; {result.entities:,} entities, {result.tokens:,} match tokens"
     )
     print(f"checked: {check_sample()} sampled items open for a recipient and are refused to non-recipients")
     return 0

@@ -30,6 +30,15 @@ class Consumer(CeleryConsumer):
         return super().ensure_connected(conn)
 
 
+@signals.setup_logging.connect
+def _keep_django_logging(**_kwargs: Any) -> None:
+    """A worker and beat log as the web does: through Django's ``LOGGING`` (``ISN_LOG_FORMAT``, ``ISN_LOG_LEVEL``).
+
+    Connected, this keeps Celery from adding handlers of its own (a plain-text one on ``celery.task`` that would
+    bypass the JSON format) and from setting the root level from ``--loglevel``.
+    """
+
+
 @signals.task_prerun.connect
 @signals.task_postrun.connect
 def _close_old_database_connections(sender: Any = None, **_kwargs: Any) -> None:
@@ -43,3 +52,12 @@ def _close_old_database_connections(sender: Any = None, **_kwargs: Any) -> None:
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+@signals.worker_init.connect
+def _check_configuration(**_kwargs: Any) -> None:
+    """A worker checks its configuration as the web does (isn.env.check_settings): one line and exit 2 when,
+    say, the master key's PKCS#11 PIN is wrong, rather than failing on its first task."""
+    from isn.env import check_settings
+
+    check_settings()

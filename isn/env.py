@@ -108,11 +108,15 @@ def exit_on_config_error(load: Callable[[], object]) -> None:
 
 
 def check_settings() -> None:
-    """Load Django settings now, so that a configuration error surfaces at start-up as one line."""
+    """Load Django settings now, and sign in to the master key's PKCS#11 token when one is configured, so that a
+    configuration error (a wrong PIN, a missing token) surfaces at start-up as one line."""
 
     def load() -> None:
         from django.conf import settings
 
+        from isn.masterkey import check_module
+
         settings.INSTALLED_APPS  # noqa: B018 - touching a setting imports the settings module
+        check_module()
 
     exit_on_config_error(load)

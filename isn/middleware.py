@@ -68,7 +68,12 @@ class RequestIdMiddleware:
 
 class RequestIdLogFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = current_request_id()
+        request_id = current_request_id()
+        if request_id == _NO_REQUEST.request_id:
+            # Django logs a 4xx or 5xx answer ("Not Found: /path") after the middleware has returned, with the request
+            # passed along: its id is still the request's.
+            request_id = getattr(getattr(record, "request", None), "request_id", request_id)
+        record.request_id = request_id
         return True
 
 

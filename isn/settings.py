@@ -58,19 +58,43 @@ else:
 
 CSRF_TRUSTED_ORIGINS = env_list("ISN_CSRF_TRUSTED_ORIGINS", [])
 
-# The master key wraps each country's key-encryption keys; it never leaves this process and is never stored in the
-# database. Development keeps a generated one in the data folder; production must be given one.
-if PRODUCTION:
-    _master_key_text = env_str("ISN_MASTER_KEY")
+# The master key wraps each country's key-encryption keys, the match key and the webhook secrets (isn.masterkey). It
+# is versioned: each wrapped value names the version that wrapped it, and `manage.py rotate_master_key` moves them all
+# to a new one. A version lives either in a PKCS#11 module (ISN_PKCS11_*: the key never leaves the module) or here as
+# 32 bytes from the environment or a file (development and small deployments). ISN_MASTER_KEY_NEXT is the next
+# environment key during an environment-to-environment rotation. Development keeps a generated key in the data folder;
+# production must be given a key or a module.
+ISN_PKCS11_MODULE = env_optional("ISN_PKCS11_MODULE")
+if ISN_PKCS11_MODULE:
+    if not Path(ISN_PKCS11_MODULE).is_file():
+        raise ConfigError(f"ISN_PKCS11_MODULE names {ISN_PKCS11_MODULE!r}, which is not a file")
+    ISN_PKCS11_TOKEN_LABEL = env_str("ISN_PKCS11_TOKEN_LABEL")
+    ISN_PKCS11_PIN = env_str("ISN_PKCS11_PIN")
+    # Each master key version is the token's AES key labelled "<ISN_PKCS11_KEY_LABEL>.v<version>".
+    ISN_PKCS11_KEY_LABEL = env_str("ISN_PKCS11_KEY_LABEL", "isn-master")
 else:
-    _master_key_text = env_optional("ISN_MASTER_KEY") or _development_secret(
-        "master_key", lambda: base64.b64encode(secrets.token_bytes(32)).decode()
+    ISN_PKCS11_TOKEN_LABEL = ISN_PKCS11_PIN = None
+    ISN_PKCS11_KEY_LABEL = "isn-master"
+
+
+def _master_key(name: str, text: str | None) -> bytes | None:
+    try:
+        return None if text is None else decode_key(text)
+    except ValueError:
+        raise ConfigError(f"{name} must be 32 random bytes, base64- or hex-encoded") from None
+
+
+if ISN_PKCS11_MODULE:
+    ISN_MASTER_KEY = _master_key("ISN_MASTER_KEY", env_optional("ISN_MASTER_KEY"))
+elif PRODUCTION:
+    ISN_MASTER_KEY = _master_key("ISN_MASTER_KEY", env_str("ISN_MASTER_KEY"))
+else:
+    ISN_MASTER_KEY = _master_key(
+        "ISN_MASTER_KEY",
+        env_optional("ISN_MASTER_KEY")
+        or _development_secret("master_key", lambda: base64.b64encode(secrets.token_bytes(32)).decode()),
     )
-try:
-    ISN_MASTER_KEY = decode_key(_master_key_text)
-except ValueError:
-    raise ConfigError("ISN_MASTER_KEY must be 32 random bytes, base64- or hex-encoded") from None
-del _master_key_text
+ISN_MASTER_KEY_NEXT = _master_key("ISN_MASTER_KEY_NEXT", env_optional("ISN_MASTER_KEY_NEXT"))
 
 # --- applications ------------------------------------------------------------------------------------------------
 INSTALLED_APPS = [
@@ -245,7 +269,9 @@ LANGUAGE_COOKIE_SECURE = PRODUCTION
 
 # --- static files ------------------------------------------------------------------------------------------------
 STATIC_URL = "/static/"
-STATIC_ROOT = DATA_DIR / "static"
+# The image collects them beside the code (ISN_STATIC_ROOT=/app/static), so the data folder can be a volume that an
+# upgrade does not leave serving the old ones.
+STATIC_ROOT = Path(env_str("ISN_STATIC_ROOT", str(DATA_DIR / "static"))).resolve()
 if not PRODUCTION:
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise expects it; runserver serves from the apps
 STORAGES = {
@@ -465,16 +491,27 @@ EMAIL_HOST_PASSWORD = env_str("ISN_EMAIL_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("ISN_EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("ISN_EMAIL_FROM", "ISN <isn-noreply@localhost>")
 
-# --- logging: one line per event, with the request id; never request bodies ---------------------------------------
+# --- logging: one line per event, with the request id (and the task in a worker); never request bodies ----------
+# "line" for people reading a terminal; "json" (isn.logformat) for a log shipper: one object a line with time, level,
+# logger, message, request_id, and task_id and task in a worker. The Dockerfile sets json.
+ISN_LOG_FORMAT = env_choice("ISN_LOG_FORMAT", "line", ("line", "json"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "isn.middleware.RequestIdLogFilter"}},
+    "filters": {
+        "request_id": {"()": "isn.middleware.RequestIdLogFilter"},
+        "task": {"()": "isn.logformat.TaskLogFilter"},
+    },
     "formatters": {
         "line": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "isn.logformat.JsonFormatter"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "line", "filters": ["request_id"]},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": ISN_LOG_FORMAT,
+            "filters": ["request_id", "task"],
+        },
     },
     "root": {"handlers": ["console"], "level": env_str("ISN_LOG_LEVEL", "INFO")},
     # django-axes logs every sign-in at INFO; the audit trail already records them.
@@ -506,10 +543,19 @@ ISN_AUDIT_CHECKPOINT_SECONDS = env_int("ISN_AUDIT_CHECKPOINT_SECONDS", 3600, min
 # Events are kept at least a year; audit_archive refuses anything younger than this.
 ISN_AUDIT_RETENTION_DAYS = env_int("ISN_AUDIT_RETENTION_DAYS", 400, minimum=365)
 ISN_AUDIT_ARCHIVE_DIR = DATA_DIR / "audit-archive"
+# The revocation ledger (audit.ledger): every withdrawal, expiry, narrowing and key retirement, appended outside the
+# database so that a restore re-applies what was shredded after its backup. Keep it beside the backups, not in them,
+# and ship it to another host as it grows (README, "Back up and restore").
+ISN_REVOCATION_LEDGER = Path(env_str("ISN_REVOCATION_LEDGER", str(DATA_DIR / "revocations.log"))).resolve()
+# Where backup and restore find pg_dump and pg_restore; by default the server's major version under
+# /usr/lib/postgresql, then PATH.
+ISN_PG_BIN_DIR = env_optional("ISN_PG_BIN_DIR")
 CELERY_BEAT_SCHEDULE |= {
     # The fallback for the sealing queued on commit (lost if the broker was down): it bounds the sealing delay.
     "audit-seal": {"task": "audit.tasks.seal_events", "schedule": 5.0},
     "audit-checkpoint": {"task": "audit.tasks.create_checkpoint", "schedule": float(ISN_AUDIT_CHECKPOINT_SECONDS)},
+    # The fallback for ledger lines whose append failed after commit.
+    "audit-reconcile-ledger": {"task": "audit.tasks.reconcile_ledger", "schedule": 60.0},
 }
 
 # --- access reviews (point 19 of issue 14; owned by the agencies app) ----------------------------------------------

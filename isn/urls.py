@@ -54,6 +54,8 @@ urlpatterns = [
 
 # Every refused portal request is audited (the API's refusals are, in isn.api.exception_handler).
 handler403 = "isn.views.permission_denied"
+# A database out of reach is answered 503 (problem details under /api/), never a traceback or a 500.
+handler500 = "isn.views.server_error"
 
 admin.site.site_header = "ISN administration"
 admin.site.site_title = "ISN"

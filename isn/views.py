@@ -4,16 +4,19 @@ goes through, and the pages of a member's place in the network, are in ``agencie
 
 from __future__ import annotations
 
+import logging
+import sys
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.template import loader
 from django.urls import NoReverseMatch, reverse, reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext_lazy as _
@@ -22,6 +25,12 @@ from django.views import defaults
 import isn.audit
 from isn.errors import ApplicationError, NotFound, Probed
 from isn.errors import PermissionDenied as DomainPermissionDenied
+from isn.problems import is_api_request, problem_response
+
+logger = logging.getLogger(__name__)
+
+# How long a client is asked to wait before trying again while the database is out of reach (a restart, a failover).
+DATABASE_RETRY_AFTER_SECONDS = 5
 
 # What a person is told when a service refuses, by the error's code; the service's own (English) message follows as
 # the detail. Codes not listed get the generic text of their class.
@@ -116,6 +125,28 @@ def permission_denied(request: HttpRequest, exception: Exception | None = None, 
     """handler403: every refused portal request is an audit event, then the 403 page."""
     _record_denial(request, "permission_denied")
     return defaults.permission_denied(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500. A database out of reach (restarting, failing over, a connection it dropped) is no error of ours and
+    passes: 503 with Retry-After, as problem details under /api/ and a plain page in the portal, neither touching the
+    database. A write cut off before its commit was rolled back whole. Anything else is Django's 500."""
+    error = sys.exc_info()[1]
+    if not isinstance(error, OperationalError | InterfaceError):
+        return defaults.server_error(request)
+    logger.warning("database unavailable (%s): answered 503", type(error).__name__)
+    if is_api_request(request):
+        response = problem_response(
+            503,
+            code="database_unavailable",
+            detail="ISN cannot reach its database just now. Try again shortly (a write sent with an "
+            "Idempotency-Key can be sent again safely).",
+        )
+    else:
+        # No request context: the context processors would ask the database about the user.
+        response = HttpResponse(loader.get_template("503.html").render(), status=503)
+    response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+    return response
 
 
 def portal_url(name: str, *args: Any) -> str | None:

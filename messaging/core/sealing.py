@@ -19,10 +19,10 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any, ParamSpec, TypeVar
 
-from django.conf import settings
 from django.db import connection, transaction
 
 from agencies.keyring import key_version, primary_key
+from agencies.masterkeys import master_unwrap, master_wrap
 from agencies.models import CountryKey, CountryKeyStatus
 from audit.models import Outcome
 from audit.services import record
@@ -321,13 +321,19 @@ def wrapped_key_rewrapped(key: ItemKey | RfiKey, old_kek: bytes, new_version: in
 # --- secrets under the master key -------------------------------------------------------------------------------
 
 
-def webhook_secret_sealed(agency_id: int, secret: str) -> bytes:
-    """An agency's webhook signing secret sealed under the master key for storing."""
-    return seal(settings.ISN_MASTER_KEY, secret.encode("ascii"), aad=_webhook_secret_aad(agency_id))
+def webhook_secret_sealed(agency_id: int, secret: str) -> tuple[int, bytes]:
+    """An agency's webhook signing secret sealed under the master key for storing: (master key version, sealed).
+    Call inside the transaction that stores both."""
+    return master_wrap(secret.encode("ascii"), aad=_webhook_secret_aad(agency_id))
 
 
-def webhook_secret_opened(agency_id: int, secret_sealed: bytes) -> bytes:
-    return open_sealed(settings.ISN_MASTER_KEY, bytes(secret_sealed), aad=_webhook_secret_aad(agency_id))
+def webhook_secret_opened(agency_id: int, master_version: int, secret_sealed: bytes) -> bytes:
+    return master_unwrap(master_version, bytes(secret_sealed), aad=_webhook_secret_aad(agency_id))
+
+
+def webhook_secret_aad(webhook: Any) -> bytes:
+    """The associated data of a webhook's sealed secret (a master key rotation re-wraps it under it)."""
+    return _webhook_secret_aad(webhook.agency_id)
 
 
 def item_text_open(data_key: bytes, item: Item, country_code: str, ciphertext: bytes, *, aad: bytes, what: str) -> str:

@@ -75,14 +75,14 @@ ABOUT_IDS = ("consent_id", "rfi_id")
 ABOUT_NAMES = ("hit_reference",)
 
 
-def _new_secret(agency_id: int) -> tuple[str, bytes]:
-    """A fresh signing secret, and the same sealed under the master key for storing."""
+def _new_secret(agency_id: int) -> tuple[str, int, bytes]:
+    """A fresh signing secret, and the same sealed under the master key for storing (with the key's version)."""
     secret = secrets.token_urlsafe(32)
-    return secret, webhook_secret_sealed(agency_id, secret)
+    return secret, *webhook_secret_sealed(agency_id, secret)
 
 
 def webhook_secret(webhook: AgencyWebhook) -> bytes:
-    return webhook_secret_opened(webhook.agency_id, webhook.secret_sealed)
+    return webhook_secret_opened(webhook.agency_id, webhook.secret_master_version, webhook.secret_sealed)
 
 
 def sign(secret: bytes, timestamp: str, body: bytes) -> str:
@@ -220,10 +220,10 @@ def webhook_configure(*, actor: AbstractBaseUser, url: str, is_active: bool = Tr
     if membership is None:
         raise PermissionDenied("Only an agency admin may configure the agency's webhook.")
     url = _check_url(url)
-    secret, sealed = _new_secret(membership.agency_id)
+    secret, master_version, sealed = _new_secret(membership.agency_id)
     webhook, created = AgencyWebhook.objects.update_or_create(
         agency_id=membership.agency_id,
-        defaults={"url": url, "is_active": is_active, "secret_sealed": sealed},
+        defaults={"url": url, "is_active": is_active, "secret_sealed": sealed, "secret_master_version": master_version},
     )
     record(
         action="messaging.webhook.configure",
@@ -331,8 +331,8 @@ def webhook_rotate_secret(*, actor: AbstractBaseUser, webhook_id: object) -> tup
     """A new signing secret for the agency's webhook, returned this once; the old one stops signing at once."""
     membership = _admin_membership(actor, "Only an agency admin may rotate the webhook's secret.")
     webhook = _visible_webhook(actor, webhook_id, lock=True)
-    secret, webhook.secret_sealed = _new_secret(webhook.agency_id)
-    webhook.save(update_fields=["secret_sealed", "updated_at"])
+    secret, webhook.secret_master_version, webhook.secret_sealed = _new_secret(webhook.agency_id)
+    webhook.save(update_fields=["secret_sealed", "secret_master_version", "updated_at"])
     record(
         action="messaging.webhook.rotate_secret",
         actor=actor,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from django.db import transaction
 from django.utils import timezone
 
+from agencies.models import Agency
 from audit.services import record
 from isn.errors import Conflict, InvalidInput
 from messaging.core.outbox import outbox_add
@@ -135,9 +136,12 @@ def narrowing_plan(
     )
 
 
-def _narrow(item: Item, plan: Narrowing, *, actor: Actor, rekey_later: bool) -> list[str]:
+def _narrow(
+    item: Item, plan: Narrowing, *, actor: Actor | None, rekey_later: bool, ledger_event_id: int | None = None
+) -> list[str]:
     """Apply a narrowing and follow it to every forward and consent; returns the countries whose grant and key went
-    (those removed, and those a cut-off consent had added). Their keys are shredded here unless ``rekey_later``."""
+    (those removed, and those a cut-off consent had added). Their keys are shredded here unless ``rekey_later``.
+    ``ledger_event_id``: a restore applies again the narrowing the revocation ledger holds under that event."""
     before = release_of(item)
     if plan.removed_countries:
         countries_remove(item, plan.removed_countries)
@@ -151,12 +155,14 @@ def _narrow(item: Item, plan: Narrowing, *, actor: Actor, rekey_later: bool) -> 
     if not rekey_later:
         countries_shred(item, cut_countries, actor=actor)
     outbox_add(kind=OutboxKind.ITEM_REVOKE, item=item, payload={"item_id": str(item.pk)})
+    again = {} if ledger_event_id is None else {"as": "release_narrow", "ledger_event_id": ledger_event_id}
     record(
-        action="messaging.item.release_narrow",
+        action="messaging.item.release_narrow" if ledger_event_id is None else "messaging.item.reshred",
         actor=actor,
         target=item,
         target_country=item.originator_country,
         details={
+            **again,
             "removed_countries": plan.removed_countries,
             "removed_agencies": plan.removed_agencies,
             "restricted_to_agencies": sorted(plan.added_restrictions),
@@ -354,4 +360,59 @@ def _item_expire(*, actor: Actor | None, item_id: uuid.UUID, today: date) -> boo
         target_country=item.originator_country,
         details={"review_date": item.review_date.isoformat(), "shredded_countries": shredded, **reach.details()},
     )
+    return True
+
+
+# --- after a restore: the revocation ledger applied again (audit.ledger) ----------------------------------------------
+@transaction.atomic
+def item_end_again(*, item_id: object, status: str, ledger_event_id: int) -> bool:
+    """A restore withdraws or expires again an item the revocation ledger says ended after the backup; recorded
+    as ``messaging.item.reshred``. False when there is nothing to do (no such item, or it is no longer active)."""
+    item = Item.objects.select_for_update().filter(pk=item_id).first()
+    if item is None or item.status != ItemStatus.ACTIVE:
+        return False
+    shredded, reach = _end(item, status, actor=None)
+    record(
+        action="messaging.item.reshred",
+        actor=None,
+        target=item,
+        target_country=item.originator_country,
+        details={"as": status, "ledger_event_id": ledger_event_id, "shredded_countries": shredded, **reach.details()},
+    )
+    return True
+
+
+@transaction.atomic
+def item_narrowing_again(
+    *,
+    item_id: object,
+    ledger_event_id: int,
+    removed_countries: Sequence[str] = (),
+    removed_agencies: Sequence[int] = (),
+    restricted_to_agencies: Sequence[int] = (),
+    removed_named_users: Sequence[int] = (),
+) -> bool:
+    """A restore applies again a narrowing the revocation ledger holds: whatever of it the restored grants still
+    allow is taken away, shredded and followed to every copy, as the originator's change did. False when the
+    restored item already lacks all of it."""
+    item = Item.objects.select_for_update().filter(pk=item_id).first()
+    if item is None or item.status != ItemStatus.ACTIVE:
+        return False
+    current = Grants.of(item)
+    countries_cut = (current.countries & set(removed_countries)) - {item.originator_country}
+    remaining = current.countries - countries_cut
+    restrictions = dict(
+        Agency.objects.filter(pk__in=restricted_to_agencies, country_id__in=remaining).values_list("pk", "country_id")
+    )
+    plan = Narrowing(
+        removed_countries=sorted(countries_cut),
+        removed_agencies=sorted(set(current.agencies) & {int(pk) for pk in removed_agencies}),
+        added_restrictions={pk: code for pk, code in sorted(restrictions.items()) if pk not in current.agencies},
+        removed_named=sorted({pk for pk, _country in current.named.values()} & {int(pk) for pk in removed_named_users}),
+    )
+    if not plan:
+        return False
+    before = audience_of(item)
+    _narrow(item, plan, actor=None, rekey_later=False, ledger_event_id=ledger_event_id)
+    feed_follow(item, before)
     return True

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.db import transaction
 
-from agencies.keyring import country_key_retire, key_version, primary_key
+from agencies.keyring import country_key_retire, country_key_rotate, key_version, primary_key
 from agencies.models import CountryKey, CountryKeyStatus
 from audit.models import Outcome
 from audit.services import record
@@ -145,3 +145,18 @@ def _rewrap_batch(
             broken.add(key.pk)
     model.objects.bulk_update(done, ["kek_version", "wrapped_key"])
     return len(done), broken, len(batch)
+
+
+def country_key_retire_again(*, country_code: str, version: int) -> bool:
+    """A restore retires again a country key version the revocation ledger says was retired after the backup:
+    rotated out first if the backup still has it primary, every data key re-wrapped under the primary one (nothing
+    becomes unreadable), then destroyed. False when it is already retired, or unknown to the backup."""
+    key = CountryKey.objects.filter(country_id=country_code, version=version).first()
+    if key is None or key.status == CountryKeyStatus.RETIRED:
+        return False
+    if key.status == CountryKeyStatus.PRIMARY:
+        country_key_rotate(actor=None, country_code=country_code)
+    result = country_keys_rewrap(actor=None, country_code=country_code, old_version=version)
+    if not result.retired:
+        raise Conflict(f"{country_code} key v{version}: {result.remaining} data keys could not be re-wrapped yet.")
+    return True

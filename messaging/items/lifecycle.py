@@ -251,7 +251,7 @@ def item_create(
                 content_version=1,
                 border_crossing=border_crossing,
                 review_date=review_date,
-                discoverable=discoverable,
+                discoverable=bool(discoverable),
                 **metadata,
             )
     except IntegrityError:

@@ -8,7 +8,9 @@ recompute step runs from ``agencies.keyring.match_tokens_recompute``, which reco
 
 from __future__ import annotations
 
+import datetime
 import json
+import re
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -27,29 +29,57 @@ from messaging.core.sealing import (
     sealed,
 )
 from messaging.core.validation import Problems
-from messaging.matching.normalise import match_values
+from messaging.matching.normalise import (
+    BUDDHIST_ERA_FROM,
+    BUDDHIST_ERA_OFFSET,
+    country_code,
+    digits_ascii,
+    match_values,
+)
 from messaging.models import ENTITIES_MAX, EntityType, Item, ItemEntity, MatchToken
 
 ENTITY_TEXT_MAX_LENGTH = 500
 ALIASES_MAX = 20
 UNKNOWN_FIELD = "This operation does not take this field."
 
-# The fields each type of entity takes: those ``match_values`` reads (see its docstring), and for a location, which
-# never matches, what describes it. Every value is text, but a person's ``aliases`` (a list of texts).
+# The fields each type of entity takes: those ``match_values`` reads (see its docstring), and those that only describe
+# (``DESCRIPTIVE_FIELDS``: shown to readers, never matched). Every value is text, but a person's ``aliases`` (a list of
+# texts). A vessel's ``country`` is its flag.
 ENTITY_FIELDS: dict[str, tuple[str, ...]] = {
-    EntityType.PERSON: ("name", "aliases", "birth_date"),
+    EntityType.PERSON: ("name", "aliases", "birth_date", "nationality", "sex"),
     EntityType.IDENTITY_DOCUMENT: ("doc_type", "country", "number"),
     EntityType.PHONE: ("number", "country"),
     EntityType.EMAIL: ("address",),
-    EntityType.VEHICLE: ("plate", "country"),
-    EntityType.VESSEL: ("imo", "registration", "country"),
+    EntityType.VEHICLE: ("plate", "country", "make", "model", "colour"),
+    EntityType.VESSEL: ("name", "imo", "registration", "country"),
     EntityType.COMPANY: ("name", "registration_number", "country"),
-    EntityType.BANK_ACCOUNT: ("number", "country"),
+    EntityType.BANK_ACCOUNT: ("number", "country", "bank", "holder"),
     EntityType.WALLET: ("chain", "address"),
     EntityType.LOCATION: ("name", "address", "country", "latitude", "longitude"),
-    EntityType.SEIZURE: ("substance", "logo", "lab_profile"),
-    EntityType.PRECURSOR: ("cas",),
+    EntityType.SEIZURE: (
+        "substance",
+        "quantity",
+        "unit",
+        "place",
+        "date",
+        "logo",
+        "colour",
+        "packaging",
+        "lab_profile",
+    ),
+    EntityType.PRECURSOR: ("name", "cas"),
 }
+DESCRIPTIVE_FIELDS: dict[str, tuple[str, ...]] = {
+    EntityType.PERSON: ("nationality", "sex"),
+    EntityType.VEHICLE: ("make", "model", "colour"),
+    EntityType.VESSEL: ("name",),
+    EntityType.BANK_ACCOUNT: ("bank", "holder"),
+    EntityType.LOCATION: ("name", "address", "country", "latitude", "longitude"),
+    EntityType.SEIZURE: ("quantity", "unit", "place", "date", "colour", "packaging"),
+    EntityType.PRECURSOR: ("name",),
+}
+SEXES = ("female", "male")
+SEIZURE_UNITS = ("kg", "g", "l", "ml", "tablets", "pieces", "packages")
 ALL_ENTITY_FIELDS: tuple[str, ...] = tuple(sorted({name for names in ENTITY_FIELDS.values() for name in names}))
 
 
@@ -77,6 +107,84 @@ def _checked_value(problems: Problems, where: str, name: str, value: object) -> 
     elif any(ord(char) < 32 or ord(char) == 127 for char in value):
         problems.add(where, "Control characters are not allowed.")
     return value
+
+
+_QUANTITY = re.compile(r"\d+(?:[.,]\d+)*")
+_DATE_YEAR_FIRST = re.compile(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})")
+_DATE_DAY_FIRST = re.compile(r"(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})")
+
+
+def _event_date(text: str) -> str:
+    """A date something happened (a seizure), ISO ``YYYY-MM-DD``: year first or day first, digits of any script,
+    Buddhist-era years; not in the future."""
+    text = digits_ascii(text)
+    if found := _DATE_YEAR_FIRST.fullmatch(text):
+        year, month, day = (int(part) for part in found.groups())
+    elif found := _DATE_DAY_FIRST.fullmatch(text):
+        day, month, year = (int(part) for part in found.groups())
+    else:
+        raise ValueError("Not a date: write YYYY-MM-DD or DD/MM/YYYY.")
+    if year >= BUDDHIST_ERA_FROM:
+        year -= BUDDHIST_ERA_OFFSET
+    try:
+        date = datetime.date(year, month, day)
+    except ValueError:
+        raise ValueError("No such date.") from None
+    if date > datetime.date.today() or date.year < 1900:
+        raise ValueError("Not a possible date: it is in the future or before 1900.")
+    return date.isoformat()
+
+
+def _coordinate(text: str, limit: int) -> str:
+    try:
+        value = float(digits_ascii(text).replace(",", "."))
+    except ValueError:
+        raise ValueError("A number of degrees, such as 11.5564.") from None
+    if not -limit <= value <= limit:
+        raise ValueError(f"Between -{limit} and {limit} degrees.")
+    return digits_ascii(text).replace(",", ".")
+
+
+def _described(name: str, value: str) -> str:
+    """A descriptive field's value in its one stored form, or ValueError with what is wrong."""
+    if name in ("nationality", "country"):
+        try:
+            return country_code(value, field=name)
+        except InvalidInput:
+            raise ValueError("A two-letter country code (ISO 3166-1), such as TH.") from None
+    if name == "sex":
+        if value.casefold() not in SEXES:
+            raise ValueError(f"One of {', '.join(SEXES)}.")
+        return value.casefold()
+    if name == "quantity":
+        quantity = digits_ascii(value).replace(" ", "")
+        if not _QUANTITY.fullmatch(quantity) or not quantity.strip("0.,"):
+            raise ValueError("A number greater than zero, such as 12.5.")
+        return quantity
+    if name == "unit":
+        if value.casefold() not in SEIZURE_UNITS:
+            raise ValueError(f"One of {', '.join(SEIZURE_UNITS)}.")
+        return value.casefold()
+    if name == "date":
+        return _event_date(value)
+    if name in ("latitude", "longitude"):
+        return _coordinate(value, 90 if name == "latitude" else 180)
+    return value
+
+
+def _descriptive_check(problems: Problems, where: str, entity_type: str, fields: dict[str, Any]) -> None:
+    """The fields that describe but never match, checked and put in their stored form (``fields`` is changed)."""
+    for name in DESCRIPTIVE_FIELDS.get(entity_type, ()):
+        value = fields.get(name)
+        if not value:
+            fields.pop(name, None)
+            continue
+        try:
+            fields[name] = _described(name, value)
+        except ValueError as refused:
+            problems.add(f"{where}.{name}", str(refused))
+    if fields.get("quantity") and not fields.get("unit"):
+        problems.add(f"{where}.unit", "Give the unit of the quantity.")
 
 
 def entities_check(problems: Problems, entities: Sequence[Mapping[str, Any]]) -> list[CheckedEntity]:
@@ -110,6 +218,8 @@ def entities_check(problems: Problems, entities: Sequence[Mapping[str, Any]]) ->
                 problems.add(f"{where}.{name}", UNKNOWN_FIELD)
             elif value is not None:
                 fields[name] = _checked_value(problems, f"{where}.{name}", name, value)
+        if len(problems.errors) == before:
+            _descriptive_check(problems, where, str(entity_type), fields)
         if len(problems.errors) != before:
             continue
         try:

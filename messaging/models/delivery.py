@@ -191,6 +191,8 @@ class AgencyWebhook(models.Model):
     agency = models.OneToOneField("agencies.Agency", on_delete=models.CASCADE, related_name="+")
     url = models.URLField(max_length=500)
     secret_sealed = models.BinaryField(editable=False)
+    # The master key version (agencies.MasterKeyVersion.version) that sealed ``secret_sealed``.
+    secret_master_version = models.PositiveIntegerField(default=1)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)

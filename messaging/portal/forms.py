@@ -180,6 +180,18 @@ class ComposeForm(forms.Form):
         help_text=_("Optional usernames, separated by commas, who need to know (their country must be released)."),
     )
     attachments = MultipleFileField(label=_("Attachments"), required=False)
+    # Never a default: the originator says, for each item, whether others may learn that it holds an identifier.
+    discoverable = forms.TypedChoiceField(
+        label=_("Discoverable"),
+        choices=[("yes", _("Yes: officers who cannot read it may learn it exists and ask us")), ("no", _("No"))],
+        coerce=lambda value: value == "yes",
+        widget=forms.RadioSelect,
+        error_messages={"required": _("Choose whether the item is discoverable.")},
+        help_text=_(
+            "Discoverable: an officer who checks an identifier this item holds learns only that your agency has "
+            "something on it, and may ask you. You are told of every such hit. A TLP:RED item never is."
+        ),
+    )
 
     def __init__(
         self, *args: Any, own_country: str, agencies: QuerySet[Agency], border_crossing: str = "", **kwargs: Any
@@ -207,7 +219,21 @@ class ComposeForm(forms.Form):
             self.add_error(
                 "flash_confirmed", _("Tick the confirmation to post a FLASH item, or choose another priority.")
             )
+        if data.get("discoverable") is True and data.get("handling_code") == HandlingCode.RED:
+            self.add_error(
+                "discoverable", _("A TLP:RED item is never discoverable: choose No, or another handling code.")
+            )
         return data
+
+    def typed_again(self, **options: Any) -> ComposeForm:
+        """An unjudged form showing what was typed into this bound one (files aside): the page re-rendered to add an
+        entity row must not greet the officer with errors about fields not filled in yet."""
+        typed = {
+            name: field.widget.value_from_datadict(self.data, self.files, self.add_prefix(name))
+            for name, field in self.fields.items()
+            if name != "attachments"
+        }
+        return ComposeForm(initial=typed, **options)
 
     def service_fields(self) -> dict[str, Any]:
         """The cleaned input as ``item_create`` takes it."""
@@ -228,6 +254,7 @@ class ComposeForm(forms.Form):
                 "countries",
                 "agencies",
                 "named_users",
+                "discoverable",
             )
         }
 

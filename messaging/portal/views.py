@@ -39,6 +39,7 @@ from messaging.items.hits import item_hits_view
 from messaging.items.lifecycle import item_access_view, item_create, item_list, item_read
 from messaging.matching.discovery import related_items
 from messaging.models import Item, ItemStatus, Notification, NotificationKind, Priority
+from messaging.portal.entities import entities_for_display, entity_formset
 from messaging.portal.forms import (
     AcknowledgeForm,
     AttachmentForm,
@@ -143,6 +144,7 @@ def item_detail(request: HttpRequest, item_id: Any) -> HttpResponse:
     release_agencies = (content.release or {}).get("agencies", [])
     context = {
         "content": content,
+        "entities": entities_for_display(content.entities),
         "item": item,
         "is_originator": originator,
         "is_active": item.status == ItemStatus.ACTIVE,
@@ -230,20 +232,33 @@ def compose(request: HttpRequest) -> HttpResponse:
     """Post a new item, with its attachments, in one transaction: all of it is stored, or none."""
     membership = _content_membership(request)
     office_crossing = membership.office.border_crossing if membership.office is not None else ""
+    options = {
+        "own_country": membership.agency.country_id,
+        "agencies": agencies_visible_to(request.user),
+        "border_crossing": office_crossing,
+    }
     form = ComposeForm(
         request.POST if request.method == "POST" else None,
         request.FILES if request.method == "POST" else None,
-        own_country=membership.agency.country_id,
-        agencies=agencies_visible_to(request.user),
-        border_crossing=office_crossing,
         initial={"language": request.LANGUAGE_CODE} if request.LANGUAGE_CODE in dict(settings.LANGUAGES) else {},
+        **options,
     )
+    entity_rows, entity_action = entity_formset(
+        request.POST if request.method == "POST" else None, own_country=membership.agency.country_id
+    )
+    entity_problems: list[str] = []
+    if request.method == "POST" and entity_action:
+        # "Add another entity" or "Show the fields": the same form again with everything typed, not yet judged and
+        # nothing posted (files cannot be carried over: the page says so).
+        return _compose_page(request, form.typed_again(**options), entity_rows, entity_problems, reshown=True)
     if request.method == "POST":
         too_large = _upload_too_large(request)
-        if form.is_valid() and not too_large:
+        rows_valid = entity_rows.is_valid()
+        entity_problems = entity_rows.summaries()
+        if form.is_valid() and rows_valid and not too_large:
             try:
                 with transaction.atomic():
-                    content = item_create(actor=request.user, **form.service_fields())
+                    content = item_create(actor=request.user, **form.service_fields(), entities=entity_rows.entities())
                     for upload in form.cleaned_data["attachments"]:
                         try:
                             attachment_add(
@@ -255,7 +270,11 @@ def compose(request: HttpRequest) -> HttpResponse:
             except _Rollback:
                 pass
             except InvalidInput as error:
-                add_service_errors(form, error.extra.get("fields", {}), error.message)
+                fields = error.extra.get("fields", {})
+                entity_problems = entity_rows.add_service_errors(fields)
+                others = {name: problems for name, problems in fields.items() if not name.startswith("entities")}
+                if others or not fields:
+                    add_service_errors(form, others, error.message)
             else:
                 if content.item.priority == Priority.FLASH:
                     messages.success(request, _("FLASH item posted. Its recipients are being alerted now."))
@@ -264,7 +283,19 @@ def compose(request: HttpRequest) -> HttpResponse:
                 return redirect("portal:item", content.item.pk)
         if too_large:
             form.add_error("attachments", _too_large_message())
-    context = {"form": form, "crossings": _crossings(request)}
+    return _compose_page(request, form, entity_rows, entity_problems)
+
+
+def _compose_page(
+    request: HttpRequest, form: ComposeForm, entity_rows: Any, entity_problems: list[str], *, reshown: bool = False
+) -> HttpResponse:
+    context = {
+        "form": form,
+        "entity_rows": entity_rows,
+        "entity_problems": entity_problems,
+        "reshown": reshown,
+        "crossings": _crossings(request),
+    }
     return render(request, "messaging/compose.html", context)
 
 

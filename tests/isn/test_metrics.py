@@ -1,5 +1,6 @@
 """GET /metrics: Prometheus's text format behind a bearer token, with the queues and the outbox growing while no
-worker runs (none does in tests: what is posted stays queued in the real Redis and unprocessed in the outbox)."""
+worker runs (none does in most tests: what is posted stays queued in the real Redis and unprocessed in the outbox),
+and the issue's scenario with a real worker and beat that routed and sealed, then stopped."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from isn import broker
 from tests.messaging.network import build_network, post_item
+from tests.messaging.workers import private_broker, start_worker, wait_for
 
 TOKEN = "metrics-" + "0123456789abcdefghijklmnopqrstuvwxyz"
 
@@ -122,3 +124,61 @@ def test_with_no_worker_the_queue_grows_and_the_outbox_ages(client, token):
         >= first[("isn_outbox_oldest_unprocessed_age_seconds", ())] + 1.0
     )
     queues.delete("default", "urgent")
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_with_the_worker_stopped_the_queues_and_the_unsealed_audit_events_grow(client, token, settings, tmp_path):
+    """Issue 17, done when: scraped with the token (refused without) while a worker is stopped, /metrics shows the
+    Celery queues and the unsealed audit events growing. A real worker with beat routes and seals first."""
+    network = build_network()
+    officer = network.user("vn.officer")
+    with private_broker(tmp_path) as redis_server:
+        settings.REDIS_URL = redis_server.url  # one Redis for broker and cache, as the README configures
+        queues = redis.Redis.from_url(redis_server.url)
+        worker = start_worker(redis_server.url, tmp_path, beat=True, name="metrics")
+        try:
+            post_item(officer, priority="routine")
+            # Working: the queues drain and beat's sealer links every audit event into the chain.
+            working = wait_for(
+                lambda: (
+                    (samples := scrape(client))[("isn_audit_unsealed_events", ())] == 0
+                    and samples[("isn_celery_queue_length", (("queue", "default"),))] == 0
+                    and samples[("isn_outbox_unprocessed", ())] == 0
+                    and samples
+                ),
+                timeout=60,
+                interval=0.5,
+                what=worker.output(),
+            )
+        finally:
+            worker.stop()
+        assert working[("isn_broker_up", ())] == 1
+        assert working[("isn_audit_oldest_unsealed_age_seconds", ())] == 0
+
+        for header in ({}, {"HTTP_AUTHORIZATION": "Bearer wrong"}):
+            refused = client.get("/metrics", **header)
+            assert refused.status_code == 401
+            assert b"isn_" not in refused.content
+
+        post_item(officer, priority="routine")
+        post_item(officer, priority="flash")
+        stopped = scrape(client)
+        assert stopped[("isn_celery_queue_length", (("queue", "default"),))] >= 1
+        assert stopped[("isn_celery_queue_length", (("queue", "urgent"),))] >= 1
+        assert stopped[("isn_audit_unsealed_events", ())] >= 2  # each post's own event at least
+        assert stopped[("isn_outbox_unprocessed", ())] >= 2
+
+        time.sleep(1.0)
+        post_item(officer, priority="routine")
+        later = scrape(client)
+        assert (
+            later[("isn_celery_queue_length", (("queue", "default"),))]
+            > stopped[("isn_celery_queue_length", (("queue", "default"),))]
+        )
+        assert later[("isn_celery_queue_length", (("queue", "default"),))] == queues.llen("default")
+        assert later[("isn_audit_unsealed_events", ())] > stopped[("isn_audit_unsealed_events", ())]
+        assert (
+            later[("isn_audit_oldest_unsealed_age_seconds", ())]
+            >= stopped[("isn_audit_oldest_unsealed_age_seconds", ())] + 1.0
+        )

@@ -11,12 +11,14 @@ import base64
 import contextlib
 import http.server
 import os
+import pwd
 import shutil
 import signal
 import socket
 import socketserver
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -130,6 +132,69 @@ def private_broker(folder: Path) -> Iterator[RedisServer]:
         repoint(previous)
         throttle_cache.reset()
         server.stop()
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------------------------------
+
+
+class PostgresCluster:
+    """A throwaway PostgreSQL cluster this test owns (never the shared one on 5432): it can stop and start it again on
+    the same port, as an operator's restart would. As root, it runs as the postgres system user, as PostgreSQL asks."""
+
+    def __init__(self) -> None:
+        from tests.servers import _find
+
+        self.pg_ctl = _find("pg_ctl", "Debian: apt-get install postgresql")
+        self.initdb = _find("initdb", "Debian: apt-get install postgresql")
+        self.port = free_port()
+        self.folder = Path(tempfile.mkdtemp(prefix="isn-fault-pg-"))
+        self.data = self.folder / "data"
+        self.run_as: list[str] = []
+        if os.geteuid() == 0:
+            owner = pwd.getpwnam("postgres")
+            os.chown(self.folder, owner.pw_uid, owner.pw_gid)
+            self.run_as = ["runuser", "-u", "postgres", "--"]
+
+    def url(self, database: str = "isn") -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _ctl(self, *args: str) -> None:
+        subprocess.run([*self.run_as, self.pg_ctl, "-D", str(self.data), *args], check=True, capture_output=True)
+
+    def init(self) -> None:
+        subprocess.run(
+            [
+                *(*self.run_as, self.initdb, "-D", str(self.data), "-U", "postgres", "--auth=trust", "--no-sync"),
+                *("-E", "UTF8", "--no-locale"),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        self.start()
+
+    def stop(self) -> None:
+        """``pg_ctl stop -m fast``: every session cut off, open transactions rolled back."""
+        self._ctl("-m", "fast", "-w", "stop")
+
+    def start(self) -> None:
+        # Durable as a real server (fsync on): a restart must lose nothing that was committed.
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.folder} -c max_connections=100"
+        self._ctl("-o", options, "-l", str(self.folder / "postgres.log"), "-w", "start")
+
+    def destroy(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self._ctl("-m", "immediate", "-w", "stop")
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def private_postgres() -> Iterator[PostgresCluster]:
+    cluster = PostgresCluster()
+    cluster.init()
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()
 
 
 # --- a Celery worker on the test database ----------------------------------------------------------------------------

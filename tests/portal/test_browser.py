@@ -76,6 +76,7 @@ def test_composing_a_flash_item_asks_for_its_confirmation(net, page):
     page.select_option("select[name=info_credibility]", "2")
     page.check("input[name=countries][value=KH]")
     page.check("input[name=priority][value=flash]")
+    page.check("input[name=discoverable][value=yes]")
     assert confirm.is_visible()
     screenshot(page, "compose-flash")
     page.click("text=Post the item")

@@ -79,7 +79,8 @@ class Portal:
 
     def submit(self, form: str, url: re.Pattern[str] | str) -> None:
         """Press the submit button of the form matching ``form`` and wait for the page it leads to."""
-        self.page.locator(f"{form} button[type=submit]").first.click()
+        # Not the compose form's entity buttons ("Show the fields", "Add another entity"): they re-render the form.
+        self.page.locator(f"{form} button[type=submit]:not([name=entity_action])").first.click()
         self.page.wait_for_url(url)
         self.check_language()
 
@@ -112,6 +113,7 @@ def compose_flash(vn: Portal, s: Sharing) -> Item:
     page.check("input[name=countries][value=KH]")
     page.check("input[name=priority][value=flash]")
     page.check("input[name=flash_confirmed]")  # shown once FLASH is chosen
+    page.check("input[name=discoverable][value=no]")
     vn.submit("main form[enctype='multipart/form-data']", ITEM_PAGE)
     item = Item.objects.get()
     assert page.url.endswith(f"/items/{item.pk}/")

@@ -275,6 +275,7 @@ def _compose_data(**overrides):
         "border_crossing": "Moc Bai - Bavet",
         "review_date": (timezone.now().date() + timedelta(days=30)).isoformat(),
         "countries": ["VN", "KH"],
+        "discoverable": "no",
     }
     data.update(overrides)
     return data

@@ -1,7 +1,11 @@
 """Canary strings planted in an item's title, body, attachment name and attachment bytes go through the whole flow
 (post, list, read, download, correct, narrow, withdraw; the audit chain sealed) and are then looked for in
-plaintext everywhere the host keeps anything: a pg_dump of the database, every Redis key (including the Celery
-messages queued there), the logs and the sent e-mails. Only the people they were released to ever see them.
+plaintext everywhere the host keeps anything: a pg_dump of the database, the revocation ledger, every Redis key
+(including the Celery messages queued there), the logs and the sent e-mails. Only the people they were released
+to ever see them.
+
+The logs are searched as the operator keeps them (``ISN_LOG_FORMAT=json``, isn.logformat): this process's records
+through the JSON formatter with the request-id and task filters, and the worker started with JSON logs.
 
 The item is routed by a real Celery worker on a Redis of the test's own, which e-mails the counterpart officer
 through a local SMTP server and calls the receiving agency's webhook on a local receiver: the worker's log, the
@@ -12,6 +16,7 @@ they are, they belong here as well.
 from __future__ import annotations
 
 import base64
+import io
 import json
 import logging
 import os
@@ -31,6 +36,8 @@ from rest_framework.test import APIClient
 from agencies.keyring import forget_cached_keys
 from agencies.models import Role
 from agencies.services import office_link_counterpart
+from isn.logformat import JsonFormatter, TaskLogFilter
+from isn.middleware import RequestIdLogFilter
 from messaging.delivery.webhooks import webhook_configure
 from messaging.models.delivery import Delivery
 from tests.factories import AgencyFactory, MembershipFactory, OfficeFactory, UserFactory, country
@@ -145,6 +152,7 @@ def routing(tmp_path):
                 "ISN_EMAIL_HOST": "127.0.0.1",
                 "ISN_EMAIL_PORT": str(smtp.port),
                 "ISN_LOG_LEVEL": "DEBUG",
+                "ISN_LOG_FORMAT": "json",
             },
         )
         try:
@@ -153,10 +161,40 @@ def routing(tmp_path):
             worker.stop()
 
 
+@pytest.fixture
+def json_log():
+    """This process's log records as ISN_LOG_FORMAT=json writes them (the settings' console handler, into a buffer)."""
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(RequestIdLogFilter())
+    handler.addFilter(TaskLogFilter())
+    handler.setLevel(logging.DEBUG)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield buffer
+    finally:
+        root.removeHandler(handler)
+
+
+def _json_lines(text: str, where: str) -> list[dict]:
+    """Every line a JSON object with the fields isn.logformat promises (a worker also prints a banner first)."""
+    records = []
+    for line in text.splitlines():
+        if not line.startswith("{"):
+            continue
+        record = json.loads(line)
+        assert {"time", "level", "logger", "message", "request_id"} <= record.keys(), (where, record)
+        records.append(record)
+    assert records, f"nothing was logged as JSON in {where}"
+    return records
+
+
 @pytest.mark.slow
 # Committed for real (the sealing and the Celery messages queued on commit happen); countries survive the flush.
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_no_canary_in_plaintext_anywhere_after_the_whole_flow(people, routing, caplog, capsys):
+def test_no_canary_in_plaintext_anywhere_after_the_whole_flow(people, routing, json_log, caplog, capsys):
     caplog.set_level(logging.DEBUG)
     vn, kh, th, auditor = (people[name] for name in ("vn.officer", "kh.officer", "th.officer", "un.auditor"))
     webhook_configure(actor=people["kh.admin"].isn_user, url=routing.hooks.url)
@@ -258,6 +296,9 @@ def test_no_canary_in_plaintext_anywhere_after_the_whole_flow(people, routing, c
     seal_events()  # the chain's hashes and checkpoint inputs are made from the events as stored
 
     _assert_absent("a pg_dump of the database", _pg_dump())
+    ledger = settings.ISN_REVOCATION_LEDGER.read_bytes()
+    assert item.encode() in ledger  # the narrowing and the withdrawal were appended to the revocation ledger
+    _assert_absent("the revocation ledger", ledger)
     # One Redis for the cache and the broker, as the README configures it (``private_broker``).
     in_broker = _redis_contents(routing.broker.url)
     assert b"throttle_person_" in in_broker  # the search does reach this test's cache keys
@@ -270,7 +311,13 @@ def test_no_canary_in_plaintext_anywhere_after_the_whole_flow(people, routing, c
     assert item.encode() in webhook_bodies  # the agency's system was told of the item
     _assert_absent("webhook bodies", webhook_bodies)
     _assert_absent("the worker's log", routing.worker.log.read_bytes())
+    worker_records = _json_lines(routing.worker.log.read_text(), "the worker's log")
+    # The worker's records name the task they were written in (the routing task at least logged something).
+    assert any(record.get("task_id") and record.get("task") for record in worker_records), routing.worker.output()
     _assert_absent("the captured logs", caplog.text.encode())
+    web_records = _json_lines(json_log.getvalue(), "this process's JSON log")
+    assert any(record["request_id"] != "-" for record in web_records)  # requests were logged with their ids
+    _assert_absent("this process's JSON log", json_log.getvalue().encode())
     captured = capsys.readouterr()
     _assert_absent("stdout and stderr", (captured.out + captured.err).encode())
     _assert_absent("sent e-mails", b"\n".join(str(message.message()).encode() for message in mail.outbox))

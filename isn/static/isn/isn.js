@@ -18,5 +18,13 @@
       radios.forEach(function (radio) { radio.addEventListener("change", update); });
       update();
     }
+    // Composing: choosing an entity's type shows its fields at once, as its "Show the fields" button does without
+    // JavaScript (the form comes back from the server with everything typed kept).
+    document.querySelectorAll("select[data-entity-type]").forEach(function (select) {
+      select.addEventListener("change", function () {
+        var button = select.closest("fieldset").querySelector("button[data-entity-show]");
+        if (button && select.form.requestSubmit) { select.form.requestSubmit(button); }
+      });
+    });
   });
 })();

@@ -105,6 +105,13 @@ def test_tokens_are_the_blind_tokens_of_the_normalised_values_and_a_name_alone_m
         ({"type": "phone", "number": "12", "country": "TH"}, "entities[0].number"),
         ({"type": "spaceship", "name": "A"}, "entities[0].type"),
         ({"type": "email", "address": 42}, "entities[0].address"),
+        ({"type": "person", "name": "A", "nationality": "Thai"}, "entities[0].nationality"),
+        ({"type": "person", "name": "A", "sex": "x"}, "entities[0].sex"),
+        ({"type": "seizure", "substance": "heroin", "quantity": "many", "unit": "kg"}, "entities[0].quantity"),
+        ({"type": "seizure", "substance": "heroin", "quantity": "12"}, "entities[0].unit"),
+        ({"type": "seizure", "substance": "heroin", "date": "31/02/2024"}, "entities[0].date"),
+        ({"type": "location", "name": "A", "latitude": "91"}, "entities[0].latitude"),
+        ({"type": "precursor", "name": "safrole"}, "entities[0].cas"),
     ],
 )
 def test_a_bad_entity_is_refused_naming_its_field_and_nothing_is_stored(post, vn_officer, entity, field):
@@ -113,6 +120,25 @@ def test_a_bad_entity_is_refused_naming_its_field_and_nothing_is_stored(post, vn
     assert field in refused.value.extra["fields"]
     assert Item.objects.count() == 0
     assert ItemEntity.objects.count() == MatchToken.objects.count() == 0
+
+
+def test_descriptive_fields_are_kept_in_their_stored_form_and_never_match(post, vn_officer):
+    entities = [
+        {"type": "person", "name": "Somchai Wombat", "nationality": "th", "sex": "Male"},
+        {"type": "vehicle", "plate": "70C-991.37", "country": "VN", "make": "Toyota", "model": "Hilux",
+         "colour": "white"},
+        {"type": "vessel", "name": "Mekong Star", "registration": "LA-1234", "country": "LA"},
+        {"type": "seizure", "substance": "methamphetamine", "quantity": "๑๒.๕", "unit": "KG", "place": "Bavet",
+         "date": "๓/๑/๒๕๖๗", "logo": "WY", "colour": "pink", "packaging": "tea bags, green"},
+        {"type": "precursor", "name": "safrole", "cas": "94-59-7"},
+        {"type": "bank_account", "number": "123-456", "country": "KH", "bank": "ABA", "holder": "S. Wombat"},
+    ]  # fmt: skip
+    content = post(vn_officer, entities=entities)
+    person, _vehicle, _vessel, seizure, _precursor, _account = content.entities
+    assert (person["nationality"], person["sex"]) == ("TH", "male")
+    assert (seizure["quantity"], seizure["unit"], seizure["date"]) == ("12.5", "kg", "2024-01-03")
+    kinds = sorted(MatchToken.objects.filter(item=content.item).values_list("kind", flat=True))
+    assert kinds == ["account", "cas", "logo", "plate", "vessel"]
 
 
 def test_at_most_fifty_entities(post, vn_officer):
@@ -144,10 +170,10 @@ def test_an_item_without_entities_shows_an_empty_list(api, post, vn_officer, kh_
 
 def test_the_api_refuses_a_bad_entity_field_naming_it_and_stores_nothing(api, vn_officer):
     api.force_authenticate(vn_officer)
-    bad = {"type": "vehicle", "plate": "70C-991.37", "country": "VN", "colour": "red"}
+    bad = {"type": "vehicle", "plate": "70C-991.37", "country": "VN", "wheels": "6"}
     answer = api.post("/api/v1/items/", api_payload(entities=[PLATE, bad]), format="json")
     assert answer.status_code == 400, answer.content
-    assert "entities[1].colour" in answer.content.decode()
+    assert "entities[1].wheels" in answer.content.decode()
     assert Item.objects.count() == 0
     assert api.post("/api/v1/items/", api_payload(entities=["a person"]), format="json").status_code == 400
     assert Item.objects.count() == 0
