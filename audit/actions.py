@@ -171,6 +171,9 @@ ACTIONS: Mapping[str, ActionKind] = MappingProxyType(
         "messaging.notification.list": _L,
         "messaging.notification.read": _W,  # marking a notification read changes it; it opens no item
         "messaging.notification.webhook": _W,
+        # messaging: hits of identifier checks (issue 15)
+        "messaging.hit.purge": _W,  # hits and checks past ISN_HIT_RETENTION_DAYS deleted: counts only
+        "messaging.item.hits_view": _R,  # the originator's view of the hits on an item (its tracking page)
         "messaging.subscription.change": _W,
         "messaging.subscription.create": _W,
         "messaging.subscription.delete": _W,

@@ -112,6 +112,8 @@ class FlagsSerializer(serializers.Serializer):
     off_hours_reads = FlagSerializer(many=True)
     repeated_denials = FlagSerializer(many=True)
     many_countries = FlagSerializer(many=True)
+    many_identifiers = FlagSerializer(many=True, help_text="More identifiers checked in the window than allowed.")
+    hit_countries = FlagSerializer(many=True, help_text="Hits on items held in many countries within the window.")
 
 
 class AuditEventListView(ListAPIView):

@@ -30,14 +30,17 @@ from django.db.models import (
     Count,
     Exists,
     F,
+    IntegerField,
     Max,
     Min,
     OuterRef,
     Q,
     QuerySet,
     Subquery,
+    Sum,
     Value,
 )
+from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, Coalesce, Concat, TruncDate, TruncTime
 from django.utils import timezone
 
@@ -61,12 +64,24 @@ DEFAULTS: dict[str, int] = {
     # An approved sync key: reads in one day of its country above this percentage of its approved daily volume.
     # Half as much again: a busy day's surge is normal, reading the country's holdings twice over is not.
     "SYNC_READS_TOLERANCE_PERCENT": 150,
+    # Identifier checks (issue 15): fishing for what other countries hold.
+    "IDENTIFIERS_CHECKED_MORE_THAN": 200,  # identifiers checked by one person or key ...
+    "IDENTIFIERS_WINDOW_MINUTES": 24 * 60,  # ... within this many minutes
+    "HIT_COUNTRIES_AT_LEAST": 3,  # distinct holder countries of one actor's hits ...
+    "HIT_COUNTRIES_WINDOW_MINUTES": 24 * 60,  # ... within this many minutes
 }
 
 BULK_READS = "bulk_reads"
 OFF_HOURS_READS = "off_hours_reads"
 REPEATED_DENIALS = "repeated_denials"
 MANY_COUNTRIES = "many_countries"
+MANY_IDENTIFIERS = "many_identifiers"
+HIT_COUNTRIES = "hit_countries"
+
+# The events of identifier checks (messaging.matching): one per check, its identifiers counted in its details; one per
+# hit, filed under the country of the agency holding the item hit.
+CHECK_ACTION = "messaging.match.check"
+HIT_ACTION = "messaging.match.hit"
 
 # Reads, lists and exports, whatever the app: by the kind each code is registered with, never by its spelling.
 READS = Q(action__in=codes_of_kind(READ_KINDS))
@@ -267,5 +282,20 @@ def flags_for(viewer: Viewer, *, since: datetime | None = None, until: datetime 
             minutes=limits["COUNTRIES_WINDOW_MINUTES"],
             measure=Count("target_country", distinct=True),
             at_least=limits["COUNTRIES_AT_LEAST"],
+        ),
+        # Keys are judged like people here: a system checking identifiers in bulk is fishing all the same.
+        MANY_IDENTIFIERS: _sliding_peaks(
+            events.filter(action=CHECK_ACTION),
+            kind=MANY_IDENTIFIERS,
+            minutes=limits["IDENTIFIERS_WINDOW_MINUTES"],
+            measure=Sum(Coalesce(Cast(KT("details__identifiers"), IntegerField()), Value(0))),
+            at_least=limits["IDENTIFIERS_CHECKED_MORE_THAN"] + 1,
+        ),
+        HIT_COUNTRIES: _sliding_peaks(
+            events.filter(action=HIT_ACTION).exclude(target_country=""),
+            kind=HIT_COUNTRIES,
+            minutes=limits["HIT_COUNTRIES_WINDOW_MINUTES"],
+            measure=Count("target_country", distinct=True),
+            at_least=limits["HIT_COUNTRIES_AT_LEAST"],
         ),
     }

@@ -127,6 +127,21 @@ def flags(request: HttpRequest) -> HttpResponse:
             % {"n": limits["COUNTRIES_AT_LEAST"], "m": limits["COUNTRIES_WINDOW_MINUTES"]},
             found.get(audit_flags.MANY_COUNTRIES, []),
         ),
+        (
+            _("Many identifiers checked"),
+            _("More than %(n)s identifiers checked by one person or key within %(m)s minutes.")
+            % {"n": limits["IDENTIFIERS_CHECKED_MORE_THAN"], "m": limits["IDENTIFIERS_WINDOW_MINUTES"]},
+            found.get(audit_flags.MANY_IDENTIFIERS, []),
+        ),
+        (
+            _("Hits across many countries"),
+            _(
+                "Identifier checks by one person or key hitting items held in at least %(n)s countries within %(m)s "
+                "minutes."
+            )
+            % {"n": limits["HIT_COUNTRIES_AT_LEAST"], "m": limits["HIT_COUNTRIES_WINDOW_MINUTES"]},
+            found.get(audit_flags.HIT_COUNTRIES, []),
+        ),
     ]
     context = {"period": period, "sections": sections, "computed": bool(found)}
     return render(request, "audit/flags.html", context)

@@ -715,3 +715,13 @@ SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(
     }
 )
 # --- end of forwards and consent requests -------------------------------------------------------------------------
+
+# --- hit notices, digest and retention (issue 15; owned by the messaging app) -------------------------------------
+# Hits (and the checks that made them) are kept this long, then deleted by a daily sweep that records the counts.
+ISN_HIT_RETENTION_DAYS = env_int("ISN_HIT_RETENTION_DAYS", 365, minimum=1)
+CELERY_BEAT_SCHEDULE |= {
+    # 01:00 UTC is the start of the working day across the Mekong (08:00 in Bangkok, Hanoi, Phnom Penh, Vientiane).
+    "messaging-hit-digest": {"task": "messaging.tasks.send_hit_digest", "schedule": _crontab(minute=0, hour=1)},
+    "messaging-purge-hits": {"task": "messaging.tasks.purge_hits", "schedule": _crontab(minute=35, hour=1)},
+}
+# --- end of hit notices, digest and retention ---------------------------------------------------------------------

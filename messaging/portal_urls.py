@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.urls import path
 
 from messaging.interop import portal as interop_portal
-from messaging.portal import sharing_views, views
+from messaging.portal import check_views, sharing_views, views
 
 urlpatterns = [
     path("items/", views.inbox, name="inbox"),
@@ -37,4 +37,5 @@ urlpatterns = [
     path("notifications/", views.notifications_page, name="notifications"),
     path("notifications/<int:notification_id>/read/", views.notification_read, name="notification_read"),
     path("statistics/", views.statistics_page, name="statistics"),
+    path("check/", check_views.check_identifiers, name="check"),
 ]

@@ -290,3 +290,41 @@ def escalate_consents() -> int:
     if steps:
         logger.info("messaging: %d consent reminder and escalation steps", steps)
     return steps
+
+
+# --- hits of identifier checks -------------------------------------------------------------------------------------
+
+
+@shared_task(
+    acks_late=True,
+    ignore_result=True,
+    autoretry_for=(*_TRANSIENT, OSError),  # smtplib's errors are OSErrors; agencies already told stay told
+    retry_backoff=True,
+    max_retries=3,
+    time_limit=1800,
+    soft_time_limit=1700,
+)
+def send_hit_digest() -> int:
+    """Beat's daily digest: each officer is told the hits on their agency's items not told at once."""
+    from messaging.delivery.hit_notices import hits_digest_send
+
+    return hits_digest_send()
+
+
+@shared_task(
+    acks_late=True,
+    ignore_result=True,
+    autoretry_for=_TRANSIENT,
+    retry_backoff=True,
+    max_retries=3,
+    time_limit=1800,
+    soft_time_limit=1700,
+)
+def purge_hits() -> int:
+    """Delete hits and checks older than ISN_HIT_RETENTION_DAYS (beat sends it daily); recorded with counts."""
+    from messaging.matching.retention import hits_purge
+
+    result = hits_purge()
+    if result.hits or result.checks:
+        logger.info("messaging: purged %d hits and %d checks", result.hits, result.checks)
+    return result.hits

@@ -36,6 +36,7 @@ from messaging.api.common import (
 )
 from messaging.core.people import content_membership
 from messaging.models import RFI_SUBJECT_MAX_LENGTH, RFI_TEXT_MAX_LENGTH, Priority, Rfi, RfiStatus
+from messaging.models.hits import HIT_REFERENCE_LENGTH
 from messaging.rfis import services as rfis
 
 
@@ -58,7 +59,13 @@ class RfiFilter(django_filters.FilterSet):
 
 
 class RfiCreateSerializer(RefuseUnknownFields, serializers.Serializer):
-    target_agency = id_field(help_text="Id of the agency asked: an active agency of another country.")
+    target_agency = id_field(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Id of the agency asked: an active agency of another country. Required unless hit_reference is "
+        "given (the request then goes to the agency holding the item hit).",
+    )
     target_office = id_field(
         required=False,
         allow_null=True,
@@ -70,6 +77,15 @@ class RfiCreateSerializer(RefuseUnknownFields, serializers.Serializer):
         allow_null=True,
         default=None,
         help_text="An item you may read that the question is about; the asked side sees only its id.",
+    )
+    hit_reference = serializers.CharField(
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        default=None,
+        max_length=HIT_REFERENCE_LENGTH,
+        help_text="A hit reference (HIT-...) your agency received from an identifier check: the request goes to the "
+        "agency holding the item hit, which alone sees which of its items it named. Unknown or another agency's: 404.",
     )
     subject = serializers.CharField(max_length=RFI_SUBJECT_MAX_LENGTH, help_text="One line.")
     question = serializers.CharField(max_length=RFI_TEXT_MAX_LENGTH, trim_whitespace=False)
@@ -112,6 +128,7 @@ class _RfiMetadataSerializer(serializers.Serializer):
     target_office = OfficeRefSerializer(source="rfi.target_office", allow_null=True)
     target_country = serializers.CharField(source="rfi.target_country")
     item = serializers.UUIDField(source="rfi.item_id", allow_null=True, help_text="The item asked about, if any.")
+    hit_reference = serializers.SerializerMethodField(help_text="The hit the request was opened from, if any.")
     priority = serializers.ChoiceField(choices=Priority.choices, source="rfi.priority")
     status = serializers.ChoiceField(choices=RfiStatus.choices, source="rfi.status")
     due_at = serializers.DateTimeField(source="rfi.due_at")
@@ -122,6 +139,9 @@ class _RfiMetadataSerializer(serializers.Serializer):
     closed_at = serializers.DateTimeField(source="rfi.closed_at", allow_null=True)
     created_at = serializers.DateTimeField(source="rfi.created_at")
     updated_at = serializers.DateTimeField(source="rfi.updated_at")
+
+    def get_hit_reference(self, content: Any) -> str | None:
+        return content.rfi.hit.reference if content.rfi.hit_id else None
 
 
 class RfiSummarySerializer(_RfiMetadataSerializer):
@@ -140,6 +160,11 @@ class RfiDetailSerializer(_RfiMetadataSerializer):
     subject = serializers.CharField()
     question = serializers.CharField()
     replies = RfiReplySerializer(many=True, help_text="The thread, oldest first.")
+    hit_item = serializers.UUIDField(
+        source="hit_item_id",
+        allow_null=True,
+        help_text="For the agency holding the item a hit named (the asked agency): that item. Null for anyone else.",
+    )
 
 
 class RfiStateSerializer(serializers.Serializer):

@@ -23,17 +23,19 @@ from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.db import connection, transaction
 from django.db.models import Q
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from agencies.models import Membership
 from agencies.selectors import membership_for
 from audit.services import record
 from isn.errors import NotFound
+from messaging.core.labels import entity_type_label
 from messaging.core.outbox import outbox_add_many, outbox_claim, outbox_done_unless_done
 from messaging.core.sql import execute, fetch_all
 from messaging.models import (
     ConsentRequest,
     HandlingCode,
+    Hit,
     Item,
     Notification,
     NotificationKind,
@@ -68,6 +70,7 @@ _SUBJECTS = {
     NotificationKind.RFI_REMINDER: "Due: {priority} request for information from {country}",
     NotificationKind.RFI_ESCALATED: "Overdue: {priority} request for information from {country}",
     NotificationKind.RFI_CLOSED: "Closed: request for information ({country})",
+    NotificationKind.HIT_ON_ITEM: "{priority} item of your agency: an identifier check from {country} matched it",
 }
 _OPENINGS = {
     NotificationKind.ROUTED: "An item has been routed to you in ISN.",
@@ -86,6 +89,8 @@ _OPENINGS = {
     NotificationKind.RFI_REMINDER: "A request for information sent to you is due and not answered.",
     NotificationKind.RFI_ESCALATED: "A request for information sent to your agency is overdue and not answered.",
     NotificationKind.RFI_CLOSED: "A request for information you answered has been closed by the asker.",
+    NotificationKind.HIT_ON_ITEM: "An officer of another agency checked an identifier that matches one of your "
+    "agency's items. They were told only that your agency holds something, and its hit reference.",
 }
 
 
@@ -99,6 +104,24 @@ def consent_link(consent_id: object) -> str:
 
 def rfi_link(rfi_id: object) -> str:
     return f"{settings.ISN_PORTAL_URL.rstrip('/')}/rfis/{rfi_id}/"
+
+
+def tracking_link(item_id: object) -> str:
+    """The originator's tracking page of an item: who received and read it, and the hits on it."""
+    return f"{settings.ISN_PORTAL_URL.rstrip('/')}/items/{item_id}/tracking/"
+
+
+def hit_fact_line(hit: Hit) -> str:
+    """One hit as a line of a message to its holder: who asked, about what type of identifier, and its reference;
+    never the identifier's value, and nothing of the item but the link its holder signs in to open."""
+    with translation.override("en"):  # e-mails are in English, whoever's request queued them
+        entity_type = entity_type_label(hit.entity_type).lower()
+    asker = f"{hit.asker_agency.short_name}, {hit.asker_country}"
+    article = "an" if entity_type[:1] in "aeiou" else "a"
+    return (
+        f"An officer of {asker} checked {article} {entity_type} that matches one of your items; "
+        f"reference {hit.reference}."
+    )
 
 
 @dataclass(frozen=True)
@@ -123,8 +146,13 @@ def facts_for(item: Item, *, leaves_network: bool) -> NotificationFacts:
     )
 
 
-def _subject_of(notification_subject: dict[str, Any]) -> Item | ConsentRequest | Rfi:
-    """The item, consent request or request for information an e-mail outbox row is about."""
+Subject = Item | ConsentRequest | Rfi | Hit
+
+
+def _subject_of(notification_subject: dict[str, Any]) -> Subject:
+    """The item, consent request, request for information or hit an e-mail outbox row is about."""
+    if notification_subject.get("hit_id"):
+        return Hit.objects.select_related("item", "asker_agency").get(pk=notification_subject["hit_id"])
     if notification_subject.get("rfi_id"):
         return Rfi.objects.get(pk=notification_subject["rfi_id"])
     if notification_subject.get("consent_id"):
@@ -132,16 +160,21 @@ def _subject_of(notification_subject: dict[str, Any]) -> Item | ConsentRequest |
     return Item.objects.get(pk=notification_subject["item_id"])
 
 
-def _subject_filter(subject: Item | ConsentRequest | Rfi) -> dict[str, Any]:
+def _subject_filter(subject: Subject) -> dict[str, Any]:
+    if isinstance(subject, Hit):
+        return {"hit": subject}
     if isinstance(subject, Rfi):
         return {"rfi": subject, "consent": None, "item": None}
     if isinstance(subject, ConsentRequest):
         return {"consent": subject, "rfi": None}
-    return {"item": subject, "consent": None, "rfi": None}
+    return {"item": subject, "consent": None, "rfi": None, "hit": None}
 
 
-def _email_lines(subject: Item | ConsentRequest | Rfi) -> tuple[str, str, list[str], str]:
+def _email_lines(subject: Subject) -> tuple[str, str, list[str], str]:
     """(priority, country, fact lines, link) for an e-mail: ids, codes and countries only."""
+    if isinstance(subject, Hit):
+        facts = [hit_fact_line(subject), f"Item: {subject.item_id}"]
+        return subject.item.priority, subject.asker_country, facts, tracking_link(subject.item_id)
     if isinstance(subject, Rfi):
         facts = [
             f"Request for information: {subject.pk}",
@@ -162,7 +195,7 @@ def _email_lines(subject: Item | ConsentRequest | Rfi) -> tuple[str, str, list[s
     return item.priority, item.originator_country, facts, item_facts.link
 
 
-def _email_for(subject: Item | ConsentRequest | Rfi, kind: str, address: str) -> EmailMessage:
+def _email_for(subject: Subject, kind: str, address: str) -> EmailMessage:
     priority_code, country, facts, link = _email_lines(subject)
     priority = Priority(priority_code).label.upper()
     heading = "[ISN] " + _SUBJECTS[NotificationKind(kind)].format(priority=priority, country=country)
@@ -182,9 +215,10 @@ def _email_for(subject: Item | ConsentRequest | Rfi, kind: str, address: str) ->
 # The e-mail path on PostgreSQL: each step one statement (messaging.core.sql), as it runs for every item routed.
 # The notifications of one subject: an item's own, a consent request's, or a request for information's.
 _OF_SUBJECT = {
-    Item: "note.item_id = %(subject)s AND note.consent_id IS NULL AND note.rfi_id IS NULL",
+    Item: "note.item_id = %(subject)s AND note.consent_id IS NULL AND note.rfi_id IS NULL AND note.hit_id IS NULL",
     ConsentRequest: "note.consent_id = %(subject)s AND note.rfi_id IS NULL",
     Rfi: "note.rfi_id = %(subject)s AND note.consent_id IS NULL AND note.item_id IS NULL",
+    Hit: "note.hit_id = %(subject)s",
 }
 # Unsent, unclaimed (or with a lapsed lease), to an address, for a person who has not turned e-mail off; never for an
 # agency system (an API key's service account: no person reads its mail, whatever address it may carry).
@@ -211,7 +245,7 @@ _DELIVERIES_NOTIFIED_SQL = """
 """
 
 
-def _claim(subject: Item | ConsentRequest | Rfi, kind: str) -> list[tuple[int, int, str]]:
+def _claim(subject: Subject, kind: str) -> list[tuple[int, int, str]]:
     """Claim the unsent notifications of a subject and kind for this worker: (notification id, user id, address)."""
     now = timezone.now()
     lease_over = now - timedelta(seconds=settings.ISN_EMAIL_CLAIM_LEASE_SECONDS)
@@ -259,7 +293,7 @@ def notification_emails_send(*, outbox_id: int) -> int:
 @transaction.atomic
 def _finish(
     message: OutboxMessage,
-    subject: Item | ConsentRequest | Rfi,
+    subject: Subject,
     kind: str,
     claimed: Sequence[tuple[int, int, str]],
     sent: list[tuple[int, int]],
@@ -292,8 +326,10 @@ def _finish(
         outbox_done_unless_done(message.pk)
 
 
-def _country_of(subject: Item | ConsentRequest | Rfi) -> str:
+def _country_of(subject: Subject) -> str:
     """The country an audit event about this subject is filed under (its originator's, or the asked country's)."""
+    if isinstance(subject, Hit):
+        return subject.holder_country
     if isinstance(subject, Rfi):
         return subject.target_country
     if isinstance(subject, ConsentRequest):
@@ -302,15 +338,15 @@ def _country_of(subject: Item | ConsentRequest | Rfi) -> str:
 
 
 _NOTIFY_SQL = """
-    INSERT INTO messaging_notification (user_id, item_id, consent_id, rfi_id, kind, created_at)
-    SELECT person, %(item)s::uuid, %(consent)s::uuid, %(rfi)s::uuid, %(kind)s, %(now)s
+    INSERT INTO messaging_notification (user_id, item_id, consent_id, rfi_id, hit_id, kind, created_at)
+    SELECT person, %(item)s::uuid, %(consent)s::uuid, %(rfi)s::uuid, %(hit)s::bigint, %(kind)s, %(now)s
     FROM unnest(%(users)s::bigint[]) AS person
     ON CONFLICT DO NOTHING
     RETURNING user_id
 """
 
 
-def _pk(subject: Item | ConsentRequest | Rfi | None) -> object:
+def _pk(subject: Subject | None) -> object:
     return None if subject is None else subject.pk
 
 
@@ -321,15 +357,20 @@ def notify_people(
     item: Item | None = None,
     consent: ConsentRequest | None = None,
     rfi: Rfi | None = None,
+    hit: Hit | None = None,
+    email: bool = True,
 ) -> list[int]:
     """In-portal notifications for these people, once per person, subject and kind, with their e-mail queued.
 
-    The subject is an item, a consent request (its item is filled in) or a request for information. Returns the
-    people newly notified; the caller records the act that calls for it.
+    The subject is an item, a consent request (its item is filled in), a request for information or a hit on an item
+    (its item is filled in). ``email=False`` queues no e-mail: the caller sends its own (the daily digest of hits).
+    Returns the people newly notified; the caller records the act that calls for it.
     """
     if consent is not None:
         item = consent.item
-    subject: Item | ConsentRequest | Rfi | None = rfi or consent or item
+    if hit is not None:
+        item = hit.item
+    subject: Subject | None = hit or rfi or consent or item
     if subject is None:
         raise ValueError("notify_people needs an item, a consent request or a request for information")
     user_ids = sorted(set(user_ids))
@@ -341,7 +382,15 @@ def notify_people(
         # already notified, and the rows inserted are the people newly notified.
         rows = fetch_all(
             _NOTIFY_SQL,
-            {"users": user_ids, "item": _pk(item), "consent": _pk(consent), "rfi": _pk(rfi), "kind": kind, "now": now},
+            {
+                "users": user_ids,
+                "item": _pk(item),
+                "consent": _pk(consent),
+                "rfi": _pk(rfi),
+                "hit": _pk(hit),
+                "kind": kind,
+                "now": now,
+            },
         )
         new = sorted(pk for (pk,) in rows)
     else:
@@ -351,12 +400,18 @@ def notify_people(
         )
         new = [pk for pk in user_ids if pk not in already]
         Notification.objects.bulk_create(
-            [Notification(user_id=pk, item=item, consent=consent, rfi=rfi, kind=kind, created_at=now) for pk in new],
+            [
+                Notification(user_id=pk, item=item, consent=consent, rfi=rfi, hit=hit, kind=kind, created_at=now)
+                for pk in new
+            ],
             ignore_conflicts=True,
         )
-    if new:
+    if new and email:
         payload: dict[str, Any] = {"kind": kind}
-        if rfi is not None:
+        if hit is not None:
+            payload["item_id"] = str(hit.item_id)
+            payload["hit_id"] = hit.pk
+        elif rfi is not None:
             payload["rfi_id"] = str(rfi.pk)
         else:
             payload["item_id"] = str(item.pk)  # type: ignore[union-attr]
@@ -381,7 +436,10 @@ def notifications_for(viewer: AbstractBaseUser) -> QuerySet[Notification]:
 
 
 def portal_path(notification: Notification) -> str:
-    """Where in the portal the notification leads: its request for information, consent request or item."""
+    """Where in the portal the notification leads: its request for information, consent request, item, or for a hit
+    the item's tracking page."""
+    if notification.hit_id:
+        return f"/items/{notification.item_id}/tracking/"
     if notification.rfi_id:
         return f"/rfis/{notification.rfi_id}/"
     if notification.consent_id:

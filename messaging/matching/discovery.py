@@ -39,6 +39,7 @@ from isn.errors import ApplicationError, PermissionDenied
 from messaging.core.people import Reader, reader_of
 from messaging.core.sealing import DecryptionError
 from messaging.core.validation import Problems
+from messaging.delivery.hit_notices import hits_notify
 from messaging.delivery.hits import hits_recorded
 from messaging.matching.entities import CheckedEntity, entities_check
 from messaging.models import (
@@ -395,6 +396,7 @@ def _check(
             },
         )
     hits_recorded(hits)
+    hits_notify(hits)  # the holders' officers: at once for FLASH and PRIORITY items, else in the daily digest
     return CheckResult(check=check, results=results)
 
 

@@ -111,6 +111,7 @@ class NotificationKind(models.TextChoices):
     RFI_REMINDER = "rfi_reminder", _("A request for information is due")
     RFI_ESCALATED = "rfi_escalated", _("A request for information is overdue")
     RFI_CLOSED = "rfi_closed", _("A request for information was closed")
+    HIT_ON_ITEM = "hit_on_item", _("An identifier check matched an item of your agency")
 
 
 class Notification(models.Model):
@@ -124,6 +125,8 @@ class Notification(models.Model):
         "messaging.ConsentRequest", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
     )
     rfi = models.ForeignKey("messaging.Rfi", on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    # A hit on an item of the person's agency (with ``item``): one notification per hit, deleted with the hit.
+    hit = models.ForeignKey("messaging.Hit", on_delete=models.CASCADE, null=True, blank=True, related_name="+")
     kind = models.CharField(max_length=32, choices=NotificationKind.choices)
     created_at = models.DateTimeField(default=timezone.now)
     read_at = models.DateTimeField(null=True, blank=True)
@@ -135,8 +138,8 @@ class Notification(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["user", "item", "consent", "rfi", "kind"],
-                name="notification_once_per_kind",
+                fields=["user", "item", "consent", "rfi", "hit", "kind"],
+                name="notification_once_per_kind_and_hit",
                 nulls_distinct=False,
             ),
         ]

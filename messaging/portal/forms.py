@@ -30,6 +30,7 @@ from messaging.models import (
     Priority,
     SourceReliability,
 )
+from messaging.models.hits import HIT_REFERENCE_LENGTH
 from messaging.selectors.filters import ItemFilter
 
 # --- the inbox -----------------------------------------------------------------------------------------------------
@@ -594,6 +595,8 @@ class RfiForm(forms.Form):
         label=_("Question"), max_length=RFI_TEXT_MAX_LENGTH, widget=forms.Textarea(attrs={"rows": 6}), strip=False
     )
     item = forms.UUIDField(required=False, widget=forms.HiddenInput)
+    # A request opened from a hit goes to the agency holding the item hit: the reference replaces the choice of target.
+    hit_reference = forms.CharField(required=False, max_length=HIT_REFERENCE_LENGTH, widget=forms.HiddenInput)
 
     def __init__(
         self,
@@ -602,10 +605,16 @@ class RfiForm(forms.Form):
         agencies: Iterable[Agency],
         own_country: str,
         timezone_name: str | None,
+        hit_reference: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.timezone_name = timezone_name
+        self.hit_reference = hit_reference
+        if hit_reference:
+            del self.fields["target"]
+            self.initial["hit_reference"] = hit_reference
+            return
         counterpart_options = [
             (f"o{office.pk}", f"{office.name} ({office.agency.short_name}, {_country_label(office.agency.country_id)})",
              office.agency_id, office.pk)
@@ -629,7 +638,10 @@ class RfiForm(forms.Form):
     def service_fields(self) -> dict[str, Any]:
         """The cleaned input as ``rfi_create`` takes it; a due date is the end of that day where the viewer works."""
         data = self.cleaned_data
-        agency_id, office_id = self.fields["target"].recipient(data["target"])
+        if self.hit_reference:
+            agency_id, office_id = None, None
+        else:
+            agency_id, office_id = self.fields["target"].recipient(data["target"])
         due_at = None
         if data.get("due_date"):
             zone = ZoneInfo(self.timezone_name) if self.timezone_name else timezone.get_current_timezone()
@@ -638,6 +650,7 @@ class RfiForm(forms.Form):
             "target_agency": agency_id,
             "target_office": office_id,
             "item_id": data.get("item"),
+            "hit_reference": self.hit_reference,
             "subject": data["subject"],
             "question": data["question"],
             "priority": data["priority"],

@@ -52,6 +52,7 @@ from messaging.portal.forms import (
     add_service_errors,
 )
 from messaging.rfis.services import (
+    hit_received,
     rfi_close,
     rfi_create,
     rfi_list,
@@ -411,12 +412,16 @@ def rfi_new(request: HttpRequest) -> HttpResponse:
         office = offices_visible_to(request.user).filter(pk=membership.office_id).first()
         counterparts = list(office.counterparts.all()) if office is not None else []
     item_id = _item_id(request.GET.get("item"))
+    # From a hit ("Ask them"): the reference must be one the viewer's agency received, else 404 and nothing else.
+    reference = (request.POST.get("hit_reference") if request.method == "POST" else request.GET.get("hit")) or ""
+    hit = hit_received(membership, reference) if reference.strip() else None
     form = RfiForm(
         request.POST if request.method == "POST" else None,
         counterparts=counterparts,
         agencies=agencies_visible_to(request.user).order_by("country_id", "short_name"),
         own_country=membership.agency.country_id,
         timezone_name=membership.agency.country.timezone,
+        hit_reference=hit.reference if hit is not None else None,
         initial={"item": item_id} if item_id else {},
     )
     if request.method == "POST" and form.is_valid():
@@ -429,7 +434,7 @@ def rfi_new(request: HttpRequest) -> HttpResponse:
             messages.success(request, _("Request sent. The other side is told now."))
             return redirect("portal:rfi", content.rfi.pk)
     about = form["item"].value() if form.is_bound else item_id
-    context = {"form": form, "about": _item_id(str(about)) if about else None}
+    context = {"form": form, "about": _item_id(str(about)) if about else None, "hit": hit}
     return render(request, "messaging/rfis/new.html", context, status=400 if form.is_bound else 200)
 
 

@@ -35,7 +35,9 @@ from messaging.delivery.notifications import notification_list, notification_mar
 from messaging.items.acknowledgement import AlreadyAcknowledged, item_acknowledge, item_deliveries_view
 from messaging.items.attachments import attachment_add, attachment_download
 from messaging.items.changes import item_change, item_withdraw
+from messaging.items.hits import item_hits_view
 from messaging.items.lifecycle import item_access_view, item_create, item_list, item_read
+from messaging.matching.discovery import related_items
 from messaging.models import Item, ItemStatus, Notification, NotificationKind, Priority
 from messaging.portal.entities import entities_for_display, entity_formset
 from messaging.portal.forms import (
@@ -151,6 +153,8 @@ def item_detail(request: HttpRequest, item_id: Any) -> HttpResponse:
         "attachment_form": AttachmentForm() if originator else None,
         **_acknowledgement_state(membership, item),
         "sharing": item_sharing(request.user, item),
+        # "Also in 2 items you can read": other items sharing an identifier with this one.
+        "related": related_items(request.user, item) if getattr(item, "has_entities", True) else [],
     }
     return render(request, "messaging/item.html", context)
 
@@ -336,7 +340,8 @@ def item_withdraw_view(request: HttpRequest, item_id: Any) -> HttpResponse:
 
 @portal_view(("GET",))
 def item_tracking(request: HttpRequest, item_id: Any) -> HttpResponse:
-    """The originator's view: per recipient agency, routed, read and acknowledged; and every read (both recorded)."""
+    """The originator's view: per recipient agency, routed, read and acknowledged; every read; and the hits of other
+    agencies' identifier checks on it (all recorded)."""
     item = item_get_as_originator(request.user, item_id=item_id)
     deliveries = item_deliveries_view(actor=request.user, item_id=item.pk)
     events = item_access_view(actor=request.user, item_id=item.pk)
@@ -348,7 +353,13 @@ def item_tracking(request: HttpRequest, item_id: Any) -> HttpResponse:
     rows = rows[:ACCESS_PAGE_SIZE]
     agencies = Agency.objects.in_bulk({event.actor_agency_id for event in rows if event.actor_agency_id})
     reads = [(event, agencies.get(event.actor_agency_id)) for event in rows]
-    context = {"item": item, "deliveries": deliveries, "reads": reads, "next_before": next_before}
+    context = {
+        "item": item,
+        "deliveries": deliveries,
+        "reads": reads,
+        "next_before": next_before,
+        "hits": item_hits_view(actor=request.user, item_id=item.pk),
+    }
     return render(request, "messaging/tracking.html", context)
 
 
@@ -358,6 +369,8 @@ def item_tracking(request: HttpRequest, item_id: Any) -> HttpResponse:
 def notification_link(notification: Notification) -> str | None:
     """Where a notification leads: its request for information, consent request or item, once that page exists.
     A removed item leads nowhere: the reader no longer has it."""
+    if notification.hit_id:
+        return portal_url("portal:item_tracking", notification.item_id)
     if notification.rfi_id:
         return portal_url("portal:rfi", notification.rfi_id)
     if notification.consent_id:

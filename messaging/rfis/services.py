@@ -58,6 +58,7 @@ from messaging.models import (
     RFI_SUBJECT_MAX_LENGTH,
     RFI_TEXT_MAX_LENGTH,
     ChangeKind,
+    Hit,
     Item,
     ItemAgencyGrant,
     ItemCountryGrant,
@@ -84,6 +85,8 @@ if TYPE_CHECKING:
 
 # One message for "does not exist", "not yours to see" and "not an id": a caller must not tell them apart.
 NOT_FOUND_MESSAGE = "No such request for information."
+# The same for a hit reference: unknown, or received by another agency.
+HIT_NOT_FOUND_MESSAGE = "No hit with this reference was received by your agency."
 
 SENT, RECEIVED = "sent", "received"
 DIRECTIONS = ((SENT, "Sent by your agency"), (RECEIVED, "Received by your agency"))
@@ -128,7 +131,7 @@ def rfis_for_listing(viewer: Viewer) -> QuerySet[Rfi]:
     own_keys = RfiKey.objects.filter(country_id=membership.agency.country_id)
     return (
         rfis_visible_to(viewer)
-        .select_related("requester_agency", "requester_office", "target_agency", "target_office")
+        .select_related("requester_agency", "requester_office", "target_agency", "target_office", "hit")
         .defer("question_sealed")
         .prefetch_related(Prefetch("keys", queryset=own_keys, to_attr="viewer_keys"))
     )
@@ -155,7 +158,7 @@ def parse_rfi_id(value: object) -> uuid.UUID:
 def rfi_get(viewer: Viewer, *, rfi_id: object, for_update: bool = False) -> Rfi:
     """One visible request, or NotFound (the same answer whether it is hidden, absent or malformed)."""
     rfis = rfis_visible_to(viewer).select_related(
-        "requester_agency", "requester_office", "target_agency", "target_office"
+        "requester_agency", "requester_office", "target_agency", "target_office", "hit"
     )
     if for_update:
         rfis = rfis.select_for_update(of=("self",))
@@ -197,12 +200,30 @@ def _stand_ins(agency_id: int, office_id: int | None) -> set[int]:
     return desk or set(members.filter(role=Role.SUPERVISOR).values_list("user_id", flat=True))
 
 
+def _asked_people(rfi: Rfi) -> set[int]:
+    """Who answers for the asked side: the stand-ins of the office asked (or the agency); for a request from a hit,
+    also the office that posted the item hit and its poster, who know it best. The asker is never told who they are:
+    the request names no office of the holder."""
+    people = _stand_ins(rfi.target_agency_id, rfi.target_office_id)
+    if rfi.hit_id:
+        item = Item.objects.filter(pk=rfi.hit.item_id).values("originator_office_id", "originator_user_id").first()
+        if item is not None:
+            posters = content_people().filter(agency_id=rfi.target_agency_id)
+            office = item["originator_office_id"]
+            people |= set(
+                posters.filter(
+                    Q(user_id=item["originator_user_id"]) | Q(office_id=office, office__isnull=False)
+                ).values_list("user_id", flat=True)
+            )
+    return people
+
+
 def _side_people(rfi: Rfi, side: str) -> set[int]:
     """The people of one side of the thread: its stand-ins (for the asker, the person who asked) and whoever of that
     agency has replied, as long as they are still active members."""
     agency_id = rfi.requester_agency_id if side == SENT else rfi.target_agency_id
     authors = set(RfiReply.objects.filter(rfi=rfi, author_agency_id=agency_id).values_list("author_user_id", flat=True))
-    base = {rfi.requester_user_id} if side == SENT else _stand_ins(agency_id, rfi.target_office_id)
+    base = {rfi.requester_user_id} if side == SENT else _asked_people(rfi)
     people = set(
         content_people()
         .filter(agency_id=agency_id)
@@ -254,6 +275,13 @@ class RfiContent:
     question: str
     direction: str
     replies: list[RfiReplyContent]
+    # For a request opened from a hit: the item the hit named, for the holder agency's eyes only (None for anyone
+    # else, the asker included).
+    hit_item_id: uuid.UUID | None = None
+
+    @property
+    def hit_reference(self) -> str | None:
+        return self.rfi.hit.reference if self.rfi.hit_id else None
 
 
 @dataclass(frozen=True)
@@ -263,6 +291,13 @@ class RfiSummary:
     rfi: Rfi
     subject: str | None
     direction: str
+
+
+def hit_item_for(rfi: Rfi, membership: Membership | None) -> uuid.UUID | None:
+    """The item a request's hit named, for a member of the agency holding it (the asked agency); else None."""
+    if not rfi.hit_id or membership is None or membership.agency_id != rfi.target_agency_id:
+        return None
+    return rfi.hit.item_id if rfi.hit.holder_agency_id == membership.agency_id else None
 
 
 def _direction(rfi: Rfi, membership: Membership | None) -> str:
@@ -282,15 +317,42 @@ def _as_id(value: object) -> int | None:
     return number if 0 < number <= _MAX_ID else None
 
 
+def hit_received(membership: Membership, reference: object) -> Hit:
+    """A hit the member's agency received, by its reference; NotFound (one answer for unknown and foreign) else."""
+    text = str(reference or "").strip().upper()
+    hit = (
+        Hit.objects.filter(reference=text, asker_agency_id=membership.agency_id).select_related("holder_agency").first()
+        if text
+        else None
+    )
+    if hit is None:
+        raise NotFound(HIT_NOT_FOUND_MESSAGE)
+    return hit
+
+
 def _check_target(
-    problems: Problems, target_agency: object, target_office: object, own_country: str
+    problems: Problems, target_agency: object, target_office: object, own_country: str, hit: Hit | None = None
 ) -> tuple[Agency | None, Office | None]:
+    if hit is not None and target_agency in (None, ""):
+        target_agency = hit.holder_agency_id
+    if target_agency in (None, ""):
+        problems.add("target_agency", "Required: the agency asked, or a hit reference your agency received.")
+        return None, None
     agency_id = _as_id(target_agency)
     agency = Agency.objects.filter(pk=agency_id, is_active=True).first() if agency_id else None
     if agency is None:
         problems.add("target_agency", f"No active member agency with id {target_agency}.")
         return None, None
-    if agency.country_id == own_country:
+    if hit is not None:
+        # The holder is the only agency that can tell which item the hit named; it may be of the asker's own country
+        # (an item not released to the asker's agency), where forwarding is no answer: the asker cannot read it.
+        if agency.pk != hit.holder_agency_id:
+            problems.add(
+                "target_agency",
+                f"A request from hit {hit.reference} goes to the agency holding the item, "
+                f"{hit.holder_agency.short_name} ({hit.holder_country}).",
+            )
+    elif agency.country_id == own_country:
         problems.add(
             "target_agency",
             f"A request for information goes to another country's agency; {agency.short_name} is of your own "
@@ -373,9 +435,10 @@ def _check_attached_item(
 def rfi_create(
     *,
     actor: Actor,
-    target_agency: object,
+    target_agency: object = None,
     target_office: object = None,
     item_id: object = None,
+    hit_reference: object = None,
     subject: str,
     question: str,
     priority: str = Priority.ROUTINE,
@@ -383,14 +446,19 @@ def rfi_create(
 ) -> RfiContent:
     """Ask another country's agency (optionally one of its offices) a question, sealed for the two countries.
 
+    With ``hit_reference`` (a hit the actor's agency received) the request goes to the agency holding the item hit
+    (``target_agency`` may be left out) and carries the hit, so the holder, and only the holder, sees which of its
+    items is meant. A reference unknown or received by another agency is NotFound, and nothing is written.
+
     Long because the request, its two wrapped keys, the notices and the event are one act, written in one transaction.
     """
     membership = content_membership(actor)
     if membership is None:
         raise PermissionDenied("Only officers of a member agency may send requests for information.")
     own_country = membership.agency.country_id
+    hit = hit_received(membership, hit_reference) if hit_reference not in (None, "") else None
     problems = Problems()
-    agency, office = _check_target(problems, target_agency, target_office, own_country)
+    agency, office = _check_target(problems, target_agency, target_office, own_country, hit)
     item = _check_item_readable(problems, actor, item_id) if item_id not in (None, "") else None
     subject = check_text(problems, "subject", subject, limit=RFI_SUBJECT_MAX_LENGTH, multiline=False)
     question = check_text(problems, "question", question, limit=RFI_TEXT_MAX_LENGTH, multiline=True)
@@ -416,6 +484,7 @@ def rfi_create(
         requester_country=own_country,
         target_country=agency.country_id,
         item=item,
+        hit=hit,
         priority=priority,
         subject_sealed=sealed(data_key, subject, aad=rfi_text_aad(rfi_id, "subject")),
         question_sealed=sealed(data_key, question, aad=rfi_text_aad(rfi_id, "question")),
@@ -424,7 +493,7 @@ def rfi_create(
     )
     RfiKey.objects.bulk_create(rfi_keys_wrapped(rfi_id, data_key, keks))
     feed_tell_rfi(ChangeKind.RFI_OPENED, rfi)
-    notified = _notify(rfi, NotificationKind.RFI_RECEIVED, _stand_ins(agency.pk, rfi.target_office_id))
+    notified = _notify(rfi, NotificationKind.RFI_RECEIVED, _asked_people(rfi))
     record(
         action="messaging.rfi.create",
         actor=actor,
@@ -434,6 +503,7 @@ def rfi_create(
             "target_agency_id": agency.pk,
             "target_office_id": rfi.target_office_id,
             "item_id": str(item.pk) if item is not None else None,
+            "hit_id": hit.pk if hit is not None else None,
             "priority": priority,
             "due_at": rfi.due_at.isoformat(),
             "notified_users": notified,
@@ -467,7 +537,12 @@ def rfi_read(*, actor: Actor, rfi_id: object) -> RfiContent:
         details={"replies": len(replies), "status": rfi.status},
     )
     return RfiContent(
-        rfi=rfi, subject=subject, question=question, direction=_direction(rfi, membership), replies=replies
+        rfi=rfi,
+        subject=subject,
+        question=question,
+        direction=_direction(rfi, membership),
+        replies=replies,
+        hit_item_id=hit_item_for(rfi, membership),
     )
 
 

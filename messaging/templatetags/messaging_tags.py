@@ -11,6 +11,7 @@ from django.http import HttpRequest
 from agencies.models import Role
 from agencies.selectors import membership_for
 from audit.selectors import is_auditor
+from messaging.core.labels import entity_type_label
 from messaging.core.people import content_membership
 from messaging.delivery.notifications import notifications_unread_count
 from messaging.models import AcknowledgementNote, ConsentStatus, NotificationKind
@@ -67,3 +68,9 @@ def consent_status(code: str) -> str:
         return str(ConsentStatus(code).label)
     except ValueError:
         return code
+
+
+@register.filter
+def entity_type(code: str) -> str:
+    """A kind of entity (phone number, vehicle...) in the chosen language."""
+    return entity_type_label(code)

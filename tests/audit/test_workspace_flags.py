@@ -7,7 +7,15 @@ from datetime import UTC, datetime, time, timedelta
 import pytest
 
 from agencies.models import Membership
-from audit.flags import BULK_READS, MANY_COUNTRIES, OFF_HOURS_READS, REPEATED_DENIALS, flags_for
+from audit.flags import (
+    BULK_READS,
+    HIT_COUNTRIES,
+    MANY_COUNTRIES,
+    MANY_IDENTIFIERS,
+    OFF_HOURS_READS,
+    REPEATED_DENIALS,
+    flags_for,
+)
 from audit.models import AuditEvent, Outcome
 from tests.factories import OfficeFactory
 
@@ -133,7 +141,14 @@ def test_flags_api_is_recorded(api, un_auditor, vn_officer):
     assert response.status_code == 200
     assert [(row["actor_label"], row["count"]) for row in response.json()[BULK_READS]] == [("vn.officer", 5)]
     event = AuditEvent.objects.get(action="audit.flags.view")
-    assert event.details["counts"] == {BULK_READS: 1, OFF_HOURS_READS: 0, REPEATED_DENIALS: 0, MANY_COUNTRIES: 0}
+    assert event.details["counts"] == {
+        BULK_READS: 1,
+        OFF_HOURS_READS: 0,
+        REPEATED_DENIALS: 0,
+        MANY_COUNTRIES: 0,
+        MANY_IDENTIFIERS: 0,
+        HIT_COUNTRIES: 0,
+    }
 
 
 @pytest.mark.parametrize(

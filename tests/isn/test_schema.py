@@ -126,7 +126,14 @@ def test_audit_flags_and_status_are_typed(schema):
         return schema["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
 
     flags = schema["components"]["schemas"][body("/api/v1/audit/flags/")["$ref"].rsplit("/", 1)[-1]]
-    assert set(flags["properties"]) == {"bulk_reads", "off_hours_reads", "repeated_denials", "many_countries"}
+    assert set(flags["properties"]) == {
+        "bulk_reads",
+        "off_hours_reads",
+        "repeated_denials",
+        "many_countries",
+        "many_identifiers",
+        "hit_countries",
+    }
     status = schema["components"]["schemas"][body("/api/v1/audit/status/")["$ref"].rsplit("/", 1)[-1]]
     assert {"last_event_id", "last_sealed_id", "unsealed_count", "latest_checkpoint"} <= set(status["properties"])
 

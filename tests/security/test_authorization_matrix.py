@@ -347,6 +347,9 @@ RULES: list[Rule] = [
     Rule("portal:rfi", ("GET",), allow=party_person, scoped=False),
     Rule("portal:rfi_reply", ("POST",), allow=party_person, scoped=False),
     Rule("portal:rfi_close", ("POST",), allow=rfi_asker_person, scoped=False),
+    # Checking identifiers (hit/no-hit discovery): officers in person (the matrix's empty post is refused as invalid,
+    # allowed through); the hits on an item are on its tracking page (portal:item_tracking).
+    Rule("portal:check", ("GET", "POST"), allow=officer_person, scoped=False),
     # Forwarding inside one's own country: the item's readers forward it and list their forwards. Consent requests
     # (the third-party rule): content members ask and list; the matrix's request is seen by its two agencies only
     # (everyone else 404), decided by a supervisor of the originating agency, and cancelled by the asking agency.

@@ -303,13 +303,13 @@ def test_bad_identifiers_are_refused_naming_each_field_and_nothing_is_written(po
         PLATE,
         {"type": "phone", "number": "not a number", "country": "TH"},
         {"type": "starship", "name": "x"},
-        {"type": "vehicle", "plate": "51C-123.45", "colour": "white"},
+        {"type": "vehicle", "plate": "51C-123.45", "country": "VN", "wheels": "six"},
         "a plate",
     ]
     with pytest.raises(InvalidInput) as refused:
         identifiers_check(actor=kh_officer, identifiers=bad)
     fields = refused.value.extra["fields"]
-    assert set(fields) == {"identifiers[1].number", "identifiers[2].type", "identifiers[3].colour", "identifiers[4]"}
+    assert set(fields) == {"identifiers[1].number", "identifiers[2].type", "identifiers[3].wheels", "identifiers[4]"}
     _nothing_written()
 
 
