@@ -36,3 +36,15 @@ def test_no_private_name_is_imported_from_another_module(path):
 def test_module_stays_readable(path):
     lines = len(path.read_text().splitlines())
     assert lines <= MAX_LINES, f"{path.relative_to(ROOT)} has {lines} lines; split it along a seam (DESIGN.md)"
+
+
+def test_every_transactional_test_restores_the_serialized_database():
+    """A transactional test without ``serialized_rollback`` flushes and re-creates the content types, and the next
+    test that restores the serialized database then fails to load it: the suite's tests all restore it."""
+    offenders = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in sorted((ROOT / "tests").rglob("*.py"))
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+        if "django_db(transaction=True" in line and "serialized_rollback=True" not in line
+    ]
+    assert offenders == []

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('messaging', '0010_webhook_secret_master_version'),
+        ('messaging', '0011_stix_ids'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -383,7 +383,7 @@ def test_the_agency_quota_counts_every_member_and_the_key_quota_every_call_with_
     assert MatchCheck.objects.filter(api_key=issued.key).count() == 1
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_concurrent_checks_cannot_overshoot_the_quota(settings, kh_officer):
     settings.ISN_MATCH_DAILY_PER_PERSON = 3
     barrier = threading.Barrier(2)
