@@ -60,7 +60,7 @@ from messaging.core.validation import (
 from messaging.delivery.deliveries import deliveries_mark_read
 from messaging.delivery.feed import FEED_LOCK_KEY, NOBODY, feed_follow
 from messaging.items.attachments import AttachmentSummary, attachment_summaries
-from messaging.matching.discovery import NOT_DISCOVERABLE, PostCheck, item_entities_check, quota_hold
+from messaging.matching.discovery import NOT_DISCOVERABLE, PostCheck, item_entities_check
 from messaging.matching.entities import entities_check, entities_open, entities_store
 from messaging.models import (
     BODY_MAX_LENGTH,
@@ -232,8 +232,6 @@ def item_create(
     check_discoverable(problems, discoverable, handling_code)
     problems.raise_if_any("The item was not stored.")
 
-    if discoverable and any(entity.pairs for entity in checked_entities):
-        quota_hold(actor)  # before the feed's lock, which the post's own writes take (see quota_hold)
     chosen = item_id is not None
     item_id = item_id or uuid.uuid4()
     data_key = data_key_new()

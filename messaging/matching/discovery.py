@@ -196,19 +196,16 @@ def _quota_lock(agency_id: int) -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [QUOTA_LOCK_CLASS, agency_id])
 
 
-def quota_hold(actor: AbstractBaseUser) -> None:
-    """Take the actor's agency's quota lock now, for the rest of the transaction. A check takes it before the change
-    feed's writers' lock; a post that will check its entities takes it here, before its own writes take the feed's,
-    so that the two locks are always taken in the same order (else a post and a check could wait for each other)."""
-    reader = reader_of(actor)
-    if reader is not None:
+def _quota_take(reader: Reader, api_key_id: int | None, requested: int, now: datetime, *, exact: bool) -> None:
+    """Refuse a check that would go over a quota. An ``exact`` count (a check) holds the agency's lock to the
+    transaction's end, so the check written after this is counted by the next one.
+
+    A post's own check counts without the lock: it would hold every discoverable post of the agency behind the one
+    before it (and, taken after the post's writes have the change feed's lock, in the opposite order to a check's).
+    Posts running at the same moment may then take a few identifiers past a quota: each is a real item, posted,
+    released and recorded, which is no way to fish; and over a quota a post is never refused, only not checked."""
+    if exact:
         _quota_lock(reader.agency_id)
-
-
-def _quota_take(reader: Reader, api_key_id: int | None, requested: int, now: datetime) -> None:
-    """Refuse a check that would go over a quota; the agency's lock is held to the transaction's end, so the check
-    written after this is counted by the next one."""
-    _quota_lock(reader.agency_id)
     start = _day_start(now)
     mine = Q(user_id=reader.pk) | Q(agency_id=reader.agency_id)
     if api_key_id is not None:
@@ -291,7 +288,7 @@ def _check(
     exclude: Collection[uuid.UUID],
 ) -> CheckResult:
     now = timezone.now()
-    _quota_take(reader, api_key_id, len(checked), now)
+    _quota_take(reader, api_key_id, len(checked), now, exact=origin != CheckOrigin.POST)
     by_token = _tokens(checked)
     matched: dict[uuid.UUID, set[int]] = defaultdict(set)
     if by_token:

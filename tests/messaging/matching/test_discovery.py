@@ -19,6 +19,7 @@ from agencies.models import Role
 from audit.models import AuditEvent
 from isn.errors import InvalidInput, PermissionDenied
 from messaging.items.changes import item_change, item_withdraw, items_expire
+from messaging.matching import discovery
 from messaging.matching.discovery import (
     QUOTA_USED,
     HitView,
@@ -476,3 +477,36 @@ def test_roles_without_content_get_no_related_items(post, vn_officer, vn_auditor
     first = post(vn_officer, entities=[PLATE]).item
     post(vn_officer, entities=[PLATE])
     assert related_items(vn_auditor, first) == []
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_post_checks_its_entities_without_waiting_for_its_agencys_checks(post, vn_officer, kh_officer):
+    """A check of KH's holds KH's quota lock to its end; a discoverable post by KH meanwhile is neither held behind
+    it nor refused: its own check counts without the lock (and so can never wait for it in the other order)."""
+    _vn_only(post, vn_officer)
+    agency_id = kh_officer.membership.agency_id
+    held, release = threading.Event(), threading.Event()
+
+    def check_in_progress() -> None:
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [discovery.QUOTA_LOCK_CLASS, agency_id])
+                held.set()
+                release.wait(30)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=check_in_progress)
+    holder.start()
+    try:
+        assert held.wait(10)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '3s'")  # a wait for the quota lock fails the post instead of hanging
+        content = post(kh_officer, countries=["KH"], entities=[PLATE], discoverable=True)
+    finally:
+        release.set()
+        holder.join(30)
+    assert content.post_check.checked
+    (answer,) = content.post_check.results
+    assert [hit.country for hit in answer.hits] == ["VN"]
+    assert MatchCheck.objects.get(origin=CheckOrigin.POST, user=kh_officer).identifiers == 1
