@@ -266,10 +266,11 @@ def _page_query(starts: list[int], repetitions: int) -> tuple[Latencies, str]:
 # --- posting -------------------------------------------------------------------------------------------------------
 
 
-def _api_key() -> str:
+def api_key_authorization(agency: str) -> str:
+    """The Authorization header of a demo agency's API key (``"VN/BGC"``)."""
     from agencies import demo
 
-    prefix, secret = demo.api_key_parts(POST_AGENCY)
+    prefix, secret = demo.api_key_parts(agency)
     return f"Api-Key isn_{prefix}_{secret}"
 
 
@@ -314,7 +315,7 @@ def _post_client(port: int, authorization: str, body: bytes, keyed: bool, second
 
 
 def _post_round(port: int, variant: str, seconds: float) -> float:
-    authorization, body = _api_key(), _post_body()
+    authorization, body = api_key_authorization(POST_AGENCY), _post_body()
     started = time.monotonic()
     with ThreadPoolExecutor(POST_CLIENTS) as pool:
         total = sum(

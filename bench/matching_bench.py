@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from bench import items_data
+from bench.agency_bench import api_key_authorization
 from bench.items_bench import PAGE, Latencies, ensure_items
 
 IDENTIFIERS_PER_CHECK = 10
@@ -59,13 +60,6 @@ class MatchingFigures:
     @property
     def recompute_rate(self) -> float:
         return self.recomputed / self.recompute_seconds if self.recompute_seconds else 0.0
-
-
-def _authorization(agency: str) -> str:
-    from agencies import demo
-
-    prefix, secret = demo.api_key_parts(agency)
-    return f"Api-Key isn_{prefix}_{secret}"
 
 
 def _checks(count: int, *, seed: int = 23) -> list[bytes]:
@@ -118,7 +112,7 @@ def _post_body(with_entities: bool, rng: random.Random, phones: dict[str, list[s
 
 def _post_client(port: int, bodies: list[bytes], seconds: float) -> int:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    headers = {"Authorization": _authorization(POST_AGENCY), "Content-Type": "application/json"}
+    headers = {"Authorization": api_key_authorization(POST_AGENCY), "Content-Type": "application/json"}
     done = 0
     deadline = time.monotonic() + seconds
     try:
@@ -167,8 +161,8 @@ def run(items: int, *, quick: bool = False, workers: int = 2, threads: int = 8) 
     posts: dict[str, list[float]] = {variant: [] for variant in POST_VARIANTS}
     with _serving(workers, threads) as (port, _sampler):
         client = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        check_headers = {"Authorization": _authorization(CHECK_AGENCY), "Content-Type": "application/json"}
-        inbox_headers = {"Authorization": _authorization(CHECK_AGENCY)}
+        check_headers = {"Authorization": api_key_authorization(CHECK_AGENCY), "Content-Type": "application/json"}
+        inbox_headers = {"Authorization": api_key_authorization(CHECK_AGENCY)}
         try:
             first = _request(client, "GET", "/api/v1/items/", inbox_headers, None)
             if len(first["results"]) != PAGE:
