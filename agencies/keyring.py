@@ -253,8 +253,9 @@ def match_key_version(version: int) -> bytes:
 
 def match_key_versions() -> list[int]:
     """The versions whose tokens may be in the database, primary first: a check computes its tokens under each."""
-    match_key()
-    live = MatchKey.objects.exclude(status=MatchKeyStatus.RETIRED).values_list("version", "status")
+    live = list(MatchKey.objects.exclude(status=MatchKeyStatus.RETIRED).values_list("version", "status"))
+    if not live:  # the first key is made on first use
+        live = [(match_key()[0], MatchKeyStatus.PRIMARY)]
     return [version for version, status in sorted(live, key=lambda row: (row[1] != MatchKeyStatus.PRIMARY, -row[0]))]
 
 

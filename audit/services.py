@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from django.db import connection, transaction
@@ -116,16 +116,77 @@ def record(
                 details=details,
                 actor_label=actor_label,
             )
+    event = _event(
+        action=action,
+        actor_fields=_actor_fields(actor),
+        target=target,
+        target_type=target_type,
+        target_id=target_id,
+        target_country=target_country,
+        outcome=outcome,
+        details=details,
+        actor_label=actor_label,
+    )
+    event.save(force_insert=True)
+    _after_insert([event])
+    return event
+
+
+def record_each(
+    *,
+    action: str,
+    actor: AbstractBaseUser | AnonymousUser | None,
+    targets: Sequence[tuple[Model, str, Mapping[str, Any]]],
+    outcome: str = Outcome.OK,
+) -> list[AuditEvent]:
+    """One event of ``action`` per (target, target country, details), written in one statement in the caller's
+    transaction: an act that touches many things at once (the hits of one check, each filed under its holder's
+    country). Same rules as ``record``; the caller must be in a transaction."""
+    kind_of(action)
+    if not connection.in_atomic_block:
+        raise RuntimeError("record_each writes in the caller's transaction; open one first")
+    if not targets:
+        return []
+    actor_fields = _actor_fields(actor)
+    events = [
+        _event(
+            action=action,
+            actor_fields=actor_fields,
+            target=target,
+            target_country=target_country,
+            outcome=outcome,
+            details=details,
+        )
+        for target, target_country, details in targets
+    ]
+    AuditEvent.objects.bulk_create(events)
+    _after_insert(events)
+    return events
+
+
+def _event(
+    *,
+    action: str,
+    actor_fields: dict[str, Any],
+    target: Model | None,
+    target_type: str = "",
+    target_id: str | int = "",
+    target_country: str = "",
+    outcome: str,
+    details: Mapping[str, Any] | None,
+    actor_label: str = "",
+) -> AuditEvent:
+    """An unsaved event, every field made safe."""
     if outcome not in Outcome.values:
         raise ValueError(f"unknown audit outcome {outcome!r}")
     if target is not None:
         target_type = target_type or target._meta.label_lower
         target_id = target_id or target.pk
     context = current_request()
-    fields = _actor_fields(actor)
+    fields = dict(actor_fields)
     if actor_label:
         fields["actor_label"] = neutralise(actor_label, limit=150)
-    event = AuditEvent.objects.create(
+    return AuditEvent(
         created_at=timezone.now(),
         action=action,
         target_type=neutralise(target_type, limit=50),
@@ -138,7 +199,10 @@ def record(
         details=_clean_details(dict(details or {})),
         **fields,
     )
+
+
+def _after_insert(events: Sequence[AuditEvent]) -> None:
     transaction.on_commit(_queue_sealing)
-    if action in LEDGER_ACTIONS:
-        ledger_on_commit(event)  # a shred (or a checkpoint) goes to the revocation ledger once it has committed
-    return event
+    for event in events:
+        if event.action in LEDGER_ACTIONS:
+            ledger_on_commit(event)  # a shred (or a checkpoint) goes to the revocation ledger once it has committed

@@ -47,7 +47,8 @@ def hits_notify(hits: Iterable[Hit]) -> int:
     """Tell the holders of these hits at once where the item is FLASH or PRIORITY (in the portal, with e-mail queued
     through the outbox); the others are left for the daily digest. Called in the check's transaction, so a notice
     exists exactly when its hit does. Returns how many hits were told now."""
-    ids = [hit.pk for hit in hits]
+    # Only hits on FLASH and PRIORITY items are told now: the rest need no query here.
+    ids = [hit.pk for hit in hits if hit.item.priority in IMMEDIATE_PRIORITIES]
     if not ids:
         return 0
     pending = list(

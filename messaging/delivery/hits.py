@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from messaging.delivery.feed import feed_write
-from messaging.delivery.routing import queue_webhooks
+from messaging.delivery.routing import queue_webhook_calls
 from messaging.models import Change, ChangeKind, Hit
 
 # The event the holding agency's webhook is told of (its own item's facts and the hit's reference).
@@ -32,5 +32,6 @@ def hits_recorded(hits: Sequence[Hit]) -> None:
         )
         changes.append(Change(kind=ChangeKind.HIT_RECEIVED, user_id=hit.asker_user_id, hit_reference=hit.reference))
     feed_write(changes)
-    for hit in hits:
-        queue_webhooks(hit.item, [hit.holder_agency_id], WEBHOOK_HIT_ON_ITEM, hit_reference=hit.reference)
+    queue_webhook_calls(
+        (hit.item, hit.holder_agency_id, WEBHOOK_HIT_ON_ITEM, {"hit_reference": hit.reference}) for hit in hits
+    )

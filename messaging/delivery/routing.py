@@ -394,15 +394,23 @@ def queue_webhooks(subject: Item | Rfi, agency_ids: Iterable[int], event: str, *
 
     ``subject`` is an item, or a request for information (which need not name one); ``ids`` adds the ids of what
     else the event is about (``consent_id``, ``rfi_id``)."""
-    item_id = subject.item_id if isinstance(subject, Rfi) else subject.pk
-    about = {"item_id": None if item_id is None else str(item_id)}
-    about |= {name: str(value) for name, value in ids.items() if value is not None}
-    outbox_add_many(
-        [
-            (OutboxKind.NOTIFY_WEBHOOK, subject, {**about, "agency_id": pk, "event": event})
-            for pk in _webhook_agencies(agency_ids)
-        ]
-    )
+    queue_webhook_calls([(subject, pk, event, ids) for pk in sorted(set(agency_ids))])
+
+
+def queue_webhook_calls(calls: Iterable[tuple[Item | Rfi, int, str, dict[str, Any]]]) -> None:
+    """Many webhook events at once, each (subject, agency id, event, ids) as in ``queue_webhooks``: one query for the
+    agencies with an active webhook, one insert."""
+    calls = list(calls)
+    active = set(_webhook_agencies(agency_id for _subject, agency_id, _event, _ids in calls))
+    rows = []
+    for subject, agency_id, event, ids in calls:
+        if agency_id not in active:
+            continue
+        item_id = subject.item_id if isinstance(subject, Rfi) else subject.pk
+        about = {"item_id": None if item_id is None else str(item_id)}
+        about |= {name: str(value) for name, value in ids.items() if value is not None}
+        rows.append((OutboxKind.NOTIFY_WEBHOOK, subject, {**about, "agency_id": agency_id, "event": event}))
+    outbox_add_many(rows)
 
 
 @transaction.atomic

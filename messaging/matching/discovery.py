@@ -34,7 +34,7 @@ from django.utils import timezone
 
 from agencies.keyring import match_key_versions, match_tokens
 from agencies.models import ApiKey
-from audit.services import record
+from audit.services import record, record_each
 from isn.errors import ApplicationError, PermissionDenied
 from messaging.core.people import Reader, reader_of
 from messaging.core.sealing import DecryptionError
@@ -301,10 +301,12 @@ def _check(
         readable = list(
             items_visible_to(reader).filter(pk__in=list(matched), status=ItemStatus.ACTIVE).values_list("pk", flat=True)
         )
-        # Not readable, so a readable item is never shown as a hit (the caller's own agency's items are readable).
+    # Not readable, so a readable item is never shown as a hit (the caller's own agency's items are readable).
+    unreadable = [pk for pk in matched if pk not in set(readable)]
+    if unreadable:
         holders = list(
             Item.objects.filter(
-                pk__in=[pk for pk in matched if pk not in set(readable)],
+                pk__in=unreadable,
                 status=ItemStatus.ACTIVE,
                 discoverable=True,
                 review_date__gte=now.date(),
@@ -314,6 +316,7 @@ def _check(
             .select_related("originator_agency")
             .order_by("originator_country", "originator_agency__short_name", "-created_at", "pk")
         )
+    found = [(index, item) for index in range(len(checked)) for item in holders if index in matched[item.pk]]
     check = MatchCheck.objects.create(
         user_id=reader.pk,
         api_key_id=api_key_id,
@@ -321,30 +324,26 @@ def _check(
         country=reader.country,
         origin=origin,
         identifiers=len(checked),
+        hits=len(found),
         created_at=now,
     )
-    hits: list[Hit] = []
-    for index, entity in enumerate(checked):
-        for item in holders:
-            if index in matched[item.pk]:
-                hits.append(
-                    Hit(
-                        match_check=check,
-                        position=positions[index],
-                        entity_type=entity.entity_type,
-                        item=item,
-                        holder_agency=item.originator_agency,
-                        holder_country=item.originator_country,
-                        asker_user_id=reader.pk,
-                        asker_agency_id=reader.agency_id,
-                        asker_country=reader.country,
-                        created_at=now,
-                    )
-                )
-    Hit.objects.bulk_create(hits)
-    if hits:
-        check.hits = len(hits)
-        check.save(update_fields=["hits"])
+    hits = Hit.objects.bulk_create(
+        [
+            Hit(
+                match_check=check,
+                position=positions[index],
+                entity_type=checked[index].entity_type,
+                item=item,
+                holder_agency=item.originator_agency,
+                holder_country=item.originator_country,
+                asker_user_id=reader.pk,
+                asker_agency_id=reader.agency_id,
+                asker_country=reader.country,
+                created_at=now,
+            )
+            for index, item in found
+        ]
+    )
     results = [
         IdentifierResult(
             position=positions[index],
@@ -378,20 +377,24 @@ def _check(
             "hit_countries": sorted({hit.holder_country for hit in hits}),
         },
     )
-    for hit in hits:
-        record(
-            action="messaging.match.hit",
-            actor=reader.user,
-            target=hit.item,
-            target_country=hit.holder_country,
-            details={
-                "check_id": check.pk,
-                "hit_id": hit.pk,
-                "entity_type": hit.entity_type,
-                "asker_agency_id": reader.agency_id,
-                "asker_country": reader.country,
-            },
-        )
+    record_each(
+        action="messaging.match.hit",
+        actor=reader.user,
+        targets=[
+            (
+                hit.item,
+                hit.holder_country,
+                {
+                    "check_id": check.pk,
+                    "hit_id": hit.pk,
+                    "entity_type": hit.entity_type,
+                    "asker_agency_id": reader.agency_id,
+                    "asker_country": reader.country,
+                },
+            )
+            for hit in hits
+        ],
+    )
     hits_recorded(hits)
     hits_notify(hits)  # the holders' officers: at once for FLASH and PRIORITY items, else in the daily digest
     return CheckResult(check=check, results=results)

@@ -4,7 +4,7 @@ import pytest
 from django.db import transaction
 
 from audit.models import AuditEvent, Outcome
-from audit.services import neutralise, record
+from audit.services import neutralise, record, record_each
 from isn import audit as audit_port
 
 pytestmark = pytest.mark.django_db
@@ -83,3 +83,32 @@ def test_a_failing_audit_write_fails_the_act_it_records(vn_officer, vn_admin, mo
         membership_change(actor=vn_admin, membership=membership, role=Role.SUPERVISOR, office=moc_bai)
     membership.refresh_from_db()
     assert membership.role == Role.OFFICER
+
+
+def test_record_each_writes_one_event_per_target_in_one_statement(vn_officer, bavet, moc_bai):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        events = record_each(
+            action="agencies.office.read",
+            actor=vn_officer,
+            targets=[(bavet, "KH", {"n": 1}), (moc_bai, "VN", {"n": "two\nlines"})],
+        )
+    inserts = [q["sql"] for q in queries.captured_queries if q["sql"].startswith('INSERT INTO "audit_auditevent"')]
+    assert len(inserts) == 1
+    stored = AuditEvent.objects.filter(pk__in=[event.pk for event in events]).order_by("pk")
+    assert [(e.target_id, e.target_country, e.actor_label) for e in stored] == [
+        (str(bavet.pk), "KH", "vn.officer"),
+        (str(moc_bai.pk), "VN", "vn.officer"),
+    ]
+    assert [e.details for e in stored] == [{"n": 1}, {"n": "two lines"}]
+
+
+def test_record_each_refuses_an_unregistered_action_and_writes_nothing(vn_officer, bavet):
+    from audit.actions import UnregisteredActionError
+
+    before = AuditEvent.objects.count()
+    with transaction.atomic(), pytest.raises(UnregisteredActionError):
+        record_each(action="messaging.no_such_act", actor=vn_officer, targets=[(bavet, "KH", {})])
+    assert AuditEvent.objects.count() == before
